@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages the test suite and the demo need, only when missing.
+#
+#   scripts/install-test-deps.sh          # everything the test suite needs (needs root)
+#   scripts/install-test-deps.sh demo     # only what `ssprd demo` needs (slapd, ldap-utils)
+#
+# Packaged services (slapd, samba, smbd, nmbd, winbind) are NOT started or enabled by the
+# install: the test harness runs its own private instances on loopback, and a system slapd or
+# samba would hold ports the Samba AD DC test instance needs (389/636/88/445).
+set -euo pipefail
+
+demo_pkgs=(slapd ldap-utils openssl ca-certificates)
+test_pkgs=("${demo_pkgs[@]}"
+  samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind krb5-user
+  python3-aiosmtpd iproute2 procps)
+
+case "${1:-test}" in
+  demo) want=("${demo_pkgs[@]}") ;;
+  test) want=("${test_pkgs[@]}") ;;
+  *) echo "usage: $0 [test|demo]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+
+echo "installing: ${missing[*]}" >&2
+# Keep maintainer scripts from starting the packaged daemons (standard policy-rc.d hook).
+restore_policy=""
+if [ -e /usr/sbin/policy-rc.d ]; then
+  restore_policy=$(mktemp)
+  cp -p /usr/sbin/policy-rc.d "$restore_policy"
+fi
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+chmod 755 /usr/sbin/policy-rc.d
+cleanup() {
+  if [ -n "$restore_policy" ]; then mv "$restore_policy" /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi
+}
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,108 @@
+//! `ssprd.v1.ResetService`.
+
+use super::pb::{self, reset_service_server::ResetService};
+use super::registration::{answers, method_pb};
+use crate::method::Method;
+use crate::secret::Secret;
+use crate::service::{Challenge, Service};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct ResetApi {
+    pub service: Arc<Service>,
+}
+
+impl ResetApi {
+    fn challenges(&self, list: Vec<Challenge>) -> Vec<pb::MethodChallenge> {
+        let bank = self.service.bank();
+        list.into_iter()
+            .map(|c| match c {
+                Challenge::SecurityQuestions(ids) => pb::MethodChallenge {
+                    method: method_pb(Method::SecurityQuestions) as i32,
+                    challenge: Some(pb::method_challenge::Challenge::SecurityQuestions(
+                        pb::SecurityQuestionsChallenge {
+                            questions: ids
+                                .iter()
+                                .filter_map(|id| bank.get(id))
+                                .map(|q| pb::SecurityQuestion {
+                                    id: q.id.clone(),
+                                    text: q.text.clone(),
+                                    custom: q.custom,
+                                })
+                                .collect(),
+                        },
+                    )),
+                },
+            })
+            .collect()
+    }
+}
+
+#[tonic::async_trait]
+impl ResetService for ResetApi {
+    async fn start_reset(
+        &self,
+        req: Request<pb::StartResetRequest>,
+    ) -> Result<Response<pb::StartResetResponse>, Status> {
+        let started = self.service.start_reset(&req.into_inner().username).await?;
+        Ok(Response::new(pb::StartResetResponse {
+            flow_id: started.flow_id,
+            expires_at: started.expires_at as i64,
+            methods_required: started.methods_required,
+            methods: self.challenges(started.challenges),
+        }))
+    }
+
+    async fn verify_method(
+        &self,
+        req: Request<pb::VerifyMethodRequest>,
+    ) -> Result<Response<pb::VerifyMethodResponse>, Status> {
+        let r = req.into_inner();
+        let v = match r.proof {
+            Some(pb::verify_method_request::Proof::SecurityAnswers(a)) => {
+                self.service
+                    .verify_questions(&r.flow_id, answers(a.answers)?)
+                    .await?
+            }
+            None => {
+                return Err(super::invalid(
+                    "proof",
+                    "PROOF_REQUIRED",
+                    "set one proof (security_answers)",
+                ));
+            }
+        };
+        Ok(Response::new(pb::VerifyMethodResponse {
+            verified: v.verified,
+            methods_verified: v.methods_verified,
+            methods_required: v.methods_required,
+            remaining: self.challenges(v.remaining),
+        }))
+    }
+
+    async fn complete_reset(
+        &self,
+        req: Request<pb::CompleteResetRequest>,
+    ) -> Result<Response<pb::CompleteResetResponse>, Status> {
+        let r = req.into_inner();
+        let password = Secret::new(r.new_password);
+        let done = self
+            .service
+            .complete_reset(&r.flow_id, &password, r.unlock)
+            .await?;
+        Ok(Response::new(pb::CompleteResetResponse {
+            verified_by_bind: done.verified_by_bind,
+            unlocked: done.unlocked,
+        }))
+    }
+
+    async fn unlock_account(
+        &self,
+        req: Request<pb::UnlockAccountRequest>,
+    ) -> Result<Response<pb::UnlockAccountResponse>, Status> {
+        self.service
+            .unlock_account(&req.into_inner().flow_id)
+            .await?;
+        Ok(Response::new(pb::UnlockAccountResponse {}))
+    }
+}

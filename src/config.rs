@@ -1,0 +1,746 @@
+//! Configuration: built-in defaults < TOML file < `SSPRD_*` environment (`__` nests).
+//!
+//! [`load`] merges the layers into a [`RawConfig`] (plain data, `deny_unknown_fields`);
+//! [`RawConfig::validate`] checks every value, names the bad key and why, reads the secret
+//! files, and returns a [`Config`] the rest of the daemon can trust.
+//!
+//! Secrets (directory bind password, TLS private key) are never written in the config itself:
+//! a [`SecretSource`] names a file, or a systemd credential resolved in
+//! `$CREDENTIALS_DIRECTORY` (`LoadCredential=` in the unit).
+
+use crate::policy::{QuestionBank, QuestionPolicy, ResetPolicy};
+use crate::secret::Secret;
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default location of the configuration file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/ssprd/ssprd.toml";
+
+/// Where a secret comes from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SecretSource {
+    /// A file holding the secret (trailing newline stripped).
+    File(PathBuf),
+    /// A systemd credential name, read from `$CREDENTIALS_DIRECTORY/<name>`.
+    Credential(String),
+}
+
+impl SecretSource {
+    fn path(&self) -> Result<PathBuf, String> {
+        match self {
+            SecretSource::File(p) => Ok(p.clone()),
+            SecretSource::Credential(name) => {
+                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                    return Err(format!("credential name {name:?} is not a plain file name"));
+                }
+                let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+                    format!(
+                        "credential {name:?} requested but $CREDENTIALS_DIRECTORY is not set \
+                         (use LoadCredential= in the systemd unit, or {{ file = \"...\" }})"
+                    )
+                })?;
+                Ok(Path::new(&dir).join(name))
+            }
+        }
+    }
+
+    /// Reads the secret. World-readable files produce a warning.
+    pub fn read(&self) -> Result<Secret, String> {
+        let path = self.path()?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+        warn_if_world_readable(&path);
+        let mut text = String::from_utf8(bytes)
+            .map_err(|_| format!("secret file {} is not UTF-8", path.display()))?;
+        while text.ends_with('\n') || text.ends_with('\r') {
+            text.pop();
+        }
+        Ok(Secret::new(text))
+    }
+}
+
+fn warn_if_world_readable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o004 != 0
+    {
+        tracing::warn!(path = %path.display(), "secret file is world-readable; chmod o-r it");
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The directory flavour, which decides how passwords are written and errors decoded.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Flavour {
+    Openldap,
+    ActiveDirectory,
+}
+
+/// How OpenLDAP passwords are written.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenldapPasswordWrite {
+    /// RFC 3062 Password Modify extended operation (ppolicy checks the cleartext).
+    Exop,
+    /// Replace `userPassword` with an `{ARGON2}` hash computed by ssprd (servers without the exop).
+    HashedArgon2,
+    /// Replace `userPassword` with an `{SSHA}` hash computed by ssprd.
+    HashedSsha,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub listen: String,
+    pub tls_cert_file: PathBuf,
+    pub tls_key: Option<SecretSource>,
+    /// When set, clients must present a certificate signed by this CA (mTLS).
+    pub client_ca_file: Option<PathBuf>,
+    pub reflection: bool,
+    pub request_timeout_ms: u64,
+    pub max_request_bytes: usize,
+    pub max_concurrent_streams: u32,
+    pub watchdog: bool,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:50051".into(),
+            tls_cert_file: "/etc/ssprd/tls/server.crt".into(),
+            tls_key: Some(SecretSource::Credential("tls-key".into())),
+            client_ca_file: None,
+            reflection: true,
+            request_timeout_ms: 5_000,
+            max_request_bytes: 64 * 1024,
+            max_concurrent_streams: 64,
+            watchdog: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStore {
+    pub path: PathBuf,
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            path: "/var/lib/ssprd/db".into(),
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDirectory {
+    pub flavour: Flavour,
+    /// Tried in order; the next one is used when a server cannot be reached.
+    pub uris: Vec<String>,
+    /// CA bundle (PEM) trusted for the directory's certificate. Empty: the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Upgrade `ldap://` URIs with StartTLS.
+    pub starttls: bool,
+    /// Allow plain `ldap://` without TLS for lookups (never for password writes or binds as users).
+    pub allow_insecure: bool,
+    pub bind_dn: String,
+    pub bind_password: Option<SecretSource>,
+    pub base_dn: String,
+    /// Extra filter ANDed into the user search, e.g. `(objectClass=inetOrgPerson)`.
+    pub user_filter: String,
+    /// Attribute users type as their login name (`uid`, `sAMAccountName`, `mail`...).
+    pub login_attribute: String,
+    pub timeout_ms: u64,
+    /// After a write, bind as the user with the new password to prove it works.
+    pub verify_after_write: bool,
+    /// Require a change at next sign-in after a self-service reset (`pwdReset` / `pwdLastSet=0`).
+    pub require_change_after_reset: bool,
+    pub openldap_password_write: OpenldapPasswordWrite,
+    /// AD: send the LDAP_SERVER_POLICY_HINTS control so history applies to resets.
+    /// Samba 4.17 does not support it.
+    pub ad_policy_hints: bool,
+}
+
+impl Default for RawDirectory {
+    fn default() -> Self {
+        Self {
+            flavour: Flavour::Openldap,
+            uris: vec!["ldaps://localhost:636".into()],
+            ca_file: None,
+            starttls: false,
+            allow_insecure: false,
+            bind_dn: String::new(),
+            bind_password: Some(SecretSource::Credential("ldap-bind-password".into())),
+            base_dn: String::new(),
+            user_filter: String::new(),
+            login_attribute: String::new(),
+            timeout_ms: 3_000,
+            verify_after_write: true,
+            require_change_after_reset: false,
+            openldap_password_write: OpenldapPasswordWrite::Exop,
+            ad_policy_hints: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RawCustomQuestion {
+    pub id: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawQuestions {
+    pub register_count: u32,
+    pub reset_count: u32,
+    /// Offer the built-in bank (custom questions are always offered).
+    pub use_predefined: bool,
+    pub custom: Vec<RawCustomQuestion>,
+    /// Concurrent argon2 hashes (each ~19 MiB); 0 = number of CPUs.
+    pub max_concurrent_hashes: usize,
+}
+
+impl Default for RawQuestions {
+    fn default() -> Self {
+        Self {
+            register_count: 3,
+            reset_count: 3,
+            use_predefined: true,
+            custom: Vec::new(),
+            max_concurrent_hashes: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPolicy {
+    /// Distinct methods to prove before a reset (1 or 2).
+    pub methods_required: u32,
+    pub reset_session_minutes: u64,
+    pub registration_token_minutes: u64,
+    /// Wrong answers allowed within one flow before it is closed.
+    pub attempts_per_flow: u32,
+    /// Failed verifications per account within `failure_window_hours` that block SSPR.
+    pub max_failed_verifications: u32,
+    pub failure_window_hours: u64,
+    pub block_hours: u64,
+    pub security_questions: RawQuestions,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        Self {
+            methods_required: 1,
+            reset_session_minutes: 15,
+            registration_token_minutes: 10,
+            attempts_per_flow: 3,
+            max_failed_verifications: 5,
+            failure_window_hours: 24,
+            block_hours: 24,
+            security_questions: RawQuestions::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `ssprd=debug,info`. `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// The configuration as written, before validation.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub store: RawStore,
+    pub directory: RawDirectory,
+    pub policy: RawPolicy,
+    pub log: RawLog,
+}
+
+/// An error loading or validating the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid configuration:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// Loads defaults < `path` (if it exists, or always when `required`) < `SSPRD_*` environment.
+pub fn load(path: &Path, required: bool) -> Result<RawConfig, ConfigError> {
+    let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
+    if path.exists() {
+        fig = fig.merge(Toml::file_exact(path));
+    } else if required {
+        return Err(ConfigError::Parse {
+            path: path.display().to_string(),
+            message: "file not found".into(),
+        });
+    }
+    fig = fig.merge(Env::prefixed("SSPRD_").split("__"));
+    fig.extract().map_err(|e| ConfigError::Parse {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Validated server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub tls_cert_pem: Vec<u8>,
+    pub tls_key_pem: Secret,
+    pub client_ca_pem: Option<Vec<u8>>,
+    pub reflection: bool,
+    pub request_timeout: Duration,
+    pub max_request_bytes: usize,
+    pub max_concurrent_streams: u32,
+    pub watchdog: bool,
+}
+
+/// Validated directory settings.
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    pub flavour: Flavour,
+    pub uris: Vec<String>,
+    pub ca_pem: Option<Vec<u8>>,
+    pub starttls: bool,
+    pub allow_insecure: bool,
+    pub bind_dn: String,
+    pub bind_password: Secret,
+    pub base_dn: String,
+    pub user_filter: String,
+    pub login_attribute: String,
+    pub timeout: Duration,
+    pub verify_after_write: bool,
+    pub require_change_after_reset: bool,
+    pub openldap_password_write: OpenldapPasswordWrite,
+    pub ad_policy_hints: bool,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store_path: PathBuf,
+    pub sweep_interval: Duration,
+    pub directory: DirectoryConfig,
+    pub reset: ResetPolicy,
+    pub questions: QuestionPolicy,
+    pub bank: QuestionBank,
+    pub max_concurrent_hashes: usize,
+    pub log: RawLog,
+}
+
+impl RawConfig {
+    /// Checks every value and reads the secret files. All problems are reported at once,
+    /// each naming its key.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let mut errs: Vec<String> = Vec::new();
+        let mut bad = |key: &str, why: String| errs.push(format!("{key}: {why}"));
+
+        // [server]
+        let s = &self.server;
+        let listen = s.listen.parse::<SocketAddr>().unwrap_or_else(|e| {
+            bad(
+                "server.listen",
+                format!("{:?} is not an address:port ({e})", s.listen),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        });
+        let tls_cert_pem = read_pem(&s.tls_cert_file, "CERTIFICATE").unwrap_or_else(|e| {
+            bad("server.tls_cert_file", e);
+            Vec::new()
+        });
+        let tls_key_pem = match &s.tls_key {
+            None => {
+                bad("server.tls_key", "required (TLS is always on)".into());
+                Secret::new("")
+            }
+            Some(src) => src.read().unwrap_or_else(|e| {
+                bad("server.tls_key", e);
+                Secret::new("")
+            }),
+        };
+        if !tls_key_pem.is_empty() && !tls_key_pem.expose().contains("PRIVATE KEY-----") {
+            bad("server.tls_key", "does not hold a PEM private key".into());
+        }
+        let client_ca_pem = s.client_ca_file.as_ref().and_then(|p| {
+            read_pem(p, "CERTIFICATE")
+                .map_err(|e| bad("server.client_ca_file", e))
+                .ok()
+        });
+        if !(100..=600_000).contains(&s.request_timeout_ms) {
+            bad(
+                "server.request_timeout_ms",
+                format!("{} is outside 100..=600000", s.request_timeout_ms),
+            );
+        }
+        if !(1024..=4 * 1024 * 1024).contains(&s.max_request_bytes) {
+            bad(
+                "server.max_request_bytes",
+                format!("{} is outside 1024..=4194304", s.max_request_bytes),
+            );
+        }
+        if s.max_concurrent_streams == 0 {
+            bad("server.max_concurrent_streams", "must be at least 1".into());
+        }
+
+        // [store]
+        if self.store.path.as_os_str().is_empty() {
+            bad("store.path", "must not be empty".into());
+        }
+        if self.store.sweep_interval_secs == 0 {
+            bad("store.sweep_interval_secs", "must be at least 1".into());
+        }
+
+        // [directory]
+        let d = &self.directory;
+        if d.uris.is_empty() {
+            bad("directory.uris", "at least one URI is required".into());
+        }
+        for (i, uri) in d.uris.iter().enumerate() {
+            let key = format!("directory.uris[{i}]");
+            match uri.split_once("://").map(|(s, _)| s.to_ascii_lowercase()) {
+                Some(scheme) if scheme == "ldaps" => {}
+                Some(scheme) if scheme == "ldap" => {
+                    if !d.starttls && !d.allow_insecure {
+                        bad(
+                            &key,
+                            format!(
+                                "{uri:?} is plain LDAP: set directory.starttls = true, use ldaps://, \
+                                 or (lookups only, never password writes) directory.allow_insecure = true"
+                            ),
+                        );
+                    }
+                }
+                _ => bad(
+                    &key,
+                    format!("{uri:?} must start with ldaps:// or ldap://"),
+                ),
+            }
+        }
+        let ca_pem = d.ca_file.as_ref().and_then(|p| {
+            read_pem(p, "CERTIFICATE")
+                .map_err(|e| bad("directory.ca_file", e))
+                .ok()
+        });
+        if d.bind_dn.trim().is_empty() {
+            bad(
+                "directory.bind_dn",
+                "the service account DN (or AD user principal name) is required".into(),
+            );
+        }
+        let bind_password = match &d.bind_password {
+            None => {
+                bad("directory.bind_password", "required".into());
+                Secret::new("")
+            }
+            Some(src) => src.read().unwrap_or_else(|e| {
+                bad("directory.bind_password", e);
+                Secret::new("")
+            }),
+        };
+        if d.base_dn.trim().is_empty() {
+            bad("directory.base_dn", "the search base for users is required".into());
+        }
+        if !d.user_filter.is_empty()
+            && !(d.user_filter.starts_with('(') && d.user_filter.ends_with(')'))
+        {
+            bad(
+                "directory.user_filter",
+                format!("{:?} must be a parenthesised LDAP filter", d.user_filter),
+            );
+        }
+        let login_attribute = if d.login_attribute.is_empty() {
+            match d.flavour {
+                Flavour::Openldap => "uid".to_string(),
+                Flavour::ActiveDirectory => "sAMAccountName".to_string(),
+            }
+        } else {
+            d.login_attribute.clone()
+        };
+        if !login_attribute
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';')
+            || !login_attribute.starts_with(|c: char| c.is_ascii_alphabetic())
+        {
+            bad(
+                "directory.login_attribute",
+                format!("{login_attribute:?} is not an attribute name"),
+            );
+        }
+        if !(100..=60_000).contains(&d.timeout_ms) {
+            bad(
+                "directory.timeout_ms",
+                format!("{} is outside 100..=60000", d.timeout_ms),
+            );
+        }
+        if d.timeout_ms >= s.request_timeout_ms {
+            bad(
+                "directory.timeout_ms",
+                format!(
+                    "{} must be shorter than server.request_timeout_ms ({}) so a slow directory \
+                     answers UNAVAILABLE instead of a client-side deadline",
+                    d.timeout_ms, s.request_timeout_ms
+                ),
+            );
+        }
+        if d.flavour == Flavour::ActiveDirectory
+            && d.openldap_password_write != OpenldapPasswordWrite::Exop
+        {
+            bad(
+                "directory.openldap_password_write",
+                "applies to flavour = \"openldap\" only".into(),
+            );
+        }
+
+        // [policy]
+        let p = &self.policy;
+        let q = &p.security_questions;
+        if !(1..=2).contains(&p.methods_required) {
+            bad(
+                "policy.methods_required",
+                format!("{} must be 1 or 2", p.methods_required),
+            );
+        } else if p.methods_required == 2 {
+            bad(
+                "policy.methods_required",
+                "2 needs two enabled methods; this version offers security questions only".into(),
+            );
+        }
+        if !(5..=60).contains(&p.reset_session_minutes) {
+            bad(
+                "policy.reset_session_minutes",
+                format!("{} is outside 5..=60", p.reset_session_minutes),
+            );
+        }
+        if !(1..=60).contains(&p.registration_token_minutes) {
+            bad(
+                "policy.registration_token_minutes",
+                format!("{} is outside 1..=60", p.registration_token_minutes),
+            );
+        }
+        if !(1..=10).contains(&p.attempts_per_flow) {
+            bad(
+                "policy.attempts_per_flow",
+                format!("{} is outside 1..=10", p.attempts_per_flow),
+            );
+        }
+        if !(1..=50).contains(&p.max_failed_verifications) {
+            bad(
+                "policy.max_failed_verifications",
+                format!("{} is outside 1..=50", p.max_failed_verifications),
+            );
+        }
+        if !(1..=168).contains(&p.failure_window_hours) {
+            bad(
+                "policy.failure_window_hours",
+                format!("{} is outside 1..=168", p.failure_window_hours),
+            );
+        }
+        if !(1..=168).contains(&p.block_hours) {
+            bad(
+                "policy.block_hours",
+                format!("{} is outside 1..=168", p.block_hours),
+            );
+        }
+        if !(3..=5).contains(&q.register_count) {
+            bad(
+                "policy.security_questions.register_count",
+                format!("{} is outside 3..=5", q.register_count),
+            );
+        }
+        if !(3..=5).contains(&q.reset_count) {
+            bad(
+                "policy.security_questions.reset_count",
+                format!("{} is outside 3..=5", q.reset_count),
+            );
+        } else if q.reset_count > q.register_count {
+            bad(
+                "policy.security_questions.reset_count",
+                format!(
+                    "{} exceeds register_count ({}): users cannot be asked more questions than they registered",
+                    q.reset_count, q.register_count
+                ),
+            );
+        }
+        let bank = QuestionBank::build(q.use_predefined, &q.custom).unwrap_or_else(|es| {
+            for (key, why) in es {
+                bad(&format!("policy.security_questions.{key}"), why);
+            }
+            QuestionBank::empty()
+        });
+        if bank.len() < q.register_count as usize {
+            bad(
+                "policy.security_questions",
+                format!(
+                    "the bank offers {} questions, fewer than register_count ({})",
+                    bank.len(),
+                    q.register_count
+                ),
+            );
+        }
+
+        // [log]
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            bad(
+                "log.level",
+                format!("{:?} is not a tracing filter directive", self.log.level),
+            );
+        }
+
+        if !errs.is_empty() {
+            return Err(ConfigError::Invalid(errs));
+        }
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Config {
+            server: ServerConfig {
+                listen,
+                tls_cert_pem,
+                tls_key_pem,
+                client_ca_pem,
+                reflection: s.reflection,
+                request_timeout: Duration::from_millis(s.request_timeout_ms),
+                max_request_bytes: s.max_request_bytes,
+                max_concurrent_streams: s.max_concurrent_streams,
+                watchdog: s.watchdog,
+            },
+            store_path: self.store.path.clone(),
+            sweep_interval: Duration::from_secs(self.store.sweep_interval_secs),
+            directory: DirectoryConfig {
+                flavour: d.flavour,
+                uris: d.uris.clone(),
+                ca_pem,
+                starttls: d.starttls,
+                allow_insecure: d.allow_insecure,
+                bind_dn: d.bind_dn.clone(),
+                bind_password,
+                base_dn: d.base_dn.clone(),
+                user_filter: d.user_filter.clone(),
+                login_attribute,
+                timeout: Duration::from_millis(d.timeout_ms),
+                verify_after_write: d.verify_after_write,
+                require_change_after_reset: d.require_change_after_reset,
+                openldap_password_write: d.openldap_password_write,
+                ad_policy_hints: d.ad_policy_hints,
+            },
+            reset: ResetPolicy {
+                methods_required: p.methods_required,
+                session_ttl_secs: p.reset_session_minutes * 60,
+                registration_ttl_secs: p.registration_token_minutes * 60,
+                attempts_per_flow: p.attempts_per_flow,
+                max_failed_verifications: p.max_failed_verifications,
+                failure_window_secs: p.failure_window_hours * 3600,
+                block_secs: p.block_hours * 3600,
+            },
+            questions: QuestionPolicy {
+                register_count: q.register_count as usize,
+                reset_count: q.reset_count as usize,
+            },
+            bank,
+            max_concurrent_hashes: if q.max_concurrent_hashes == 0 {
+                cpus
+            } else {
+                q.max_concurrent_hashes
+            },
+            log: self.log.clone(),
+        })
+    }
+}
+
+fn read_pem(path: &Path, label: &str) -> Result<Vec<u8>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let marker = format!("-----BEGIN {label}-----");
+    if !String::from_utf8_lossy(&bytes).contains(&marker) {
+        return Err(format!("{} holds no PEM {label}", path.display()));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fail_with_named_keys() {
+        // The built-in defaults point at files that do not exist here: each is named.
+        let err = RawConfig::default().validate().unwrap_err().to_string();
+        assert!(err.contains("server.tls_cert_file"), "{err}");
+        assert!(err.contains("directory.bind_dn"), "{err}");
+        assert!(err.contains("directory.base_dn"), "{err}");
+    }
+
+    #[test]
+    fn question_counts_are_checked() {
+        let mut raw = RawConfig::default();
+        raw.policy.security_questions.register_count = 3;
+        raw.policy.security_questions.reset_count = 4;
+        let err = raw.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("policy.security_questions.reset_count: 4 exceeds register_count (3)"),
+            "{err}"
+        );
+        raw.policy.security_questions.register_count = 6;
+        let err = raw.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("policy.security_questions.register_count: 6 is outside 3..=5"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plain_ldap_needs_an_explicit_switch() {
+        let mut raw = RawConfig::default();
+        raw.directory.uris = vec!["ldap://dc1:389".into()];
+        let err = raw.validate().unwrap_err().to_string();
+        assert!(err.contains("directory.uris[0]"), "{err}");
+        raw.directory.starttls = true;
+        let err = raw.validate().unwrap_err().to_string();
+        assert!(!err.contains("directory.uris[0]"), "{err}");
+    }
+
+    #[test]
+    fn credential_names_are_plain() {
+        let e = SecretSource::Credential("../etc/shadow".into())
+            .read()
+            .unwrap_err();
+        assert!(e.contains("not a plain file name"), "{e}");
+    }
+}

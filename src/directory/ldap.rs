@@ -1,0 +1,525 @@
+//! [`Directory`] over ldap3 with rustls.
+//!
+//! A connection is opened per operation (resets are rare; AD drops idle connections), trying
+//! each configured URI in order until one answers. Every step — connect, bind, search,
+//! write — has the configured timeout. Passwords only ever cross a TLS connection
+//! (`ldaps://` or StartTLS); `allow_insecure` only admits lookups on plain LDAP.
+
+use super::{
+    BindOutcome, Directory, DirectoryError, DirectoryUser, active_directory as ad,
+    openldap::{self, PPOLICY_OID, PpolicyError},
+};
+use crate::config::{DirectoryConfig, Flavour, OpenldapPasswordWrite};
+use crate::secret::Secret;
+use ldap3::{
+    Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, Scope, SearchEntry,
+    controls::RawControl, exop::PasswordModify,
+};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, instrument, warn};
+
+/// LDAP result codes used here (RFC 4511).
+mod rc {
+    pub const SUCCESS: u32 = 0;
+    pub const UNAVAILABLE_CRITICAL_EXTENSION: u32 = 12;
+    pub const NO_SUCH_ATTRIBUTE: u32 = 16;
+    pub const CONSTRAINT_VIOLATION: u32 = 19;
+    pub const INVALID_CREDENTIALS: u32 = 49;
+    pub const INSUFFICIENT_ACCESS: u32 = 50;
+    pub const BUSY: u32 = 51;
+    pub const UNAVAILABLE: u32 = 52;
+    pub const UNWILLING_TO_PERFORM: u32 = 53;
+}
+
+pub struct LdapDirectory {
+    cfg: DirectoryConfig,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// An open connection and whether it is protected by TLS.
+struct Conn {
+    ldap: Ldap,
+    tls: bool,
+    timeout: Duration,
+}
+
+impl Conn {
+    async fn close(mut self) {
+        let _ = tokio::time::timeout(self.timeout, self.ldap.unbind()).await;
+    }
+}
+
+impl LdapDirectory {
+    pub fn new(cfg: DirectoryConfig) -> Result<Self, DirectoryError> {
+        let mut roots = rustls::RootCertStore::empty();
+        match &cfg.ca_pem {
+            Some(pem) => {
+                for cert in <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(pem) {
+                    let cert = cert.map_err(|e| {
+                        DirectoryError::Protocol(format!("directory CA file: {e}"))
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        DirectoryError::Protocol(format!("directory CA certificate: {e}"))
+                    })?;
+                }
+            }
+            None => {
+                let native = rustls_native_certs::load_native_certs();
+                for cert in native.certs {
+                    let _ = roots.add(cert);
+                }
+            }
+        }
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self {
+            cfg,
+            tls: Arc::new(tls),
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
+    /// Connects to the first reachable URI.
+    async fn connect(&self) -> Result<Conn, DirectoryError> {
+        let mut last = String::from("no directory URI configured");
+        for uri in &self.cfg.uris {
+            let ldaps = uri.to_ascii_lowercase().starts_with("ldaps://");
+            let starttls = !ldaps && self.cfg.starttls;
+            let settings = LdapConnSettings::new()
+                .set_config(self.tls.clone())
+                .set_conn_timeout(self.timeout())
+                .set_starttls(starttls);
+            let attempt =
+                tokio::time::timeout(self.timeout(), LdapConnAsync::with_settings(settings, uri))
+                    .await;
+            match attempt {
+                Ok(Ok((conn, ldap))) => {
+                    ldap3::drive!(conn);
+                    return Ok(Conn {
+                        ldap,
+                        tls: ldaps || starttls,
+                        timeout: self.timeout(),
+                    });
+                }
+                Ok(Err(e)) => {
+                    warn!(%uri, error = %e, "directory server unreachable, trying the next one");
+                    last = format!("{uri}: {e}");
+                }
+                Err(_) => {
+                    warn!(%uri, "directory server connect timed out, trying the next one");
+                    last = format!("{uri}: connect timed out");
+                }
+            }
+        }
+        Err(DirectoryError::Unavailable(last))
+    }
+
+    /// Connects and binds as the service account.
+    async fn service(&self) -> Result<Conn, DirectoryError> {
+        let mut conn = self.connect().await?;
+        if !conn.tls && !self.cfg.allow_insecure {
+            conn.close().await;
+            return Err(DirectoryError::InsecureTransport);
+        }
+        let t = self.timeout();
+        let res = conn
+            .ldap
+            .with_timeout(t)
+            .simple_bind(&self.cfg.bind_dn, self.cfg.bind_password.expose())
+            .await
+            .map_err(op_error)?;
+        if res.rc != rc::SUCCESS {
+            conn.close().await;
+            return Err(match res.rc {
+                rc::BUSY | rc::UNAVAILABLE => DirectoryError::Unavailable(res.text),
+                _ => DirectoryError::ServiceBind(format!("result {} {}", res.rc, res.text)),
+            });
+        }
+        Ok(conn)
+    }
+
+    /// Runs a modify as the service account with optional controls; returns the raw result.
+    async fn modify(
+        &self,
+        conn: &mut Conn,
+        dn: &str,
+        mods: Vec<Mod<Vec<u8>>>,
+        ctrls: Vec<RawControl>,
+    ) -> Result<LdapResult, DirectoryError> {
+        let t = self.timeout();
+        let ldap = conn.ldap.with_timeout(t);
+        let ldap = if ctrls.is_empty() {
+            ldap
+        } else {
+            ldap.with_controls(ctrls)
+        };
+        ldap.modify(dn, mods).await.map_err(op_error)
+    }
+
+    fn is_ad(&self) -> bool {
+        self.cfg.flavour == Flavour::ActiveDirectory
+    }
+
+    fn refusal(&self, res: &LdapResult) -> DirectoryError {
+        match res.rc {
+            rc::INSUFFICIENT_ACCESS => DirectoryError::NotPermitted("write this password"),
+            rc::BUSY | rc::UNAVAILABLE => DirectoryError::Unavailable(res.text.clone()),
+            rc::UNAVAILABLE_CRITICAL_EXTENSION => DirectoryError::Protocol(
+                "the server does not support a critical control (for AD: set \
+                 directory.ad_policy_hints = false on Samba)"
+                    .into(),
+            ),
+            rc::CONSTRAINT_VIOLATION | rc::UNWILLING_TO_PERFORM if self.is_ad() => {
+                DirectoryError::Refused(ad::refusal_reason(&res.text))
+            }
+            rc::CONSTRAINT_VIOLATION | rc::UNWILLING_TO_PERFORM => {
+                let reason = ppolicy_error(res)
+                    .map(PpolicyError::policy_reason)
+                    .unwrap_or(super::PolicyReason::Other);
+                DirectoryError::Refused(reason)
+            }
+            other => DirectoryError::Protocol(format!("password write: result {other}")),
+        }
+    }
+}
+
+/// Maps an ldap3 error of an operation: IO problems and timeouts mean "unavailable".
+fn op_error(e: LdapError) -> DirectoryError {
+    match e {
+        LdapError::Timeout { .. } => DirectoryError::Unavailable("operation timed out".into()),
+        LdapError::Io { .. }
+        | LdapError::OpSend { .. }
+        | LdapError::ResultRecv { .. }
+        | LdapError::EndOfStream => DirectoryError::Unavailable(e.to_string()),
+        other => DirectoryError::Protocol(other.to_string()),
+    }
+}
+
+fn ppolicy_error(res: &LdapResult) -> Option<PpolicyError> {
+    res.ctrls
+        .iter()
+        .find(|c| c.1.ctype == PPOLICY_OID)
+        .and_then(|c| c.1.val.as_deref())
+        .and_then(openldap::decode_ppolicy)
+        .and_then(|r| r.error)
+}
+
+fn ppolicy_request() -> RawControl {
+    RawControl {
+        ctype: PPOLICY_OID.into(),
+        crit: false,
+        val: None,
+    }
+}
+
+fn first(entry: &SearchEntry, attr: &str) -> Option<String> {
+    entry
+        .attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .and_then(|(_, v)| v.first().cloned())
+}
+
+fn first_bin(entry: &SearchEntry, attr: &str) -> Option<Vec<u8>> {
+    entry
+        .bin_attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .and_then(|(_, v)| v.first().cloned())
+        .or_else(|| first(entry, attr).map(String::into_bytes))
+}
+
+fn set(v: impl Into<Vec<u8>>) -> HashSet<Vec<u8>> {
+    HashSet::from([v.into()])
+}
+
+#[async_trait::async_trait]
+impl Directory for LdapDirectory {
+    #[instrument(skip_all)]
+    async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        let mut conn = self.service().await?;
+        let attr = &self.cfg.login_attribute;
+        let filter = format!(
+            "(&{}({}={}))",
+            self.cfg.user_filter,
+            attr,
+            ldap3::ldap_escape(login)
+        );
+        let attrs: Vec<&str> = if self.is_ad() {
+            vec![
+                attr.as_str(),
+                "objectGUID",
+                "displayName",
+                "cn",
+                "userAccountControl",
+            ]
+        } else {
+            vec![
+                attr.as_str(),
+                "entryUUID",
+                "displayName",
+                "cn",
+                "pwdAccountLockedTime",
+            ]
+        };
+        let t = self.timeout();
+        let search = conn
+            .ldap
+            .with_timeout(t)
+            .search(&self.cfg.base_dn, Scope::Subtree, &filter, attrs)
+            .await
+            .map_err(op_error)?;
+        let (entries, res) = (search.0, search.1);
+        if res.rc != rc::SUCCESS {
+            conn.close().await;
+            return Err(match res.rc {
+                rc::BUSY | rc::UNAVAILABLE => DirectoryError::Unavailable(res.text),
+                32 => DirectoryError::Protocol(format!(
+                    "search base {:?} does not exist",
+                    self.cfg.base_dn
+                )),
+                other => DirectoryError::Protocol(format!("user search: result {other}")),
+            });
+        }
+        if entries.len() != 1 {
+            debug!(matches = entries.len(), "user search did not match exactly one entry");
+            conn.close().await;
+            return Ok(None);
+        }
+        let entry = SearchEntry::construct(entries.into_iter().next().expect("one entry"));
+        let display_name = first(&entry, "displayName")
+            .or_else(|| first(&entry, "cn"))
+            .unwrap_or_default();
+        let login = first(&entry, attr).unwrap_or_else(|| login.to_string());
+        let user = if self.is_ad() {
+            let Some(guid) = first_bin(&entry, "objectGUID") else {
+                conn.close().await;
+                return Err(DirectoryError::Protocol(
+                    "user entry has no objectGUID".into(),
+                ));
+            };
+            let uac: u32 = first(&entry, "userAccountControl")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            // The lockout bit is only in the constructed attribute, read with a base search.
+            let computed = conn
+                .ldap
+                .with_timeout(t)
+                .search(
+                    &entry.dn,
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec!["msDS-User-Account-Control-Computed"],
+                )
+                .await
+                .map_err(op_error)?;
+            let locked = computed
+                .0
+                .into_iter()
+                .next()
+                .map(SearchEntry::construct)
+                .and_then(|e| first(&e, "msDS-User-Account-Control-Computed"))
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_some_and(|v| v & 0x10 != 0);
+            DirectoryUser {
+                dn: entry.dn.clone(),
+                id: hex::encode(guid),
+                login,
+                display_name,
+                locked,
+                disabled: uac & 0x2 != 0,
+            }
+        } else {
+            let Some(uuid) = first(&entry, "entryUUID") else {
+                conn.close().await;
+                return Err(DirectoryError::Protocol(
+                    "user entry has no entryUUID (is the service account allowed to read it?)"
+                        .into(),
+                ));
+            };
+            let locked_time = first(&entry, "pwdAccountLockedTime");
+            DirectoryUser {
+                dn: entry.dn.clone(),
+                id: uuid,
+                login,
+                display_name,
+                // 000001010000Z is ppolicy's "locked by an administrator".
+                disabled: locked_time.as_deref() == Some("000001010000Z"),
+                locked: locked_time.is_some(),
+            }
+        };
+        conn.close().await;
+        Ok(Some(user))
+    }
+
+    #[instrument(skip_all)]
+    async fn bind_as_user(
+        &self,
+        dn: &str,
+        password: &Secret,
+    ) -> Result<BindOutcome, DirectoryError> {
+        // RFC 4513 §6.3.1: an empty password is an unauthenticated bind, which "succeeds".
+        if password.is_empty() || password.expose().contains('\0') || dn.is_empty() {
+            return Ok(BindOutcome::InvalidCredentials);
+        }
+        let mut conn = self.connect().await?;
+        if !conn.tls {
+            conn.close().await;
+            return Err(DirectoryError::InsecureTransport);
+        }
+        let t = self.timeout();
+        let ldap = conn.ldap.with_timeout(t);
+        let ldap = if self.is_ad() {
+            ldap
+        } else {
+            ldap.with_controls(vec![ppolicy_request()])
+        };
+        let res = ldap
+            .simple_bind(dn, password.expose())
+            .await
+            .map_err(op_error)?;
+        conn.close().await;
+        let pp = ppolicy_error(&res);
+        Ok(match res.rc {
+            rc::SUCCESS if pp == Some(PpolicyError::ChangeAfterReset) => BindOutcome::MustChange,
+            rc::SUCCESS => BindOutcome::Ok,
+            rc::INVALID_CREDENTIALS if self.is_ad() => ad::bind_outcome(&res.text),
+            rc::INVALID_CREDENTIALS => match pp {
+                Some(PpolicyError::AccountLocked) => BindOutcome::Locked,
+                Some(PpolicyError::PasswordExpired) => BindOutcome::Expired,
+                _ => BindOutcome::InvalidCredentials,
+            },
+            rc::BUSY | rc::UNAVAILABLE => return Err(DirectoryError::Unavailable(res.text)),
+            other => return Err(DirectoryError::Protocol(format!("user bind: result {other}"))),
+        })
+    }
+
+    #[instrument(skip_all, fields(flavour = ?self.cfg.flavour))]
+    async fn set_password(
+        &self,
+        user: &DirectoryUser,
+        password: &Secret,
+        must_change: bool,
+    ) -> Result<(), DirectoryError> {
+        let mut conn = self.service().await?;
+        if !conn.tls {
+            conn.close().await;
+            return Err(DirectoryError::InsecureTransport);
+        }
+        let result = self.write_password(&mut conn, user, password).await;
+        let result = match result {
+            Ok(()) if must_change => {
+                let (attr, value) = if self.is_ad() {
+                    ("pwdLastSet", "0")
+                } else {
+                    ("pwdReset", "TRUE")
+                };
+                let res = self
+                    .modify(
+                        &mut conn,
+                        &user.dn,
+                        vec![Mod::Replace(attr.as_bytes().to_vec(), set(value))],
+                        vec![],
+                    )
+                    .await;
+                match res {
+                    Ok(r) if r.rc == rc::SUCCESS => Ok(()),
+                    Ok(r) if r.rc == rc::INSUFFICIENT_ACCESS => {
+                        Err(DirectoryError::NotPermitted("require a change at next sign-in"))
+                    }
+                    Ok(r) => Err(DirectoryError::Protocol(format!(
+                        "setting {attr}: result {}",
+                        r.rc
+                    ))),
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        };
+        conn.close().await;
+        result
+    }
+
+    #[instrument(skip_all)]
+    async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
+        let mut conn = self.service().await?;
+        let mods = if self.is_ad() {
+            vec![Mod::Replace(b"lockoutTime".to_vec(), set("0"))]
+        } else {
+            vec![Mod::Delete(b"pwdAccountLockedTime".to_vec(), HashSet::new())]
+        };
+        let res = self.modify(&mut conn, &user.dn, mods, vec![]).await;
+        conn.close().await;
+        let res = res?;
+        match res.rc {
+            rc::SUCCESS | rc::NO_SUCH_ATTRIBUTE => Ok(()),
+            rc::INSUFFICIENT_ACCESS => Err(DirectoryError::NotPermitted("unlock this account")),
+            rc::BUSY | rc::UNAVAILABLE => Err(DirectoryError::Unavailable(res.text)),
+            other => Err(DirectoryError::Protocol(format!("unlock: result {other}"))),
+        }
+    }
+}
+
+impl LdapDirectory {
+    async fn write_password(
+        &self,
+        conn: &mut Conn,
+        user: &DirectoryUser,
+        password: &Secret,
+    ) -> Result<(), DirectoryError> {
+        let t = self.timeout();
+        let res = match (self.cfg.flavour, self.cfg.openldap_password_write) {
+            (Flavour::ActiveDirectory, _) => {
+                let value = ad::unicode_pwd(password);
+                let ctrls = if self.cfg.ad_policy_hints {
+                    vec![RawControl {
+                        ctype: ad::POLICY_HINTS_OID.into(),
+                        crit: true,
+                        val: Some(ad::POLICY_HINTS_VALUE.to_vec()),
+                    }]
+                } else {
+                    vec![]
+                };
+                let mods = vec![Mod::Replace(b"unicodePwd".to_vec(), set(value.to_vec()))];
+                self.modify(conn, &user.dn, mods, ctrls).await?
+            }
+            (Flavour::Openldap, OpenldapPasswordWrite::Exop) => {
+                let exop = PasswordModify {
+                    user_id: Some(&user.dn),
+                    old_pass: None,
+                    new_pass: Some(password.expose()),
+                };
+                conn.ldap
+                    .with_timeout(t)
+                    .with_controls(vec![ppolicy_request()])
+                    .extended(exop)
+                    .await
+                    .map_err(op_error)?
+                    .1
+            }
+            (Flavour::Openldap, scheme) => {
+                let hashed = zeroize::Zeroizing::new(match scheme {
+                    OpenldapPasswordWrite::HashedSsha => openldap::ssha(password),
+                    _ => openldap::argon2(password),
+                });
+                let mods = vec![Mod::Replace(
+                    b"userPassword".to_vec(),
+                    set(hashed.as_bytes().to_vec()),
+                )];
+                self.modify(conn, &user.dn, mods, vec![ppolicy_request()])
+                    .await?
+            }
+        };
+        if res.rc == rc::SUCCESS {
+            Ok(())
+        } else {
+            Err(self.refusal(&res))
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The directory: find users, check a user's password by a bind, write a new password, unlock.
+//!
+//! [`Directory`] is the narrow trait the flows use; [`ldap::LdapDirectory`] implements it over
+//! ldap3 + rustls for both flavours. Flavour specifics live in [`openldap`] (Password Modify,
+//! ppolicy control) and [`active_directory`] (`unicodePwd`, `0000052D`, bind data codes).
+
+pub mod active_directory;
+pub mod ldap;
+pub mod openldap;
+
+use crate::secret::Secret;
+
+/// A user found in the directory. The DN always comes from a search, never from input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryUser {
+    pub dn: String,
+    /// Stable id: OpenLDAP `entryUUID`, AD `objectGUID` (hex).
+    pub id: String,
+    pub login: String,
+    pub display_name: String,
+    pub locked: bool,
+    pub disabled: bool,
+}
+
+/// Why the directory refused a new password. Each maps to a fixed, safe message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyReason {
+    TooShort,
+    TooLong,
+    InHistory,
+    InsufficientQuality,
+    TooYoung,
+    /// Windows reports length, complexity and history with one code.
+    DoesNotMeetPolicy,
+    ChangeNotAllowed,
+    Other,
+}
+
+impl PolicyReason {
+    /// Machine-readable reason (google.rpc.ErrorInfo.reason).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TooShort => "PASSWORD_TOO_SHORT",
+            Self::TooLong => "PASSWORD_TOO_LONG",
+            Self::InHistory => "PASSWORD_IN_HISTORY",
+            Self::InsufficientQuality => "PASSWORD_TOO_SIMPLE",
+            Self::TooYoung => "PASSWORD_TOO_YOUNG",
+            Self::DoesNotMeetPolicy => "PASSWORD_POLICY_NOT_MET",
+            Self::ChangeNotAllowed => "PASSWORD_CHANGE_NOT_ALLOWED",
+            Self::Other => "PASSWORD_REFUSED",
+        }
+    }
+
+    /// Message for the user.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::TooShort => "The new password is too short for the directory's policy.",
+            Self::TooLong => "The new password is too long for the directory's policy.",
+            Self::InHistory => "The new password was used recently; choose one you have not used before.",
+            Self::InsufficientQuality => "The new password is too simple for the directory's policy (mix character kinds).",
+            Self::TooYoung => "The password was changed too recently to change it again.",
+            Self::DoesNotMeetPolicy => "The new password does not meet the directory's length, complexity or history rules.",
+            Self::ChangeNotAllowed => "The directory does not allow this password to be changed.",
+            Self::Other => "The directory refused the new password.",
+        }
+    }
+}
+
+/// Result of binding as a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindOutcome {
+    Ok,
+    InvalidCredentials,
+    /// The password is right but must be changed (AD `data 773`, ppolicy changeAfterReset).
+    MustChange,
+    Locked,
+    Expired,
+    Disabled,
+}
+
+/// Directory errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// No server could be reached or an operation timed out.
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+    /// The new password was refused by the directory's policy.
+    #[error("password refused by the directory: {0:?}")]
+    Refused(PolicyReason),
+    /// A password or user bind would cross a connection without TLS.
+    #[error("refusing to send a password over a connection without TLS")]
+    InsecureTransport,
+    /// The service account lacks a right it needs.
+    #[error("the service account is not permitted to {0}")]
+    NotPermitted(&'static str),
+    /// The service account bind failed: configuration problem.
+    #[error("the service account cannot bind: {0}")]
+    ServiceBind(String),
+    #[error("directory protocol error: {0}")]
+    Protocol(String),
+}
+
+/// What the flows need from a directory.
+#[async_trait::async_trait]
+pub trait Directory: Send + Sync + 'static {
+    /// Exactly one user whose login attribute equals `login` (RFC 4515-escaped), or `None`.
+    async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError>;
+    /// Binds as the user; never succeeds for an empty password.
+    async fn bind_as_user(
+        &self,
+        dn: &str,
+        password: &Secret,
+    ) -> Result<BindOutcome, DirectoryError>;
+    /// Writes a new password as the service account (over TLS only).
+    async fn set_password(
+        &self,
+        user: &DirectoryUser,
+        password: &Secret,
+        must_change: bool,
+    ) -> Result<(), DirectoryError>;
+    /// Clears the lockout (OpenLDAP `pwdAccountLockedTime`, AD `lockoutTime=0`).
+    async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError>;
+}

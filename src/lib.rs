@@ -1,0 +1,34 @@
+//! ssprd — self-service password reset for OpenLDAP and Active Directory.
+//!
+//! Users register verification methods once (this version: security questions); when they
+//! forget their password they prove who they are through a kiosk or portal speaking gRPC,
+//! and ssprd writes the new password to the directory over LDAPS, then verifies it by a bind.
+//!
+//! # Layout
+//! - [`cli`]: command line (`serve`, `check-config`, `demo`) and logging setup.
+//! - [`config`]: figment layers (defaults < TOML < `SSPRD_*`), validation, secret files.
+//! - [`secret`]: the redacting, zeroizing [`secret::Secret`] type.
+//! - [`policy`]: reset limits, question counts, the question bank.
+//! - [`flow`]: pure flow decisions (question draws, decoys, throttling) — no IO.
+//! - [`method`]: verification methods (security questions: normalisation, argon2id).
+//! - [`service`]: the use cases; executes flow decisions against store and directory.
+//! - [`store`]: the [`store::Store`] trait and its sled implementation.
+//! - [`directory`]: the [`directory::Directory`] trait, ldap3 implementation, flavour quirks.
+//! - [`api`]: tonic adapters and the single `ServiceError` → `Status` mapping.
+//! - [`server`]: TLS, health, reflection, limits, sweeper, systemd notify and watchdog.
+//! - [`testbed`]: a throwaway slapd with a demo directory (used by `ssprd demo` and tests).
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod directory;
+pub mod flow;
+pub mod method;
+pub mod policy;
+pub mod secret;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod testbed;
+
+pub use server::serve;

@@ -1,0 +1,191 @@
+//! Wiring: opens the store, builds the directory client and the service, and serves gRPC
+//! over TLS with health, optional reflection, request limits, the expiry sweeper, and
+//! systemd readiness / watchdog notifications.
+
+use crate::api::{
+    FILE_DESCRIPTOR_SET,
+    pb::{
+        registration_service_server::RegistrationServiceServer,
+        reset_service_server::ResetServiceServer,
+    },
+    registration::RegistrationApi,
+    reset::ResetApi,
+};
+use crate::config::Config;
+use crate::directory::{Directory, ldap::LdapDirectory};
+use crate::method::questions::AnswerHasher;
+use crate::service::{Service, ServiceOptions, now};
+use crate::store::{Store, sled::SledStore};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
+use tracing::{info, warn};
+
+/// Errors that stop the daemon from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Tells systemd something, when it is listening (`$NOTIFY_SOCKET`); otherwise a no-op.
+fn notify(state: &[sd_notify::NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(e) = sd_notify::notify(state)
+    {
+        warn!(error = %e, "sd_notify failed");
+    }
+}
+
+/// Builds the service from the configuration (opens the store: one daemon per database).
+pub async fn build_service(cfg: &Config) -> Result<Arc<Service>, ServeError> {
+    let path = cfg.store_path.clone();
+    let store: Arc<dyn Store> = Arc::new(
+        tokio::task::spawn_blocking(move || SledStore::open(&path))
+            .await
+            .expect("store open task panicked")?,
+    );
+    let directory: Arc<dyn Directory> = Arc::new(LdapDirectory::new(cfg.directory.clone())?);
+    let service = Service::new(
+        store,
+        directory,
+        AnswerHasher::new(cfg.max_concurrent_hashes),
+        cfg.reset.clone(),
+        cfg.questions,
+        cfg.bank.clone(),
+        ServiceOptions {
+            verify_after_write: cfg.directory.verify_after_write,
+            require_change_after_reset: cfg.directory.require_change_after_reset,
+        },
+    )
+    .await?;
+    Ok(Arc::new(service))
+}
+
+/// Serves the gRPC API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let service = build_service(&cfg).await?;
+
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
+        &cfg.server.tls_cert_pem,
+        cfg.server.tls_key_pem.expose().as_bytes(),
+    ));
+    if let Some(ca) = &cfg.server.client_ca_pem {
+        tls = tls.client_ca_root(Certificate::from_pem(ca));
+    }
+
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<RegistrationServiceServer<RegistrationApi>>()
+        .await;
+    health.set_serving::<ResetServiceServer<ResetApi>>().await;
+
+    let reflection = if cfg.server.reflection {
+        Some(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1()
+                .map_err(|e| ServeError::Tls(format!("reflection: {e}")))?,
+        )
+    } else {
+        None
+    };
+
+    let limit = cfg.server.max_request_bytes;
+    let registration = RegistrationServiceServer::new(RegistrationApi {
+        service: service.clone(),
+    })
+    .max_decoding_message_size(limit);
+    let reset = ResetServiceServer::new(ResetApi {
+        service: service.clone(),
+    })
+    .max_decoding_message_size(limit);
+
+    // Expired flows and sessions are deleted in the background.
+    let sweeper = {
+        let store = service.store().clone();
+        let every = cfg.sweep_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match store.sweep(now()).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(expired = n, "swept expired flows and sessions"),
+                    Err(e) => warn!(error = %e, "sweep failed"),
+                }
+            }
+        })
+    };
+
+    // Watchdog pings at half the interval systemd asks for.
+    let watchdog = match sd_notify::watchdog_enabled() {
+        Some(interval) if cfg.server.watchdog => {
+            let every = interval / 2;
+            info!(?every, "systemd watchdog enabled");
+            Some(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }))
+        }
+        _ => None,
+    };
+
+    let addr = listener.local_addr().ok();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let router = Server::builder()
+        .tls_config(tls)?
+        .timeout(cfg.server.request_timeout)
+        .max_concurrent_streams(cfg.server.max_concurrent_streams)
+        .concurrency_limit_per_connection(cfg.server.max_concurrent_streams as usize)
+        .add_service(health_svc)
+        .add_optional_service(reflection)
+        .add_service(registration)
+        .add_service(reset);
+
+    info!(?addr, reflection = cfg.server.reflection, mtls = cfg.server.client_ca_pem.is_some(), "ssprd serving");
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("serving"),
+    ]);
+    let result = router
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            info!("shutting down");
+            notify(&[sd_notify::NotifyState::Stopping]);
+        })
+        .await;
+    sweeper.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    result?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}

@@ -1,0 +1,182 @@
+//! Persistent state behind a narrow trait: registrations, registration sessions, reset flows
+//! (with expiry), per-account failure counters and audit events.
+//!
+//! Every write method returns only after the data is durable (the sled implementation
+//! flushes before it returns), so a caller may acknowledge to its client right after.
+//! Tokens and flow ids are never stored: keys are their SHA-256 ([`TokenHash`]).
+
+pub mod sled;
+
+use crate::method::Method;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// SHA-256 of a bearer token (flow id, registration token): the only form stored.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A prefix is enough to correlate log lines; the hash is not the token anyway.
+        write!(f, "TokenHash({}…)", hex::encode(&self.0[..4]))
+    }
+}
+
+/// A registered security question with the argon2id PHC string of its normalised answer.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RegisteredQuestion {
+    pub question_id: String,
+    pub answer_hash: String,
+}
+
+impl fmt::Debug for RegisteredQuestion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisteredQuestion")
+            .field("question_id", &self.question_id)
+            .field("answer_hash", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// What a user has registered. Keyed by the directory's stable id of the user
+/// (OpenLDAP `entryUUID`, AD `objectGUID`), so renames keep the registration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Registration {
+    pub user_id: String,
+    pub login: String,
+    pub questions: Vec<RegisteredQuestion>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// A registration session opened by BeginRegistration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RegistrationSession {
+    pub user_id: String,
+    pub login: String,
+    pub dn: String,
+    pub expires_at: u64,
+}
+
+/// The lifecycle state of a reset flow.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowState {
+    /// Proofs may be submitted; once enough are verified, the flow may complete.
+    Open,
+    /// The password was written (or the account unlocked): the flow is spent.
+    Completed,
+    /// Closed after too many wrong proofs, or superseded.
+    Closed,
+}
+
+/// A reset flow. A decoy flow (unknown, out-of-scope or unregistered user) looks the same
+/// from outside and can never be verified.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResetFlow {
+    /// The registration key of the user, or a keyed hash of the login for a decoy.
+    pub user_key: String,
+    pub login: String,
+    /// DN from the directory search; empty for a decoy.
+    pub dn: String,
+    pub decoy: bool,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub methods_required: u32,
+    /// The question ids currently asked.
+    pub questions_drawn: Vec<String>,
+    /// Distinct methods verified in this flow (recorded server-side).
+    pub verified: Vec<Method>,
+    pub failed_attempts: u32,
+    pub state: FlowState,
+}
+
+/// Per-account verification failures.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counters {
+    /// Unix times of recent failed verifications (pruned to the window).
+    pub failures: Vec<u64>,
+    /// SSPR is blocked for this account until this Unix time (0 = not blocked).
+    pub blocked_until: u64,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: u64,
+    pub kind: String,
+    /// Login name as given (for decoys too: the admin sees what was attempted).
+    pub user: String,
+    pub outcome: String,
+    pub reason: String,
+}
+
+/// Store errors. `Unavailable` is an IO problem (disk full, flush failure) that the
+/// caller reports as UNAVAILABLE; the other variants are refusals at open time.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database at {path} is in use by another process (is another ssprd running?)")]
+    Locked { path: String },
+    #[error(
+        "the database at {path} has schema version {found}; this ssprd understands up to {supported} (downgrade refused)"
+    )]
+    NewerSchema {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("the database at {path} is damaged: {message}; restore it from a backup")]
+    Corrupt { path: String, message: String },
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored record {key} cannot be decoded: {message}")]
+    Decode { key: String, message: String },
+}
+
+/// The operations the flows need.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn registration(&self, user_id: &str) -> Result<Option<Registration>, StoreError>;
+    async fn put_registration(&self, reg: &Registration) -> Result<(), StoreError>;
+
+    async fn put_session(
+        &self,
+        token: &TokenHash,
+        session: &RegistrationSession,
+    ) -> Result<(), StoreError>;
+    async fn session(&self, token: &TokenHash) -> Result<Option<RegistrationSession>, StoreError>;
+
+    async fn put_flow(&self, id: &TokenHash, flow: &ResetFlow) -> Result<(), StoreError>;
+    async fn flow(&self, id: &TokenHash) -> Result<Option<ResetFlow>, StoreError>;
+    /// Replaces `old` with `new` only if the stored flow still equals `old`.
+    async fn swap_flow(
+        &self,
+        id: &TokenHash,
+        old: &ResetFlow,
+        new: &ResetFlow,
+    ) -> Result<bool, StoreError>;
+
+    async fn counters(&self, user_key: &str) -> Result<Counters, StoreError>;
+    /// Atomically applies `update` to the account's counters and returns the new value.
+    async fn update_counters(
+        &self,
+        user_key: &str,
+        update: &(dyn Fn(Counters) -> Counters + Send + Sync),
+    ) -> Result<Counters, StoreError>;
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    async fn audit_events(&self) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// A 256-bit server key named `name`, created from the OS CSPRNG on first use.
+    async fn server_key(&self, name: &str) -> Result<[u8; 32], StoreError>;
+
+    /// Deletes flows and sessions that expired at or before `now`; returns how many.
+    async fn sweep(&self, now: u64) -> Result<usize, StoreError>;
+}

@@ -1,0 +1,389 @@
+//! The sled implementation of [`Store`].
+//!
+//! Trees: `registrations` (user id → JSON), `sessions` and `flows` (SHA-256 of the token →
+//! JSON), `expiry` (tag byte ‖ big-endian expiry ‖ token hash → empty: the sweeper's index),
+//! `counters` (user key → JSON), `audit` (big-endian sequence → JSON), and `meta` with the
+//! `schema_version` key. Every write is followed by `flush_async` before it returns.
+
+use super::{
+    AuditEvent, Counters, FlowState, Registration, RegistrationSession, ResetFlow, Store,
+    StoreError, TokenHash,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::Path;
+
+/// The schema this build writes and understands.
+pub const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_KEY: &[u8] = b"schema_version";
+const TAG_FLOW: u8 = b'f';
+const TAG_SESSION: u8 = b's';
+
+pub struct SledStore {
+    db: sled::Db,
+    meta: sled::Tree,
+    registrations: sled::Tree,
+    sessions: sled::Tree,
+    flows: sled::Tree,
+    expiry: sled::Tree,
+    counters: sled::Tree,
+    audit: sled::Tree,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database. Refuses a database locked by another process, one
+    /// with a newer schema, and a damaged one, each with a clear message.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let p = path.display().to_string();
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| open_error(&p, e))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|e| open_error(&p, e));
+        let store = Self {
+            meta: tree("meta")?,
+            registrations: tree("registrations")?,
+            sessions: tree("sessions")?,
+            flows: tree("flows")?,
+            expiry: tree("expiry")?,
+            counters: tree("counters")?,
+            audit: tree("audit")?,
+            db,
+        };
+        match store.meta.get(SCHEMA_KEY).map_err(|e| open_error(&p, e))? {
+            None => {
+                let has_data = [&store.registrations, &store.flows, &store.audit]
+                    .iter()
+                    .any(|t| !t.is_empty());
+                if has_data {
+                    return Err(StoreError::Corrupt {
+                        path: p,
+                        message: "data present but no schema version".into(),
+                    });
+                }
+                store
+                    .meta
+                    .insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())
+                    .map_err(|e| open_error(&p, e))?;
+                store.db.flush().map_err(|e| open_error(&p, e))?;
+            }
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt {
+                        path: p.clone(),
+                        message: "schema version is not a 4-byte integer".into(),
+                    })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema {
+                        path: p,
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        // A failed flush is not retried: the caller reports UNAVAILABLE and nothing is
+        // acknowledged.
+        self.db
+            .flush_async()
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Unavailable(format!("flush failed: {e}")))
+    }
+
+    fn expiry_key(tag: u8, expires_at: u64, id: &TokenHash) -> Vec<u8> {
+        let mut k = Vec::with_capacity(41);
+        k.push(tag);
+        k.extend_from_slice(&expires_at.to_be_bytes());
+        k.extend_from_slice(&id.0);
+        k
+    }
+
+    fn sweep_tag(&self, tag: u8, now: u64) -> Result<usize, StoreError> {
+        let start = vec![tag];
+        let end = Self::expiry_key(tag, now, &TokenHash([0xff; 32]));
+        let target = if tag == TAG_FLOW {
+            &self.flows
+        } else {
+            &self.sessions
+        };
+        let mut n = 0;
+        for item in self.expiry.range(start..=end) {
+            let (k, _) = item.map_err(io)?;
+            let id = &k[9..];
+            target.remove(id).map_err(io)?;
+            self.expiry.remove(&k).map_err(io)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+fn open_error(path: &str, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(ref io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::Locked { path: path.into() }
+        }
+        sled::Error::Corruption { .. } => StoreError::Corrupt {
+            path: path.into(),
+            message: e.to_string(),
+        },
+        other => StoreError::Unavailable(format!("cannot open {path}: {other}")),
+    }
+}
+
+fn io(e: sled::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("store records always serialise")
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Decode {
+        key: key.into(),
+        message: e.to_string(),
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for SledStore {
+    async fn registration(&self, user_id: &str) -> Result<Option<Registration>, StoreError> {
+        self.registrations
+            .get(user_id)
+            .map_err(io)?
+            .map(|v| decode("registration", &v))
+            .transpose()
+    }
+
+    async fn put_registration(&self, reg: &Registration) -> Result<(), StoreError> {
+        self.registrations
+            .insert(reg.user_id.as_bytes(), encode(reg))
+            .map_err(io)?;
+        self.flush().await
+    }
+
+    async fn put_session(
+        &self,
+        token: &TokenHash,
+        session: &RegistrationSession,
+    ) -> Result<(), StoreError> {
+        self.sessions.insert(token.0, encode(session)).map_err(io)?;
+        self.expiry
+            .insert(
+                Self::expiry_key(TAG_SESSION, session.expires_at, token),
+                &[],
+            )
+            .map_err(io)?;
+        self.flush().await
+    }
+
+    async fn session(&self, token: &TokenHash) -> Result<Option<RegistrationSession>, StoreError> {
+        self.sessions
+            .get(token.0)
+            .map_err(io)?
+            .map(|v| decode("session", &v))
+            .transpose()
+    }
+
+    async fn put_flow(&self, id: &TokenHash, flow: &ResetFlow) -> Result<(), StoreError> {
+        self.flows.insert(id.0, encode(flow)).map_err(io)?;
+        self.expiry
+            .insert(Self::expiry_key(TAG_FLOW, flow.expires_at, id), &[])
+            .map_err(io)?;
+        self.flush().await
+    }
+
+    async fn flow(&self, id: &TokenHash) -> Result<Option<ResetFlow>, StoreError> {
+        self.flows
+            .get(id.0)
+            .map_err(io)?
+            .map(|v| decode("flow", &v))
+            .transpose()
+    }
+
+    async fn swap_flow(
+        &self,
+        id: &TokenHash,
+        old: &ResetFlow,
+        new: &ResetFlow,
+    ) -> Result<bool, StoreError> {
+        debug_assert!(old.state != FlowState::Completed || new.state == FlowState::Completed);
+        let swapped = self
+            .flows
+            .compare_and_swap(id.0, Some(encode(old)), Some(encode(new)))
+            .map_err(io)?
+            .is_ok();
+        if swapped {
+            self.flush().await?;
+        }
+        Ok(swapped)
+    }
+
+    async fn counters(&self, user_key: &str) -> Result<Counters, StoreError> {
+        Ok(self
+            .counters
+            .get(user_key)
+            .map_err(io)?
+            .map(|v| decode("counters", &v))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    async fn update_counters(
+        &self,
+        user_key: &str,
+        update: &(dyn Fn(Counters) -> Counters + Send + Sync),
+    ) -> Result<Counters, StoreError> {
+        loop {
+            let old = self.counters.get(user_key).map_err(io)?;
+            let current: Counters = old
+                .as_ref()
+                .map(|v| decode("counters", v))
+                .transpose()?
+                .unwrap_or_default();
+            let next = update(current);
+            let swapped = self
+                .counters
+                .compare_and_swap(user_key, old, Some(encode(&next)))
+                .map_err(io)?
+                .is_ok();
+            if swapped {
+                self.flush().await?;
+                return Ok(next);
+            }
+        }
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let seq = self.db.generate_id().map_err(io)?;
+        self.audit
+            .insert(seq.to_be_bytes(), encode(event))
+            .map_err(io)?;
+        self.flush().await
+    }
+
+    async fn audit_events(&self) -> Result<Vec<AuditEvent>, StoreError> {
+        self.audit
+            .iter()
+            .map(|r| {
+                let (_, v) = r.map_err(io)?;
+                decode("audit", &v)
+            })
+            .collect()
+    }
+
+    async fn server_key(&self, name: &str) -> Result<[u8; 32], StoreError> {
+        let k = format!("key:{name}");
+        if let Some(v) = self.meta.get(&k).map_err(io)? {
+            return <[u8; 32]>::try_from(v.as_ref()).map_err(|_| StoreError::Decode {
+                key: k,
+                message: "server key is not 32 bytes".into(),
+            });
+        }
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        // Two racing callers: the first insert wins and both return the stored value.
+        let _ = self
+            .meta
+            .compare_and_swap(&k, None as Option<&[u8]>, Some(&fresh[..]))
+            .map_err(io)?;
+        self.flush().await?;
+        let v = self.meta.get(&k).map_err(io)?.expect("just written");
+        Ok(<[u8; 32]>::try_from(v.as_ref()).expect("32 bytes"))
+    }
+
+    async fn sweep(&self, now: u64) -> Result<usize, StoreError> {
+        let n = self.sweep_tag(TAG_FLOW, now)? + self.sweep_tag(TAG_SESSION, now)?;
+        if n > 0 {
+            self.flush().await?;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::Method;
+
+    fn flow(expires_at: u64) -> ResetFlow {
+        ResetFlow {
+            user_key: "u1".into(),
+            login: "alice".into(),
+            dn: "uid=alice".into(),
+            decoy: false,
+            created_at: 1,
+            expires_at,
+            methods_required: 1,
+            questions_drawn: vec!["bank.first_pet".into()],
+            verified: vec![Method::SecurityQuestions],
+            failed_attempts: 0,
+            state: FlowState::Open,
+        }
+    }
+
+    #[tokio::test]
+    async fn second_open_is_refused_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let _a = SledStore::open(dir.path()).unwrap();
+        let err = SledStore::open(dir.path()).err().unwrap();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("another ssprd"));
+    }
+
+    #[tokio::test]
+    async fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.meta.insert(SCHEMA_KEY, &99u32.to_be_bytes()).unwrap();
+            s.db.flush().unwrap();
+        }
+        let err = SledStore::open(dir.path()).err().unwrap();
+        assert!(
+            matches!(err, StoreError::NewerSchema { found: 99, .. }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn flows_swap_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let id = TokenHash::of("flow-1");
+        let f = flow(100);
+        s.put_flow(&id, &f).await.unwrap();
+        let mut done = f.clone();
+        done.state = FlowState::Completed;
+        assert!(s.swap_flow(&id, &f, &done).await.unwrap());
+        // The old value no longer matches: a second racer loses.
+        assert!(!s.swap_flow(&id, &f, &done).await.unwrap());
+        assert_eq!(s.sweep(99).await.unwrap(), 0);
+        assert!(s.flow(&id).await.unwrap().is_some());
+        assert_eq!(s.sweep(100).await.unwrap(), 1);
+        assert!(s.flow(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(dir.path()).unwrap();
+            s.update_counters("u1", &|mut c| {
+                c.failures.push(5);
+                c
+            })
+            .await
+            .unwrap();
+        }
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.counters("u1").await.unwrap().failures, vec![5]);
+    }
+}
