@@ -108,6 +108,7 @@ pub enum OpenldapPasswordWrite {
 pub struct RawServer {
     pub listen: String,
     pub tls_cert_file: PathBuf,
+    /// Default: the systemd credential `tls-key`.
     pub tls_key: Option<SecretSource>,
     /// When set, clients must present a certificate signed by this CA (mTLS).
     pub client_ca_file: Option<PathBuf>,
@@ -123,7 +124,7 @@ impl Default for RawServer {
         Self {
             listen: "0.0.0.0:50051".into(),
             tls_cert_file: "/etc/ssprd/tls/server.crt".into(),
-            tls_key: Some(SecretSource::Credential("tls-key".into())),
+            tls_key: None,
             client_ca_file: None,
             reflection: true,
             request_timeout_ms: 5_000,
@@ -163,6 +164,7 @@ pub struct RawDirectory {
     /// Allow plain `ldap://` without TLS for lookups (never for password writes or binds as users).
     pub allow_insecure: bool,
     pub bind_dn: String,
+    /// Default: the systemd credential `ldap-bind-password`.
     pub bind_password: Option<SecretSource>,
     pub base_dn: String,
     /// Extra filter ANDed into the user search, e.g. `(objectClass=inetOrgPerson)`.
@@ -189,7 +191,7 @@ impl Default for RawDirectory {
             starttls: false,
             allow_insecure: false,
             bind_dn: String::new(),
-            bind_password: Some(SecretSource::Credential("ldap-bind-password".into())),
+            bind_password: None,
             base_dn: String::new(),
             user_filter: String::new(),
             login_attribute: String::new(),
@@ -387,16 +389,15 @@ impl RawConfig {
             bad("server.tls_cert_file", e);
             Vec::new()
         });
-        let tls_key_pem = match &s.tls_key {
-            None => {
-                bad("server.tls_key", "required (TLS is always on)".into());
-                Secret::new("")
-            }
-            Some(src) => src.read().unwrap_or_else(|e| {
+        let tls_key_pem = s
+            .tls_key
+            .clone()
+            .unwrap_or_else(|| SecretSource::Credential("tls-key".into()))
+            .read()
+            .unwrap_or_else(|e| {
                 bad("server.tls_key", e);
                 Secret::new("")
-            }),
-        };
+            });
         if !tls_key_pem.is_empty() && !tls_key_pem.expose().contains("PRIVATE KEY-----") {
             bad("server.tls_key", "does not hold a PEM private key".into());
         }
@@ -466,16 +467,15 @@ impl RawConfig {
                 "the service account DN (or AD user principal name) is required".into(),
             );
         }
-        let bind_password = match &d.bind_password {
-            None => {
-                bad("directory.bind_password", "required".into());
-                Secret::new("")
-            }
-            Some(src) => src.read().unwrap_or_else(|e| {
+        let bind_password = d
+            .bind_password
+            .clone()
+            .unwrap_or_else(|| SecretSource::Credential("ldap-bind-password".into()))
+            .read()
+            .unwrap_or_else(|e| {
                 bad("directory.bind_password", e);
                 Secret::new("")
-            }),
-        };
+            });
         if d.base_dn.trim().is_empty() {
             bad("directory.base_dn", "the search base for users is required".into());
         }

