@@ -1,0 +1,373 @@
+//! Test harness: the daemon in-process on 127.0.0.1:0 behind real gRPC over TLS, real
+//! directories (slapd via `ssprd::testbed`, Samba AD DC via `samba`), and the end-to-end
+//! scenarios both directories run.
+#![allow(dead_code)]
+
+pub mod samba;
+pub mod scenarios;
+
+use ssprd::api::pb::{
+    self, registration_service_client::RegistrationServiceClient,
+    reset_service_client::ResetServiceClient,
+};
+use ssprd::config::{RawConfig, RawDirectory, SecretSource};
+use ssprd::testbed::{Slapd, TestCa, write_private};
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic_types::StatusExt;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Installs the process-wide rustls provider (idempotent).
+pub fn init() {
+    ssprd::cli::install_crypto_provider();
+}
+
+/// A directory the scenarios can run against.
+#[async_trait::async_trait]
+pub trait TestDirectory: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// The `[directory]` section for the daemon (bind password in a file under `dir`).
+    fn directory_config(&self, dir: &Path) -> RawDirectory;
+    /// Creates a user who may use SSPR; returns nothing, panics on failure.
+    async fn create_user(&self, login: &str, password: &str);
+    /// A simple bind as the user over LDAPS.
+    async fn can_bind(&self, login: &str, password: &str) -> bool;
+    /// Locks the account by failed binds.
+    async fn lock(&self, login: &str);
+    async fn stop(&mut self);
+    async fn start(&mut self);
+    /// (new password, expected ErrorInfo reason) pairs the directory's policy refuses,
+    /// given that the user's current password is `current`.
+    fn refusals(&self, current: &str) -> Vec<(String, &'static str)>;
+}
+
+/// The daemon under test.
+pub struct Daemon {
+    pub addr: std::net::SocketAddr,
+    pub ca_pem: String,
+    pub dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ssprd::server::ServeError>>>,
+}
+
+impl Daemon {
+    /// Writes TLS files and returns a config for a daemon on 127.0.0.1:0 with its store in `dir`.
+    pub fn config(dir: &Path, directory: RawDirectory) -> (RawConfig, String) {
+        std::fs::create_dir_all(dir).unwrap();
+        let ca = TestCa::new("ssprd test gRPC CA").unwrap();
+        let server = ca.server_cert(&[]).unwrap();
+        std::fs::write(dir.join("server.crt"), &server.cert_pem).unwrap();
+        write_private(&dir.join("server.key"), &server.key_pem).unwrap();
+        let mut raw = RawConfig::default();
+        raw.server.listen = "127.0.0.1:0".into();
+        raw.server.tls_cert_file = dir.join("server.crt");
+        raw.server.tls_key = Some(SecretSource::File(dir.join("server.key")));
+        raw.store.path = dir.join("db");
+        raw.store.sweep_interval_secs = 1;
+        raw.directory = directory;
+        (raw, ca.pem())
+    }
+
+    pub async fn start(raw: RawConfig, ca_pem: String) -> Self {
+        let cfg = raw.validate().expect("valid test config");
+        let dir = raw.store.path.parent().unwrap().to_path_buf();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(ssprd::serve(cfg, listener, async move {
+            let _ = rx.await;
+        }));
+        // Ready when a TLS connection works.
+        let d = Self {
+            addr,
+            ca_pem,
+            dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        for _ in 0..100 {
+            if d.channel().await.is_ok() {
+                return d;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("daemon did not come up");
+    }
+
+    pub async fn channel(&self) -> Result<Channel, tonic::transport::Error> {
+        Channel::from_shared(format!("https://{}", self.addr))
+            .unwrap()
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(&self.ca_pem))
+                    .domain_name("localhost"),
+            )?
+            .connect()
+            .await
+    }
+
+    pub async fn clients(&self) -> Clients {
+        let ch = self.channel().await.expect("channel");
+        Clients {
+            reg: RegistrationServiceClient::new(ch.clone()),
+            reset: ResetServiceClient::new(ch),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub struct Clients {
+    pub reg: RegistrationServiceClient<Channel>,
+    pub reset: ResetServiceClient<Channel>,
+}
+
+/// The reason in the status's `google.rpc.ErrorInfo`.
+pub fn reason(s: &tonic::Status) -> String {
+    s.get_details_error_info()
+        .map(|i| {
+            assert_eq!(i.domain, "ssprd");
+            i.reason
+        })
+        .unwrap_or_else(|| format!("<no ErrorInfo: {:?} {}>", s.code(), s.message()))
+}
+
+/// The test's answer to a question: distinct per question.
+pub fn answer_for(question_id: &str) -> String {
+    format!("Answer to {}", question_id.rsplit('.').next().unwrap())
+}
+
+pub const QUESTIONS: [&str; 3] = ["bank.first_pet", "bank.birth_city", "bank.first_car"];
+
+impl Clients {
+    /// BeginRegistration + SetSecurityQuestions with [`QUESTIONS`] / [`answer_for`].
+    pub async fn register(&mut self, login: &str, password: &str) {
+        let begin = self
+            .reg
+            .begin_registration(pb::BeginRegistrationRequest {
+                username: login.into(),
+                password: password.into(),
+            })
+            .await
+            .expect("BeginRegistration")
+            .into_inner();
+        let answers = QUESTIONS
+            .iter()
+            .map(|q| pb::QuestionAnswer {
+                question_id: q.to_string(),
+                answer: answer_for(q),
+            })
+            .collect();
+        let st = self
+            .reg
+            .set_security_questions(pb::SetSecurityQuestionsRequest {
+                registration_token: begin.registration_token,
+                answers,
+            })
+            .await
+            .expect("SetSecurityQuestions")
+            .into_inner();
+        assert!(st.status.unwrap().complete);
+    }
+
+    pub async fn start(&mut self, login: &str) -> pb::StartResetResponse {
+        self.reset
+            .start_reset(pb::StartResetRequest {
+                username: login.into(),
+            })
+            .await
+            .expect("StartReset")
+            .into_inner()
+    }
+
+    /// Answers the questions of `challenge` with `answer(question_id)`.
+    pub async fn verify_with(
+        &mut self,
+        flow_id: &str,
+        challenge: &[pb::MethodChallenge],
+        answer: impl Fn(&str) -> String,
+    ) -> Result<pb::VerifyMethodResponse, tonic::Status> {
+        let answers = question_ids(challenge)
+            .iter()
+            .map(|q| pb::QuestionAnswer {
+                question_id: q.clone(),
+                answer: answer(q),
+            })
+            .collect();
+        self.reset
+            .verify_method(pb::VerifyMethodRequest {
+                flow_id: flow_id.into(),
+                proof: Some(pb::verify_method_request::Proof::SecurityAnswers(
+                    pb::SecurityAnswers { answers },
+                )),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// StartReset + correct answers: a verified flow id.
+    pub async fn verified_flow(&mut self, login: &str) -> String {
+        let s = self.start(login).await;
+        let v = self
+            .verify_with(&s.flow_id, &s.methods, answer_for)
+            .await
+            .expect("VerifyMethod");
+        assert!(v.verified, "correct answers must verify");
+        s.flow_id
+    }
+
+    pub async fn complete(
+        &mut self,
+        flow_id: &str,
+        new_password: &str,
+        unlock: bool,
+    ) -> Result<pb::CompleteResetResponse, tonic::Status> {
+        self.reset
+            .complete_reset(pb::CompleteResetRequest {
+                flow_id: flow_id.into(),
+                new_password: new_password.into(),
+                unlock,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+}
+
+/// The question ids asked in a challenge list.
+pub fn question_ids(challenge: &[pb::MethodChallenge]) -> Vec<String> {
+    challenge
+        .iter()
+        .filter_map(|c| match &c.challenge {
+            Some(pb::method_challenge::Challenge::SecurityQuestions(q)) => {
+                Some(q.questions.iter().map(|q| q.id.clone()).collect::<Vec<_>>())
+            }
+            None => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// A unique login for one scenario.
+pub fn unique(prefix: &str) -> String {
+    let mut b = [0u8; 4];
+    getrandom::fill(&mut b).unwrap();
+    format!("{prefix}{}", hex::encode(b))
+}
+
+// ------------------------------------------------------------------ OpenLDAP ----
+
+/// The testbed slapd as a [`TestDirectory`].
+pub struct OpenLdap {
+    pub slapd: Slapd,
+    _dir: tempfile::TempDir,
+}
+
+impl OpenLdap {
+    pub async fn start() -> Self {
+        assert!(
+            Slapd::available(),
+            "slapd is not installed: run scripts/install-test-deps.sh"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let slapd = Slapd::start(dir.path()).await.expect("slapd starts");
+        Self { slapd, _dir: dir }
+    }
+
+    fn dn(login: &str) -> String {
+        format!("uid={login},{}", ssprd::testbed::PEOPLE)
+    }
+
+    /// A bind over LDAPS with the harness's own ldap3 connection.
+    pub async fn bind(&self, dn: &str, password: &str) -> Result<(), BoxError> {
+        let tls = client_tls(&self.slapd.ca_pem);
+        let settings = ldap3::LdapConnSettings::new()
+            .set_config(tls)
+            .set_conn_timeout(std::time::Duration::from_secs(2));
+        let (conn, mut ldap) =
+            ldap3::LdapConnAsync::with_settings(settings, &self.slapd.ldaps_uri()).await?;
+        ldap3::drive!(conn);
+        let res = ldap.simple_bind(dn, password).await?;
+        let _ = ldap.unbind().await;
+        res.success()?;
+        Ok(())
+    }
+}
+
+pub fn client_tls(ca_pem: &str) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+#[async_trait::async_trait]
+impl TestDirectory for OpenLdap {
+    fn name(&self) -> &'static str {
+        "openldap"
+    }
+
+    fn directory_config(&self, dir: &Path) -> RawDirectory {
+        std::fs::create_dir_all(dir).unwrap();
+        let pw = dir.join("bind-password");
+        write_private(&pw, self.slapd.service_password.expose()).unwrap();
+        RawDirectory {
+            uris: vec![self.slapd.ldaps_uri()],
+            ca_file: Some(self.slapd.ca_file.clone()),
+            bind_dn: ssprd::testbed::SERVICE_DN.into(),
+            bind_password: Some(SecretSource::File(pw)),
+            base_dn: ssprd::testbed::PEOPLE.into(),
+            user_filter: "(objectClass=inetOrgPerson)".into(),
+            login_attribute: "uid".into(),
+            timeout_ms: 2_000,
+            ..RawDirectory::default()
+        }
+    }
+
+    async fn create_user(&self, login: &str, password: &str) {
+        self.slapd
+            .add_user(login, &format!("Test {login}"), password)
+            .await
+            .expect("add user");
+    }
+
+    async fn can_bind(&self, login: &str, password: &str) -> bool {
+        self.bind(&Self::dn(login), password).await.is_ok()
+    }
+
+    async fn lock(&self, login: &str) {
+        for i in 0..3 {
+            let _ = self.bind(&Self::dn(login), &format!("wrong-{i}")).await;
+        }
+    }
+
+    async fn stop(&mut self) {
+        self.slapd.stop();
+    }
+
+    async fn start(&mut self) {
+        self.slapd.restart().await.expect("slapd restarts");
+    }
+
+    fn refusals(&self, current: &str) -> Vec<(String, &'static str)> {
+        vec![
+            ("Sh0rt!".into(), "PASSWORD_TOO_SHORT"),
+            // ppolicy pwdInHistory: the current password counts as history.
+            (current.into(), "PASSWORD_IN_HISTORY"),
+        ]
+    }
+}

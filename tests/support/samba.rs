@@ -1,0 +1,379 @@
+//! A throwaway Samba AD DC (Samba 4.17) provisioned into a temp dir, on loopback.
+//!
+//! Needs root: Samba hard-codes its LDAP/LDAPS/Kerberos/SMB ports (389/636/88/445). All state
+//! (smb.conf, sam.ldb, sockets, logs, TLS) lives in the temp dir; `/etc/samba` is not read.
+//! Stopped by PID (and any helper that carries the private `--configfile`) on drop.
+
+use super::{BoxError, TestDirectory, client_tls};
+use ssprd::config::{Flavour, RawDirectory, SecretSource};
+use ssprd::testbed::{TestCa, write_private};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const REALM: &str = "EXAMPLE.TEST";
+pub const BASE: &str = "DC=example,DC=test";
+pub const PEOPLE: &str = "OU=People,DC=example,DC=test";
+const ADMIN_PW: &str = "Admin-Pass-123";
+const SVC_PW: &str = "Sspr-Service-Pass-1";
+
+pub struct SambaAd {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+    ca_pem: String,
+    child: Option<Child>,
+}
+
+/// Why Samba cannot run here, if it cannot.
+pub fn unavailable() -> Option<String> {
+    if !Path::new("/usr/sbin/samba").exists() {
+        return Some("samba is not installed: run scripts/install-test-deps.sh".into());
+    }
+    if !is_root() {
+        return Some("the Samba AD DC needs root (ports 389/636/88/445)".into());
+    }
+    None
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn samba_tool(conf: &Path, args: &[&str]) -> Result<String, BoxError> {
+    // samba-tool needs Debian's python (the samba module is not in pyenv/venv pythons).
+    let out = Command::new("/usr/bin/python3")
+        .arg("/usr/bin/samba-tool")
+        .args(args)
+        .arg("-s")
+        .arg(conf)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "samba-tool {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn port_in_use(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+impl SambaAd {
+    /// Provisions a domain with a delegated reset account and starts the DC.
+    pub async fn start() -> Result<Self, BoxError> {
+        for p in [389, 636, 88, 445] {
+            if port_in_use(p) {
+                return Err(format!("port {p} is in use on 127.0.0.1 (another DC or slapd?)").into());
+            }
+        }
+        std::fs::create_dir_all("/run/samba")?;
+        let dir = tempfile::Builder::new().prefix("ssprd-samba.").tempdir()?;
+        let w = dir.path();
+        for sub in ["run", "log", "tls"] {
+            std::fs::create_dir_all(w.join(sub))?;
+        }
+        let ca = TestCa::new("ssprd test AD CA")?;
+        let server = ca.server_cert(&["dc1.example.test"])?;
+        std::fs::write(w.join("tls/ca.crt"), ca.pem())?;
+        std::fs::write(w.join("tls/server.crt"), &server.cert_pem)?;
+        write_private(&w.join("tls/server.key"), &server.key_pem)?;
+        std::fs::write(w.join("empty.conf"), "")?;
+        let d = w.display();
+        let opts = [
+            "interfaces=lo".to_string(),
+            "bind interfaces only=yes".into(),
+            format!("pid directory={d}/run"),
+            format!("ncalrpc dir={d}/run/ncalrpc"),
+            format!("log file={d}/log/%m.log"),
+            "server services=s3fs, rpc, ldap, cldap, kdc, winbindd".into(),
+            "tls enabled=yes".into(),
+            format!("tls keyfile={d}/tls/server.key"),
+            format!("tls certfile={d}/tls/server.crt"),
+            format!("tls cafile={d}/tls/ca.crt"),
+        ];
+        let mut cmd = Command::new("/usr/bin/python3");
+        cmd.args(["/usr/bin/samba-tool", "domain", "provision", "-s"])
+            .arg(w.join("empty.conf"))
+            .args([
+                "--server-role=dc",
+                "--use-rfc2307",
+                "--dns-backend=NONE",
+                &format!("--realm={REALM}"),
+                "--domain=EXAMPLE",
+                "--host-name=dc1",
+                "--host-ip=127.0.0.1",
+                &format!("--adminpass={ADMIN_PW}"),
+                &format!("--targetdir={d}/ad"),
+            ]);
+        for o in &opts {
+            cmd.arg(format!("--option={o}"));
+        }
+        let out = cmd.output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "provision failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let conf = w.join("ad/etc/smb.conf");
+        // Old passwords must stop working at once (default: 60 more minutes for NTLM/LDAP).
+        let text = std::fs::read_to_string(&conf)?;
+        let text = text.replacen(
+            "[global]",
+            "[global]\n\told password allowed period = 0",
+            1,
+        );
+        std::fs::write(&conf, text)?;
+
+        samba_tool(
+            &conf,
+            &[
+                "domain",
+                "passwordsettings",
+                "set",
+                "--complexity=on",
+                "--history-length=5",
+                "--min-pwd-length=8",
+                "--min-pwd-age=0",
+                "--max-pwd-age=0",
+                "--account-lockout-threshold=3",
+                "--account-lockout-duration=30",
+                "--reset-account-lockout-after=30",
+            ],
+        )?;
+        for ou in ["OU=People", "OU=Groups", "OU=Services"] {
+            samba_tool(&conf, &["ou", "add", ou])?;
+        }
+        samba_tool(
+            &conf,
+            &["user", "create", "sspr", SVC_PW, "--userou=OU=Services"],
+        )?;
+        samba_tool(&conf, &["user", "setexpiry", "sspr", "--noexpiry"])?;
+        let show = samba_tool(&conf, &["user", "show", "sspr", "--attributes=objectSid"])?;
+        let sid = show
+            .lines()
+            .find_map(|l| l.strip_prefix("objectSid: "))
+            .ok_or("no objectSid for sspr")?
+            .trim()
+            .to_string();
+        // Least privilege on OU=People, inherited by user objects: Reset Password,
+        // write pwdLastSet, write lockoutTime.
+        let user_class = "bf967aba-0de6-11d0-a285-00aa003049e2";
+        for ace in [
+            format!("(OA;CIIO;CR;00299570-246d-11d0-a768-00aa006e0529;{user_class};{sid})"),
+            format!("(OA;CIIO;WP;bf967a0a-0de6-11d0-a285-00aa003049e2;{user_class};{sid})"),
+            format!("(OA;CIIO;WP;28630ebf-41d5-11d1-a9c1-0000f80367c1;{user_class};{sid})"),
+        ] {
+            samba_tool(
+                &conf,
+                &["dsacl", "set", &format!("--objectdn={PEOPLE}"), &format!("--sddl={ace}")],
+            )?;
+        }
+        let mut s = Self {
+            dir,
+            conf,
+            ca_pem: ca.pem(),
+            child: None,
+        };
+        s.launch().await?;
+        Ok(s)
+    }
+
+    async fn launch(&mut self) -> Result<(), BoxError> {
+        let log = std::fs::File::create(self.dir.path().join("log/samba.out"))?;
+        let child = Command::new("/usr/sbin/samba")
+            .args(["-F", "--debug-stdout", "-d", "1", "-M", "single", "-s"])
+            .arg(&self.conf)
+            .arg("--maximum-runtime=3600")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self
+                .bind(&format!("administrator@{REALM}"), ADMIN_PW)
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                let out = std::fs::read_to_string(self.dir.path().join("log/samba.out"))
+                    .unwrap_or_default();
+                return Err(format!("samba exited ({status}): {out}").into());
+            }
+            if Instant::now() > deadline {
+                return Err("samba not ready after 60 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn connect(&self) -> Result<ldap3::Ldap, BoxError> {
+        let settings = ldap3::LdapConnSettings::new()
+            .set_config(client_tls(&self.ca_pem))
+            .set_conn_timeout(Duration::from_secs(3));
+        let (conn, ldap) =
+            ldap3::LdapConnAsync::with_settings(settings, "ldaps://127.0.0.1:636").await?;
+        ldap3::drive!(conn);
+        Ok(ldap)
+    }
+
+    async fn bind(&self, who: &str, password: &str) -> Result<(), BoxError> {
+        let mut ldap = self.connect().await?;
+        let res = ldap.simple_bind(who, password).await?;
+        let _ = ldap.unbind().await;
+        res.success()?;
+        Ok(())
+    }
+
+    fn halt(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // smbd spawns helpers (samba-dcerpcd, rpcd_*) that outlive samba; they all carry our
+        // private config path on their command line.
+        let pattern = format!("--configfile={}", self.conf.display());
+        for signal in ["-TERM", "-KILL"] {
+            let _ = Command::new("pkill").args([signal, "-f", "--", &pattern]).status();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        // Wait until the fixed ports are free again (for a restart).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while port_in_use(636) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for SambaAd {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn utf16_quoted(pw: &str) -> Vec<u8> {
+    format!("\"{pw}\"")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
+#[async_trait::async_trait]
+impl TestDirectory for SambaAd {
+    fn name(&self) -> &'static str {
+        "samba-ad"
+    }
+
+    fn directory_config(&self, dir: &Path) -> RawDirectory {
+        std::fs::create_dir_all(dir).unwrap();
+        let pw = dir.join("bind-password");
+        write_private(&pw, SVC_PW).unwrap();
+        let ca = dir.join("ad-ca.crt");
+        std::fs::write(&ca, &self.ca_pem).unwrap();
+        RawDirectory {
+            flavour: Flavour::ActiveDirectory,
+            uris: vec!["ldaps://127.0.0.1:636".into()],
+            ca_file: Some(ca),
+            bind_dn: format!("sspr@{REALM}"),
+            bind_password: Some(SecretSource::File(pw)),
+            base_dn: PEOPLE.into(),
+            user_filter: "(&(objectCategory=person)(objectClass=user))".into(),
+            login_attribute: "sAMAccountName".into(),
+            timeout_ms: 3_000,
+            ..RawDirectory::default()
+        }
+    }
+
+    async fn create_user(&self, login: &str, password: &str) {
+        let mut ldap = self.connect().await.unwrap();
+        ldap.simple_bind(&format!("administrator@{REALM}"), ADMIN_PW)
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let dn = format!("CN={login},{PEOPLE}");
+        let upn = format!("{login}@example.test");
+        let pw = utf16_quoted(password);
+        let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = vec![
+            (
+                b"objectClass".to_vec(),
+                ["top", "person", "organizationalPerson", "user"]
+                    .iter()
+                    .map(|s| s.as_bytes().to_vec())
+                    .collect(),
+            ),
+            (b"cn".to_vec(), HashSet::from([login.as_bytes().to_vec()])),
+            (
+                b"sAMAccountName".to_vec(),
+                HashSet::from([login.as_bytes().to_vec()]),
+            ),
+            (
+                b"userPrincipalName".to_vec(),
+                HashSet::from([upn.into_bytes()]),
+            ),
+            (b"unicodePwd".to_vec(), HashSet::from([pw])),
+            (b"userAccountControl".to_vec(), HashSet::from([b"512".to_vec()])),
+        ];
+        ldap.add(&dn, attrs).await.unwrap().success().unwrap();
+        let _ = ldap.unbind().await;
+    }
+
+    async fn can_bind(&self, login: &str, password: &str) -> bool {
+        self.bind(&format!("{login}@example.test"), password)
+            .await
+            .is_ok()
+    }
+
+    async fn lock(&self, login: &str) {
+        for i in 0..3 {
+            let _ = self
+                .bind(&format!("{login}@example.test"), &format!("Wrong-{i}-x"))
+                .await;
+        }
+    }
+
+    async fn stop(&mut self) {
+        self.halt();
+    }
+
+    async fn start(&mut self) {
+        self.launch().await.expect("samba restarts");
+    }
+
+    fn refusals(&self, _current: &str) -> Vec<(String, &'static str)> {
+        // Samba applies no history on an admin reset (and lacks the policy-hints control).
+        vec![
+            ("Ab1!".into(), "PASSWORD_TOO_SHORT"),
+            ("alllowercaseletters".into(), "PASSWORD_TOO_SIMPLE"),
+        ]
+    }
+}

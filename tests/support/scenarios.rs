@@ -1,0 +1,373 @@
+//! End-to-end scenarios over gRPC+TLS, run against each real directory.
+
+use super::{Clients, Daemon, TestDirectory, answer_for, question_ids, reason, unique};
+use ssprd::api::pb;
+use std::path::Path;
+use tonic::Code;
+
+/// Starts a daemon for `dir` with its store under `work`.
+pub async fn daemon(dir: &dyn TestDirectory, work: &Path) -> Daemon {
+    let (raw, ca) = Daemon::config(work, dir.directory_config(&work.join("dir")));
+    Daemon::start(raw, ca).await
+}
+
+/// register → reset → the new password binds, the old one does not.
+pub async fn register_and_reset(dir: &dyn TestDirectory, c: &mut Clients) {
+    let login = unique("reset");
+    let old = "Old-Pass-1234";
+    let new = "New-Pass-5678";
+    dir.create_user(&login, old).await;
+    c.register(&login, old).await;
+
+    let s = c.start(&login).await;
+    assert_eq!(s.methods_required, 1);
+    assert_eq!(s.methods.len(), 1);
+    let asked = question_ids(&s.methods);
+    assert_eq!(asked.len(), 3);
+    assert!(asked.iter().all(|q| super::QUESTIONS.contains(&q.as_str())));
+    // Answers are normalised: case and spacing do not matter.
+    let v = c
+        .verify_with(&s.flow_id, &s.methods, |q| {
+            format!("  {}  ", answer_for(q).to_uppercase())
+        })
+        .await
+        .unwrap();
+    assert!(v.verified);
+    assert_eq!((v.methods_verified, v.methods_required), (1, 1));
+    assert!(v.remaining.is_empty());
+
+    let done = c.complete(&s.flow_id, new, false).await.unwrap();
+    assert!(done.verified_by_bind, "bind with the new password after the write");
+    assert!(dir.can_bind(&login, new).await, "new password works");
+    assert!(!dir.can_bind(&login, old).await, "old password fails");
+
+    // The flow is spent.
+    let again = c.complete(&s.flow_id, "Another-Pass-99", false).await.unwrap_err();
+    assert_eq!(again.code(), Code::NotFound);
+    assert_eq!(reason(&again), "FLOW_INVALID");
+}
+
+/// Each policy refusal maps to its reason, and the verified flow stays usable.
+pub async fn policy_refusals(dir: &dyn TestDirectory, c: &mut Clients) {
+    let login = unique("policy");
+    let old = "Old-Pass-1234";
+    dir.create_user(&login, old).await;
+    c.register(&login, old).await;
+    let flow = c.verified_flow(&login).await;
+    for (pw, want) in dir.refusals(old) {
+        let e = c.complete(&flow, &pw, false).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{pw:?}: {e:?}");
+        assert_eq!(reason(&e), want, "{pw:?}");
+        assert!(!e.message().is_empty());
+    }
+    // Local checks before any directory call.
+    let e = c.complete(&flow, "", false).await.unwrap_err();
+    assert_eq!(reason(&e), "PASSWORD_REQUIRED");
+    let e = c.complete(&flow, &"x".repeat(257), false).await.unwrap_err();
+    assert_eq!(reason(&e), "PASSWORD_TOO_LONG");
+    let e = c.complete(&flow, "nul\0inside-Pass1", false).await.unwrap_err();
+    assert_eq!(reason(&e), "PASSWORD_INVALID_CHARACTER");
+    // Still usable.
+    let good = "Good-Pass-4321";
+    c.complete(&flow, good, false).await.unwrap();
+    assert!(dir.can_bind(&login, good).await);
+    assert!(dir.can_bind(&login, old).await == false);
+}
+
+/// Unknown users get a flow of the same shape that never verifies; injection-shaped names
+/// match nobody.
+pub async fn unknown_user(dir: &dyn TestDirectory, c: &mut Clients) {
+    let login = unique("known");
+    let pw = "Known-Pass-1234";
+    dir.create_user(&login, pw).await;
+    c.register(&login, pw).await;
+    let real = c.start(&login).await;
+
+    for name in [
+        "no-such-user".to_string(),
+        "*".into(),
+        "a)(|(uid=*".into(),
+        "*)(objectClass=*".into(),
+        format!("{login}*"),
+        format!("{}*", &login[..3]),
+    ] {
+        let s = c.start(&name).await;
+        assert_eq!(s.methods_required, real.methods_required, "{name}");
+        assert_eq!(s.methods.len(), real.methods.len(), "{name}");
+        assert_eq!(question_ids(&s.methods).len(), 3, "{name}");
+        assert_eq!(s.flow_id.len(), real.flow_id.len());
+        // The registered user's answers never work in the decoy flow.
+        let v = c
+            .verify_with(&s.flow_id, &s.methods, answer_for)
+            .await
+            .unwrap();
+        assert!(!v.verified, "{name} must not verify");
+        let e = c.complete(&s.flow_id, "Whatever-Pass-1", false).await.unwrap_err();
+        assert_eq!(e.code(), Code::FailedPrecondition, "{name}");
+        assert_eq!(reason(&e), "METHODS_NOT_VERIFIED");
+    }
+    // The same decoy registration for one unknown name: question ids come from a fixed set.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..8 {
+        let s = c.start("ghost-user").await;
+        seen.extend(question_ids(&s.methods));
+    }
+    assert_eq!(seen.len(), 3, "a decoy draws from a stable registered set");
+    // Empty and oversized names are input errors, for anybody.
+    let e = c
+        .reset
+        .start_reset(pb::StartResetRequest { username: " ".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e), "USERNAME_REQUIRED");
+    let e = c
+        .reset
+        .start_reset(pb::StartResetRequest {
+            username: "x".repeat(300),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e), "USERNAME_INVALID");
+}
+
+/// Wrong answers redraw, close the flow after 3, and 5 failures block SSPR for the account —
+/// for real and unknown users alike. The directory account is never locked by this.
+pub async fn wrong_answers(dir: &dyn TestDirectory, c: &mut Clients) {
+    let login = unique("wrong");
+    let pw = "Wrong-Pass-1234";
+    dir.create_user(&login, pw).await;
+    c.register(&login, pw).await;
+
+    for name in [login.clone(), unique("nobody")] {
+        let s = c.start(&name).await;
+        let mut challenge = s.methods.clone();
+        // Two wrong tries redraw; the third closes the flow.
+        for _ in 0..2 {
+            let v = c
+                .verify_with(&s.flow_id, &challenge, |_| "wrong answer".into())
+                .await
+                .unwrap();
+            assert!(!v.verified);
+            assert_eq!(question_ids(&v.remaining).len(), 3);
+            challenge = v.remaining;
+        }
+        let e = c
+            .verify_with(&s.flow_id, &challenge, |_| "wrong answer".into())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted, "{name}");
+        assert_eq!(reason(&e), "TOO_MANY_ATTEMPTS");
+        // Two more failures in a new flow reach 5: blocked.
+        let s = c.start(&name).await;
+        let v = c
+            .verify_with(&s.flow_id, &s.methods, |_| "wrong answer".into())
+            .await
+            .unwrap();
+        let e = c
+            .verify_with(&s.flow_id, &v.remaining, |_| "wrong answer".into())
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&e), "SSPR_BLOCKED", "{name}");
+        let e = c
+            .reset
+            .start_reset(pb::StartResetRequest {
+                username: name.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted);
+        assert_eq!(reason(&e), "SSPR_BLOCKED", "{name}");
+    }
+    // 5 wrong answers did not touch the directory account.
+    assert!(dir.can_bind(&login, pw).await, "directory account not locked");
+
+    // Answers to other questions than those asked are an input error.
+    let other = unique("shape");
+    dir.create_user(&other, pw).await;
+    c.register(&other, pw).await;
+    let s = c.start(&other).await;
+    let e = c
+        .reset
+        .verify_method(pb::VerifyMethodRequest {
+            flow_id: s.flow_id.clone(),
+            proof: Some(pb::verify_method_request::Proof::SecurityAnswers(
+                pb::SecurityAnswers {
+                    answers: vec![pb::QuestionAnswer {
+                        question_id: "bank.first_pet".into(),
+                        answer: "x".into(),
+                    }],
+                },
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e), "WRONG_QUESTIONS");
+    let e = c
+        .reset
+        .verify_method(pb::VerifyMethodRequest {
+            flow_id: s.flow_id.clone(),
+            proof: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e), "PROOF_REQUIRED");
+    let e = c
+        .reset
+        .verify_method(pb::VerifyMethodRequest {
+            flow_id: "not-a-flow".into(),
+            proof: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let e = c.complete("AAAAAAAAAAAAAAAAAAAAAA", "Pass-Word-123", false).await.unwrap_err();
+    assert_eq!(reason(&e), "FLOW_INVALID");
+}
+
+/// A locked account: reset with unlock works; UnlockAccount alone works too.
+pub async fn unlock(dir: &dyn TestDirectory, c: &mut Clients) {
+    let login = unique("locked");
+    let pw = "Locked-Pass-1234";
+    dir.create_user(&login, pw).await;
+    c.register(&login, pw).await;
+
+    dir.lock(&login).await;
+    assert!(!dir.can_bind(&login, pw).await, "account is locked");
+    let flow = c.verified_flow(&login).await;
+    let new = "Unlocked-Pass-5678";
+    let done = c.complete(&flow, new, true).await.unwrap();
+    assert!(done.unlocked);
+    assert!(done.verified_by_bind);
+    assert!(dir.can_bind(&login, new).await, "reset + unlock: bind works");
+
+    // Unlock without a password change.
+    dir.lock(&login).await;
+    assert!(!dir.can_bind(&login, new).await, "locked again");
+    let flow = c.verified_flow(&login).await;
+    c.reset
+        .unlock_account(pb::UnlockAccountRequest {
+            flow_id: flow.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(dir.can_bind(&login, new).await, "unlocked, same password");
+    // Unverified flows cannot unlock.
+    let s = c.start(&login).await;
+    let e = c
+        .reset
+        .unlock_account(pb::UnlockAccountRequest { flow_id: s.flow_id })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e), "METHODS_NOT_VERIFIED");
+}
+
+/// Registration errors: wrong password and unknown user look alike; bad answer sets are
+/// refused with precise reasons.
+pub async fn registration_errors(dir: &dyn TestDirectory, c: &mut Clients) {
+    let login = unique("regerr");
+    let pw = "Reg-Pass-1234";
+    dir.create_user(&login, pw).await;
+    for (user, pass) in [(login.as_str(), "Wrong-Pass-1"), ("no-such-user", "Any-Pass-1")] {
+        let e = c
+            .reg
+            .begin_registration(pb::BeginRegistrationRequest {
+                username: user.into(),
+                password: pass.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+        assert_eq!(reason(&e), "INVALID_CREDENTIALS");
+        assert_eq!(e.message(), "the username or password is not correct");
+    }
+    let token = c
+        .reg
+        .begin_registration(pb::BeginRegistrationRequest {
+            username: login.clone(),
+            password: pw.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .registration_token;
+    let set = |answers: Vec<(&str, &str)>| pb::SetSecurityQuestionsRequest {
+        registration_token: token.clone(),
+        answers: answers
+            .into_iter()
+            .map(|(q, a)| pb::QuestionAnswer {
+                question_id: q.into(),
+                answer: a.into(),
+            })
+            .collect(),
+    };
+    let cases = [
+        (vec![("bank.first_pet", "Rex")], "WRONG_QUESTION_COUNT"),
+        (
+            vec![("bank.first_pet", "Rex"), ("bank.birth_city", " rex "), ("bank.first_car", "Volvo")],
+            "DUPLICATE_ANSWER",
+        ),
+        (
+            vec![("bank.first_pet", "Rex"), ("bank.first_pet", "Max"), ("bank.first_car", "Volvo")],
+            "DUPLICATE_QUESTION",
+        ),
+        (
+            vec![("bank.first_pet", "Rex"), ("nope", "Max"), ("bank.first_car", "Volvo")],
+            "UNKNOWN_QUESTION",
+        ),
+        (
+            vec![("bank.first_pet", "ab"), ("bank.birth_city", "Oslo"), ("bank.first_car", "Volvo")],
+            "ANSWER_TOO_SHORT",
+        ),
+    ];
+    for (answers, want) in cases {
+        let e = c.reg.set_security_questions(set(answers)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert_eq!(reason(&e), want);
+    }
+    let st = c
+        .reg
+        .get_registration(pb::GetRegistrationRequest {
+            registration_token: token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert!(!st.complete, "nothing was stored by refused requests");
+    let e = c
+        .reg
+        .get_registration(pb::GetRegistrationRequest {
+            registration_token: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e), "REGISTRATION_TOKEN_INVALID");
+    let bank = c
+        .reg
+        .list_security_questions(pb::ListSecurityQuestionsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(bank.questions.len() >= 3);
+    assert_eq!((bank.register_count, bank.reset_count), (3, 3));
+}
+
+/// The directory goes down during CompleteReset: UNAVAILABLE, and the same verified flow
+/// completes once it is back.
+pub async fn directory_down(dir: &mut dyn TestDirectory, c: &mut Clients) {
+    let login = unique("down");
+    let old = "Down-Pass-1234";
+    let new = "Back-Pass-5678";
+    dir.create_user(&login, old).await;
+    c.register(&login, old).await;
+    let flow = c.verified_flow(&login).await;
+    dir.stop().await;
+    let e = c.complete(&flow, new, false).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert_eq!(reason(&e), "DIRECTORY_UNAVAILABLE");
+    dir.start().await;
+    let done = c.complete(&flow, new, false).await.unwrap();
+    assert!(done.verified_by_bind);
+    assert!(dir.can_bind(&login, new).await);
+}
