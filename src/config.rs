@@ -450,10 +450,7 @@ impl RawConfig {
                         );
                     }
                 }
-                _ => bad(
-                    &key,
-                    format!("{uri:?} must start with ldaps:// or ldap://"),
-                ),
+                _ => bad(&key, format!("{uri:?} must start with ldaps:// or ldap://")),
             }
         }
         let ca_pem = d.ca_file.as_ref().and_then(|p| {
@@ -477,11 +474,13 @@ impl RawConfig {
                 Secret::new("")
             });
         if d.base_dn.trim().is_empty() {
-            bad("directory.base_dn", "the search base for users is required".into());
+            bad(
+                "directory.base_dn",
+                "the search base for users is required".into(),
+            );
         }
-        if !d.user_filter.is_empty()
-            && !(d.user_filter.starts_with('(') && d.user_filter.ends_with(')'))
-        {
+        let parenthesised = d.user_filter.starts_with('(') && d.user_filter.ends_with(')');
+        if !d.user_filter.is_empty() && !parenthesised {
             bad(
                 "directory.user_filter",
                 format!("{:?} must be a parenthesised LDAP filter", d.user_filter),
@@ -685,8 +684,7 @@ impl RawConfig {
 }
 
 fn read_pem(path: &Path, label: &str) -> Result<Vec<u8>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let marker = format!("-----BEGIN {label}-----");
     if !String::from_utf8_lossy(&bytes).contains(&marker) {
         return Err(format!("{} holds no PEM {label}", path.display()));

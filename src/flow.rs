@@ -37,7 +37,11 @@ pub fn decoy_registration(
         })
         .collect();
     scored.sort();
-    scored.into_iter().take(n).map(|(_, id)| id.into()).collect()
+    scored
+        .into_iter()
+        .take(n)
+        .map(|(_, id)| id.into())
+        .collect()
 }
 
 /// The counter key of a decoy account (never collides with a directory id, which is a
@@ -168,6 +172,9 @@ mod tests {
             .collect();
         assert!(others.iter().any(|o| *o != a1));
         assert!(decoy_user_key(&key, "Nobody").starts_with("decoy:"));
-        assert_eq!(decoy_user_key(&key, "Nobody"), decoy_user_key(&key, "nobody"));
+        assert_eq!(
+            decoy_user_key(&key, "Nobody"),
+            decoy_user_key(&key, "nobody")
+        );
     }
 }

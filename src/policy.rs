@@ -42,16 +42,43 @@ pub struct Question {
 const PREDEFINED: &[(&str, &str)] = &[
     ("bank.birth_city", "In what city were you born?"),
     ("bank.first_pet", "What was the name of your first pet?"),
-    ("bank.first_school", "What was the name of your first school?"),
-    ("bank.childhood_friend", "What is the first name of your childhood best friend?"),
-    ("bank.first_job_city", "In what city did you have your first job?"),
-    ("bank.first_car", "What was the make and model of your first car?"),
+    (
+        "bank.first_school",
+        "What was the name of your first school?",
+    ),
+    (
+        "bank.childhood_friend",
+        "What is the first name of your childhood best friend?",
+    ),
+    (
+        "bank.first_job_city",
+        "In what city did you have your first job?",
+    ),
+    (
+        "bank.first_car",
+        "What was the make and model of your first car?",
+    ),
     ("bank.parents_met", "In what city did your parents meet?"),
-    ("bank.favourite_teacher", "What was the last name of your favourite teacher?"),
-    ("bank.childhood_street", "What was the name of the street you grew up on?"),
-    ("bank.first_concert", "What was the first concert you attended?"),
-    ("bank.oldest_cousin", "What is the first name of your oldest cousin?"),
-    ("bank.childhood_nickname", "What was your childhood nickname?"),
+    (
+        "bank.favourite_teacher",
+        "What was the last name of your favourite teacher?",
+    ),
+    (
+        "bank.childhood_street",
+        "What was the name of the street you grew up on?",
+    ),
+    (
+        "bank.first_concert",
+        "What was the first concert you attended?",
+    ),
+    (
+        "bank.oldest_cousin",
+        "What is the first name of your oldest cousin?",
+    ),
+    (
+        "bank.childhood_nickname",
+        "What was your childhood nickname?",
+    ),
 ];
 
 /// The questions users may register: predefined and/or custom.

@@ -165,7 +165,12 @@ pub async fn serve(
         .add_service(registration)
         .add_service(reset);
 
-    info!(?addr, reflection = cfg.server.reflection, mtls = cfg.server.client_ca_pem.is_some(), "ssprd serving");
+    info!(
+        ?addr,
+        reflection = cfg.server.reflection,
+        mtls = cfg.server.client_ca_pem.is_some(),
+        "ssprd serving"
+    );
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("serving"),

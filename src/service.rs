@@ -8,8 +8,8 @@ use crate::method::{Method, questions};
 use crate::policy::{QuestionBank, QuestionPolicy, ResetPolicy};
 use crate::secret::Secret;
 use crate::store::{
-    AuditEvent, FlowState, Registration, RegistrationSession, RegisteredQuestion, ResetFlow,
-    Store, StoreError, TokenHash,
+    AuditEvent, FlowState, RegisteredQuestion, Registration, RegistrationSession, ResetFlow, Store,
+    StoreError, TokenHash,
 };
 use base64::Engine;
 use std::collections::{HashMap, HashSet};
@@ -41,13 +41,19 @@ pub enum ServiceError {
     NotVerified { verified: u32, required: u32 },
     #[error("too many wrong answers: this reset flow is closed; start a new one")]
     TooManyAttempts,
-    #[error("self-service password reset is blocked for this account for now; try later or contact the helpdesk")]
+    #[error(
+        "self-service password reset is blocked for this account for now; try later or contact the helpdesk"
+    )]
     Blocked,
     #[error("{}", .0.message())]
     PasswordRefused(PolicyReason),
-    #[error("the directory is unavailable; try again (the verified flow stays valid until it expires)")]
+    #[error(
+        "the directory is unavailable; try again (the verified flow stays valid until it expires)"
+    )]
     DirectoryUnavailable,
-    #[error("the directory refused the operation; the administrator has been told (see the daemon log)")]
+    #[error(
+        "the directory refused the operation; the administrator has been told (see the daemon log)"
+    )]
     DirectoryFailed,
     #[error("storage is unavailable; nothing was changed")]
     StoreUnavailable,
@@ -130,7 +136,9 @@ fn check_login(login: &str) -> Result<&str, ServiceError> {
         return Err(ServiceError::invalid(
             "username",
             "USERNAME_INVALID",
-            format!("username must be at most {MAX_LOGIN_CHARS} characters without control characters"),
+            format!(
+                "username must be at most {MAX_LOGIN_CHARS} characters without control characters"
+            ),
         ));
     }
     Ok(login)
@@ -311,8 +319,13 @@ impl Service {
             return Err(ServiceError::InvalidCredentials);
         }
         let Some(user) = self.directory.find_user(login).await? else {
-            self.audit("registration.begin", login, "failure", "invalid_credentials")
-                .await;
+            self.audit(
+                "registration.begin",
+                login,
+                "failure",
+                "invalid_credentials",
+            )
+            .await;
             return Err(ServiceError::InvalidCredentials);
         };
         match self.directory.bind_as_user(&user.dn, password).await? {
@@ -340,7 +353,8 @@ impl Service {
             .put_session(&TokenHash::of(&token), &session)
             .await?;
         let reg = self.store.registration(&user.id).await?;
-        self.audit("registration.begin", &user.login, "success", "").await;
+        self.audit("registration.begin", &user.login, "success", "")
+            .await;
         Ok((token, expires_at, self.status(&user.login, reg.as_ref())))
     }
 
@@ -371,7 +385,10 @@ impl Service {
             return Err(ServiceError::invalid(
                 "answers",
                 "WRONG_QUESTION_COUNT",
-                format!("register exactly {want} questions ({} given)", answers.len()),
+                format!(
+                    "register exactly {want} questions ({} given)",
+                    answers.len()
+                ),
             ));
         }
         let mut seen_q = HashSet::new();
@@ -452,9 +469,7 @@ impl Service {
         };
         let t = now();
         let real = match (&user, &reg) {
-            (Some(u), Some(r)) if r.questions.len() >= self.questions.reset_count => {
-                Some((u, r))
-            }
+            (Some(u), Some(r)) if r.questions.len() >= self.questions.reset_count => Some((u, r)),
             _ => None,
         };
         let flow = match real {
@@ -501,9 +516,7 @@ impl Service {
             return Err(ServiceError::Blocked);
         }
         let flow_id = new_token();
-        self.store
-            .put_flow(&TokenHash::of(&flow_id), &flow)
-            .await?;
+        self.store.put_flow(&TokenHash::of(&flow_id), &flow).await?;
         self.audit("reset.start", login, "success", "").await;
         Ok(StartedReset {
             flow_id,
@@ -739,7 +752,8 @@ impl Service {
             false
         };
         self.finish(&h, &flow).await?;
-        self.audit("reset.complete", &flow.login, "success", "").await;
+        self.audit("reset.complete", &flow.login, "success", "")
+            .await;
         Ok(Completed {
             verified_by_bind,
             unlocked,
@@ -751,7 +765,8 @@ impl Service {
     pub async fn unlock_account(&self, flow_id: &str) -> Result<(), ServiceError> {
         let (h, flow, _guard) = self.verified_flow(flow_id).await?;
         if let Err(e) = self.directory.unlock(&Self::user_of(&flow)).await {
-            self.audit("unlock", &flow.login, "failure", "directory").await;
+            self.audit("unlock", &flow.login, "failure", "directory")
+                .await;
             return Err(e.into());
         }
         self.finish(&h, &flow).await?;

@@ -84,7 +84,9 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 pub const SUFFIX: &str = "dc=example,dc=org";
@@ -291,19 +293,37 @@ pwdPolicySubentry: cn=service-accounts,ou=policies,{SUFFIX}
         write_private(&dir.join("config.ldif"), &config)?;
         write_private(&dir.join("base.ldif"), &base)?;
         let slapd_d = dir.join("slapd.d");
-        run("slapadd", &["-n0", "-F", path(&slapd_d), "-l", path(&dir.join("config.ldif"))])?;
         run(
             "slapadd",
-            &["-q", "-n1", "-F", path(&slapd_d), "-l", path(&dir.join("base.ldif"))],
+            &[
+                "-n0",
+                "-F",
+                path(&slapd_d),
+                "-l",
+                path(&dir.join("config.ldif")),
+            ],
+        )?;
+        run(
+            "slapadd",
+            &[
+                "-q",
+                "-n1",
+                "-F",
+                path(&slapd_d),
+                "-l",
+                path(&dir.join("base.ldif")),
+            ],
         )?;
         // The cleartext passwords are not needed on disk once loaded.
         std::fs::remove_file(dir.join("config.ldif"))?;
         std::fs::remove_file(dir.join("base.ldif"))?;
 
         let mut roots = rustls::RootCertStore::empty();
-        for c in <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(
-            ca.pem().as_bytes(),
-        ) {
+        for c in
+            <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(
+                ca.pem().as_bytes(),
+            )
+        {
             roots.add(c?)?;
         }
         let tls = Arc::new(
@@ -348,7 +368,14 @@ pwdPolicySubentry: cn=service-accounts,ou=policies,{SUFFIX}
             self.ldap_port, self.ldaps_port
         );
         let child = Command::new("/usr/sbin/slapd")
-            .args(["-d", "stats", "-F", path(&self.dir.join("slapd.d")), "-h", &urls])
+            .args([
+                "-d",
+                "stats",
+                "-F",
+                path(&self.dir.join("slapd.d")),
+                "-h",
+                &urls,
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -439,7 +466,9 @@ fn path(p: &Path) -> &str {
 }
 
 fn run(cmd: &str, args: &[&str]) -> Result<(), BoxError> {
-    let out = Command::new(format!("/usr/sbin/{cmd}")).args(args).output()?;
+    let out = Command::new(format!("/usr/sbin/{cmd}"))
+        .args(args)
+        .output()?;
     if out.status.success() {
         Ok(())
     } else {
@@ -468,9 +497,11 @@ pub async fn demo(port: u16, keep: bool) -> ExitCode {
 
 async fn run_demo(port: u16, keep: bool) -> Result<(), BoxError> {
     if !Slapd::available() {
-        return Err("slapd is not installed: run `scripts/install-test-deps.sh demo` \
+        return Err(
+            "slapd is not installed: run `scripts/install-test-deps.sh demo` \
                     (apt-get install slapd ldap-utils) first"
-            .into());
+                .into(),
+        );
     }
     let work = tempfile::Builder::new().prefix("ssprd-demo.").tempdir()?;
     let dir = work.path().to_path_buf();
@@ -546,7 +577,11 @@ Ctrl-C stops the daemon and slapd{removes}.
         d = dir.display(),
         ldapca = slapd.ca_file.display(),
         kept = if keep { " (kept after exit)" } else { "" },
-        removes = if keep { "" } else { " and removes the work dir" },
+        removes = if keep {
+            ""
+        } else {
+            " and removes the work dir"
+        },
     );
     let result = crate::serve(cfg, listener, crate::server::shutdown_signal()).await;
     slapd.stop();

@@ -16,7 +16,8 @@ pub mod pb {
 }
 
 /// Encoded descriptor set of the protos, for the reflection service.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ssprd_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ssprd_descriptor.bin"));
 
 /// `ErrorInfo.domain` of every error ssprd returns.
 pub const ERROR_DOMAIN: &str = "ssprd";

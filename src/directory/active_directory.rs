@@ -44,7 +44,11 @@ pub fn bind_outcome(text: &str) -> BindOutcome {
     let code = t
         .split("data ")
         .nth(1)
-        .map(|s| s.split(|c: char| !c.is_ascii_hexdigit()).next().unwrap_or(""))
+        .map(|s| {
+            s.split(|c: char| !c.is_ascii_hexdigit())
+                .next()
+                .unwrap_or("")
+        })
         .unwrap_or("");
     match code {
         "773" => BindOutcome::MustChange,
@@ -73,19 +77,27 @@ mod tests {
         // Texts captured from Samba 4.17.
         let c = |s| refusal_reason(s);
         assert_eq!(
-            c("0000052D: Constraint violation - check_password_restrictions: the password is too short. It should be equal or longer than 8 characters!"),
+            c(
+                "0000052D: Constraint violation - check_password_restrictions: the password is too short. It should be equal or longer than 8 characters!"
+            ),
             PolicyReason::TooShort
         );
         assert_eq!(
-            c("0000052D: Constraint violation - check_password_restrictions: the password does not meet the complexity criteria!"),
+            c(
+                "0000052D: Constraint violation - check_password_restrictions: the password does not meet the complexity criteria!"
+            ),
             PolicyReason::InsufficientQuality
         );
         assert_eq!(
-            c("0000052D: Constraint violation - check_password_restrictions: the password was already used (in history)!"),
+            c(
+                "0000052D: Constraint violation - check_password_restrictions: the password was already used (in history)!"
+            ),
             PolicyReason::InHistory
         );
         assert_eq!(
-            c("0000052D: Constraint violation - check_password_restrictions: the password is too young to change!"),
+            c(
+                "0000052D: Constraint violation - check_password_restrictions: the password is too young to change!"
+            ),
             PolicyReason::TooYoung
         );
         assert_eq!(
@@ -97,7 +109,11 @@ mod tests {
 
     #[test]
     fn bind_data_codes() {
-        let t = |d| format!("80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data {d}, v1db1");
+        let t = |d| {
+            format!(
+                "80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data {d}, v1db1"
+            )
+        };
         assert_eq!(bind_outcome(&t("52e")), BindOutcome::InvalidCredentials);
         assert_eq!(bind_outcome(&t("773")), BindOutcome::MustChange);
         assert_eq!(bind_outcome(&t("775")), BindOutcome::Locked);

@@ -288,7 +288,10 @@ impl Directory for LdapDirectory {
             });
         }
         if entries.len() != 1 {
-            debug!(matches = entries.len(), "user search did not match exactly one entry");
+            debug!(
+                matches = entries.len(),
+                "user search did not match exactly one entry"
+            );
             conn.close().await;
             return Ok(None);
         }
@@ -396,7 +399,11 @@ impl Directory for LdapDirectory {
                 _ => BindOutcome::InvalidCredentials,
             },
             rc::BUSY | rc::UNAVAILABLE => return Err(DirectoryError::Unavailable(res.text)),
-            other => return Err(DirectoryError::Protocol(format!("user bind: result {other}"))),
+            other => {
+                return Err(DirectoryError::Protocol(format!(
+                    "user bind: result {other}"
+                )));
+            }
         })
     }
 
@@ -430,9 +437,9 @@ impl Directory for LdapDirectory {
                     .await;
                 match res {
                     Ok(r) if r.rc == rc::SUCCESS => Ok(()),
-                    Ok(r) if r.rc == rc::INSUFFICIENT_ACCESS => {
-                        Err(DirectoryError::NotPermitted("require a change at next sign-in"))
-                    }
+                    Ok(r) if r.rc == rc::INSUFFICIENT_ACCESS => Err(DirectoryError::NotPermitted(
+                        "require a change at next sign-in",
+                    )),
                     Ok(r) => Err(DirectoryError::Protocol(format!(
                         "setting {attr}: result {}",
                         r.rc
@@ -452,7 +459,10 @@ impl Directory for LdapDirectory {
         let mods = if self.is_ad() {
             vec![Mod::Replace(b"lockoutTime".to_vec(), set("0"))]
         } else {
-            vec![Mod::Delete(b"pwdAccountLockedTime".to_vec(), HashSet::new())]
+            vec![Mod::Delete(
+                b"pwdAccountLockedTime".to_vec(),
+                HashSet::new(),
+            )]
         };
         let res = self.modify(&mut conn, &user.dn, mods, vec![]).await;
         conn.close().await;

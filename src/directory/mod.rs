@@ -56,10 +56,16 @@ impl PolicyReason {
         match self {
             Self::TooShort => "The new password is too short for the directory's policy.",
             Self::TooLong => "The new password is too long for the directory's policy.",
-            Self::InHistory => "The new password was used recently; choose one you have not used before.",
-            Self::InsufficientQuality => "The new password is too simple for the directory's policy (mix character kinds).",
+            Self::InHistory => {
+                "The new password was used recently; choose one you have not used before."
+            }
+            Self::InsufficientQuality => {
+                "The new password is too simple for the directory's policy (mix character kinds)."
+            }
             Self::TooYoung => "The password was changed too recently to change it again.",
-            Self::DoesNotMeetPolicy => "The new password does not meet the directory's length, complexity or history rules.",
+            Self::DoesNotMeetPolicy => {
+                "The new password does not meet the directory's length, complexity or history rules."
+            }
             Self::ChangeNotAllowed => "The directory does not allow this password to be changed.",
             Self::Other => "The directory refused the new password.",
         }

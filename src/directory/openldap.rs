@@ -161,11 +161,15 @@ mod tests {
     fn decodes_what_slapd_sends() {
         // Captured from slapd 2.5: MAOBAQY= (too short) and MAOBAQg= (in history).
         assert_eq!(
-            decode_ppolicy(&[0x30, 0x03, 0x81, 0x01, 0x06]).unwrap().error,
+            decode_ppolicy(&[0x30, 0x03, 0x81, 0x01, 0x06])
+                .unwrap()
+                .error,
             Some(PpolicyError::PasswordTooShort)
         );
         assert_eq!(
-            decode_ppolicy(&[0x30, 0x03, 0x81, 0x01, 0x08]).unwrap().error,
+            decode_ppolicy(&[0x30, 0x03, 0x81, 0x01, 0x08])
+                .unwrap()
+                .error,
             Some(PpolicyError::PasswordInHistory)
         );
         let w = decode_ppolicy(&[0x30, 0x05, 0xa0, 0x03, 0x81, 0x01, 0x02]).unwrap();

@@ -73,7 +73,11 @@ impl AnswerHasher {
 
     /// Hashes a normalised answer to a PHC string.
     pub async fn hash(&self, normalised: Secret) -> String {
-        let _permit = self.permits.acquire().await.expect("semaphore never closed");
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
         tokio::task::spawn_blocking(move || {
             Argon2::default()
                 .hash_password(normalised.expose().as_bytes())
@@ -87,7 +91,11 @@ impl AnswerHasher {
     /// Checks a normalised answer against a stored PHC string (constant-time compare inside
     /// argon2). `None` as the hash does the same work against a dummy and returns false.
     pub async fn verify(&self, normalised: Secret, phc: Option<String>) -> bool {
-        let _permit = self.permits.acquire().await.expect("semaphore never closed");
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("semaphore never closed");
         let real = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy.as_ref().clone());
         tokio::task::spawn_blocking(move || {
@@ -120,7 +128,10 @@ mod tests {
     #[test]
     fn lengths_are_counted_after_normalisation() {
         assert_eq!(
-            normalise_checked("  a  b ").map(|s| s.expose().len()).unwrap(), 3
+            normalise_checked("  a  b ")
+                .map(|s| s.expose().len())
+                .unwrap(),
+            3
         );
         assert_eq!(
             normalise_checked("  ab  ").unwrap_err(),

@@ -246,13 +246,12 @@ impl Clients {
 pub fn question_ids(challenge: &[pb::MethodChallenge]) -> Vec<String> {
     challenge
         .iter()
-        .filter_map(|c| match &c.challenge {
+        .flat_map(|c| match &c.challenge {
             Some(pb::method_challenge::Challenge::SecurityQuestions(q)) => {
-                Some(q.questions.iter().map(|q| q.id.clone()).collect::<Vec<_>>())
+                q.questions.iter().map(|q| q.id.clone()).collect::<Vec<_>>()
             }
-            None => None,
+            None => Vec::new(),
         })
-        .flatten()
         .collect()
 }
 

@@ -77,7 +77,9 @@ impl SambaAd {
     pub async fn start() -> Result<Self, BoxError> {
         for p in [389, 636, 88, 445] {
             if port_in_use(p) {
-                return Err(format!("port {p} is in use on 127.0.0.1 (another DC or slapd?)").into());
+                return Err(
+                    format!("port {p} is in use on 127.0.0.1 (another DC or slapd?)").into(),
+                );
             }
         }
         std::fs::create_dir_all("/run/samba")?;
@@ -124,20 +126,14 @@ impl SambaAd {
         }
         let out = cmd.output()?;
         if !out.status.success() {
-            return Err(format!(
-                "provision failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-            .into());
+            return Err(
+                format!("provision failed: {}", String::from_utf8_lossy(&out.stderr)).into(),
+            );
         }
         let conf = w.join("ad/etc/smb.conf");
         // Old passwords must stop working at once (default: 60 more minutes for NTLM/LDAP).
         let text = std::fs::read_to_string(&conf)?;
-        let text = text.replacen(
-            "[global]",
-            "[global]\n\told password allowed period = 0",
-            1,
-        );
+        let text = text.replacen("[global]", "[global]\n\told password allowed period = 0", 1);
         std::fs::write(&conf, text)?;
 
         samba_tool(
@@ -181,7 +177,12 @@ impl SambaAd {
         ] {
             samba_tool(
                 &conf,
-                &["dsacl", "set", &format!("--objectdn={PEOPLE}"), &format!("--sddl={ace}")],
+                &[
+                    "dsacl",
+                    "set",
+                    &format!("--objectdn={PEOPLE}"),
+                    &format!("--sddl={ace}"),
+                ],
             )?;
         }
         let mut s = Self {
@@ -214,7 +215,11 @@ impl SambaAd {
             {
                 return Ok(());
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 let out = std::fs::read_to_string(self.dir.path().join("log/samba.out"))
                     .unwrap_or_default();
                 return Err(format!("samba exited ({status}): {out}").into());
@@ -263,7 +268,9 @@ impl SambaAd {
         // private config path on their command line.
         let pattern = format!("--configfile={}", self.conf.display());
         for signal in ["-TERM", "-KILL"] {
-            let _ = Command::new("pkill").args([signal, "-f", "--", &pattern]).status();
+            let _ = Command::new("pkill")
+                .args([signal, "-f", "--", &pattern])
+                .status();
             std::thread::sleep(Duration::from_millis(200));
         }
         // Wait until the fixed ports are free again (for a restart).
@@ -341,7 +348,10 @@ impl TestDirectory for SambaAd {
                 HashSet::from([upn.into_bytes()]),
             ),
             (b"unicodePwd".to_vec(), HashSet::from([pw])),
-            (b"userAccountControl".to_vec(), HashSet::from([b"512".to_vec()])),
+            (
+                b"userAccountControl".to_vec(),
+                HashSet::from([b"512".to_vec()]),
+            ),
         ];
         ldap.add(&dn, attrs).await.unwrap().success().unwrap();
         let _ = ldap.unbind().await;

@@ -37,12 +37,18 @@ pub async fn register_and_reset(dir: &dyn TestDirectory, c: &mut Clients) {
     assert!(v.remaining.is_empty());
 
     let done = c.complete(&s.flow_id, new, false).await.unwrap();
-    assert!(done.verified_by_bind, "bind with the new password after the write");
+    assert!(
+        done.verified_by_bind,
+        "bind with the new password after the write"
+    );
     assert!(dir.can_bind(&login, new).await, "new password works");
     assert!(!dir.can_bind(&login, old).await, "old password fails");
 
     // The flow is spent.
-    let again = c.complete(&s.flow_id, "Another-Pass-99", false).await.unwrap_err();
+    let again = c
+        .complete(&s.flow_id, "Another-Pass-99", false)
+        .await
+        .unwrap_err();
     assert_eq!(again.code(), Code::NotFound);
     assert_eq!(reason(&again), "FLOW_INVALID");
 }
@@ -63,15 +69,21 @@ pub async fn policy_refusals(dir: &dyn TestDirectory, c: &mut Clients) {
     // Local checks before any directory call.
     let e = c.complete(&flow, "", false).await.unwrap_err();
     assert_eq!(reason(&e), "PASSWORD_REQUIRED");
-    let e = c.complete(&flow, &"x".repeat(257), false).await.unwrap_err();
+    let e = c
+        .complete(&flow, &"x".repeat(257), false)
+        .await
+        .unwrap_err();
     assert_eq!(reason(&e), "PASSWORD_TOO_LONG");
-    let e = c.complete(&flow, "nul\0inside-Pass1", false).await.unwrap_err();
+    let e = c
+        .complete(&flow, "nul\0inside-Pass1", false)
+        .await
+        .unwrap_err();
     assert_eq!(reason(&e), "PASSWORD_INVALID_CHARACTER");
     // Still usable.
     let good = "Good-Pass-4321";
     c.complete(&flow, good, false).await.unwrap();
     assert!(dir.can_bind(&login, good).await);
-    assert!(dir.can_bind(&login, old).await == false);
+    assert!(!dir.can_bind(&login, old).await, "old password fails");
 }
 
 /// Unknown users get a flow of the same shape that never verifies; injection-shaped names
@@ -102,7 +114,10 @@ pub async fn unknown_user(dir: &dyn TestDirectory, c: &mut Clients) {
             .await
             .unwrap();
         assert!(!v.verified, "{name} must not verify");
-        let e = c.complete(&s.flow_id, "Whatever-Pass-1", false).await.unwrap_err();
+        let e = c
+            .complete(&s.flow_id, "Whatever-Pass-1", false)
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::FailedPrecondition, "{name}");
         assert_eq!(reason(&e), "METHODS_NOT_VERIFIED");
     }
@@ -116,7 +131,9 @@ pub async fn unknown_user(dir: &dyn TestDirectory, c: &mut Clients) {
     // Empty and oversized names are input errors, for anybody.
     let e = c
         .reset
-        .start_reset(pb::StartResetRequest { username: " ".into() })
+        .start_reset(pb::StartResetRequest {
+            username: " ".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(reason(&e), "USERNAME_REQUIRED");
@@ -179,7 +196,10 @@ pub async fn wrong_answers(dir: &dyn TestDirectory, c: &mut Clients) {
         assert_eq!(reason(&e), "SSPR_BLOCKED", "{name}");
     }
     // 5 wrong answers did not touch the directory account.
-    assert!(dir.can_bind(&login, pw).await, "directory account not locked");
+    assert!(
+        dir.can_bind(&login, pw).await,
+        "directory account not locked"
+    );
 
     // Answers to other questions than those asked are an input error.
     let other = unique("shape");
@@ -220,7 +240,10 @@ pub async fn wrong_answers(dir: &dyn TestDirectory, c: &mut Clients) {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    let e = c.complete("AAAAAAAAAAAAAAAAAAAAAA", "Pass-Word-123", false).await.unwrap_err();
+    let e = c
+        .complete("AAAAAAAAAAAAAAAAAAAAAA", "Pass-Word-123", false)
+        .await
+        .unwrap_err();
     assert_eq!(reason(&e), "FLOW_INVALID");
 }
 
@@ -238,7 +261,10 @@ pub async fn unlock(dir: &dyn TestDirectory, c: &mut Clients) {
     let done = c.complete(&flow, new, true).await.unwrap();
     assert!(done.unlocked);
     assert!(done.verified_by_bind);
-    assert!(dir.can_bind(&login, new).await, "reset + unlock: bind works");
+    assert!(
+        dir.can_bind(&login, new).await,
+        "reset + unlock: bind works"
+    );
 
     // Unlock without a password change.
     dir.lock(&login).await;
@@ -267,7 +293,10 @@ pub async fn registration_errors(dir: &dyn TestDirectory, c: &mut Clients) {
     let login = unique("regerr");
     let pw = "Reg-Pass-1234";
     dir.create_user(&login, pw).await;
-    for (user, pass) in [(login.as_str(), "Wrong-Pass-1"), ("no-such-user", "Any-Pass-1")] {
+    for (user, pass) in [
+        (login.as_str(), "Wrong-Pass-1"),
+        ("no-such-user", "Any-Pass-1"),
+    ] {
         let e = c
             .reg
             .begin_registration(pb::BeginRegistrationRequest {
@@ -303,24 +332,44 @@ pub async fn registration_errors(dir: &dyn TestDirectory, c: &mut Clients) {
     let cases = [
         (vec![("bank.first_pet", "Rex")], "WRONG_QUESTION_COUNT"),
         (
-            vec![("bank.first_pet", "Rex"), ("bank.birth_city", " rex "), ("bank.first_car", "Volvo")],
+            vec![
+                ("bank.first_pet", "Rex"),
+                ("bank.birth_city", " rex "),
+                ("bank.first_car", "Volvo"),
+            ],
             "DUPLICATE_ANSWER",
         ),
         (
-            vec![("bank.first_pet", "Rex"), ("bank.first_pet", "Max"), ("bank.first_car", "Volvo")],
+            vec![
+                ("bank.first_pet", "Rex"),
+                ("bank.first_pet", "Max"),
+                ("bank.first_car", "Volvo"),
+            ],
             "DUPLICATE_QUESTION",
         ),
         (
-            vec![("bank.first_pet", "Rex"), ("nope", "Max"), ("bank.first_car", "Volvo")],
+            vec![
+                ("bank.first_pet", "Rex"),
+                ("nope", "Max"),
+                ("bank.first_car", "Volvo"),
+            ],
             "UNKNOWN_QUESTION",
         ),
         (
-            vec![("bank.first_pet", "ab"), ("bank.birth_city", "Oslo"), ("bank.first_car", "Volvo")],
+            vec![
+                ("bank.first_pet", "ab"),
+                ("bank.birth_city", "Oslo"),
+                ("bank.first_car", "Volvo"),
+            ],
             "ANSWER_TOO_SHORT",
         ),
     ];
     for (answers, want) in cases {
-        let e = c.reg.set_security_questions(set(answers)).await.unwrap_err();
+        let e = c
+            .reg
+            .set_security_questions(set(answers))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument);
         assert_eq!(reason(&e), want);
     }
