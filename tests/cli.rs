@@ -1,0 +1,182 @@
+//! The `ssprd` binary: check-config on the shipped example, layered overrides and named
+//! errors, systemd credentials, one daemon per database, graceful SIGTERM.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ssprd");
+
+/// TLS files, a bind password and a store path for a config that validates.
+fn files(dir: &Path) {
+    let ca = ssprd::testbed::TestCa::new("cli test CA").unwrap();
+    let pair = ca.server_cert(&[]).unwrap();
+    std::fs::write(dir.join("server.crt"), pair.cert_pem).unwrap();
+    ssprd::testbed::write_private(&dir.join("server.key"), &pair.key_pem).unwrap();
+    ssprd::testbed::write_private(&dir.join("bind-password"), "cli-bind-secret").unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+}
+
+fn ssprd(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin");
+    cmd.env("SSPRD_SERVER__TLS_CERT_FILE", dir.join("server.crt"))
+        .env("SSPRD_SERVER__TLS_KEY__FILE", dir.join("server.key"))
+        .env("SSPRD_DIRECTORY__BIND_PASSWORD__FILE", dir.join("bind-password"))
+        .env("SSPRD_DIRECTORY__CA_FILE", dir.join("ca.crt"))
+        .env("SSPRD_STORE__PATH", dir.join("db"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/ssprd.toml");
+
+#[test]
+fn example_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    files(dir.path());
+    let o = ssprd(dir.path(), &["check-config", "--config", EXAMPLE], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("configuration is valid"));
+}
+
+#[test]
+fn environment_overrides_the_file_and_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    files(dir.path());
+    let o = ssprd(
+        dir.path(),
+        &["check-config", "--config", EXAMPLE],
+        &[
+            (
+                "SSPRD_POLICY__SECURITY_QUESTIONS__RESET_COUNT",
+                "6".to_string(),
+            ),
+            ("SSPRD_DIRECTORY__TIMEOUT_MS", "9000".to_string()),
+            ("SSPRD_DIRECTORY__URIS", "[\"ldap://dc1\"]".to_string()),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(78), "EX_CONFIG: {}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("policy.security_questions.reset_count: 6 is outside 3..=5"),
+        "{t}"
+    );
+    assert!(t.contains("directory.timeout_ms: 9000 must be shorter than server.request_timeout_ms"), "{t}");
+    assert!(t.contains("directory.uris[0]"), "{t}");
+    assert!(!t.contains("cli-bind-secret"), "{t}");
+}
+
+#[test]
+fn unknown_keys_and_missing_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    files(dir.path());
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[directory]\nbind_pasword = \"oops\"\n").unwrap();
+    let o = ssprd(dir.path(), &["check-config", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(text(&o).contains("bind_pasword"), "{}", text(&o));
+
+    let o = ssprd(dir.path(), &["check-config", "--config", "/nonexistent/ssprd.toml"], &[]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(text(&o).contains("file not found"), "{}", text(&o));
+}
+
+#[test]
+fn secrets_come_from_systemd_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    files(dir.path());
+    let creds = dir.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::copy(dir.path().join("bind-password"), creds.join("ldap-bind-password")).unwrap();
+    std::fs::copy(dir.path().join("server.key"), creds.join("tls-key")).unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[directory]\nbind_dn = \"cn=sspr,dc=example,dc=org\"\nbase_dn = \"dc=example,dc=org\"\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["check-config", "--config", cfg.to_str().unwrap()])
+        .env_clear()
+        .env("SSPRD_SERVER__TLS_CERT_FILE", dir.path().join("server.crt"))
+        .env("SSPRD_STORE__PATH", dir.path().join("db"));
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(78));
+    assert!(
+        text(&o).contains("$CREDENTIALS_DIRECTORY is not set"),
+        "{}",
+        text(&o)
+    );
+    let o = cmd.env("CREDENTIALS_DIRECTORY", &creds).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+fn wait_for(path: &Path, needle: &str, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(path).is_ok_and(|s| s.contains(needle)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn one_daemon_per_database_and_sigterm_stops_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    files(dir.path());
+    let log1 = dir.path().join("first.log");
+    let mut first = Command::new(BIN)
+        .args(["serve", "--config", EXAMPLE])
+        .env_clear()
+        .env("SSPRD_SERVER__LISTEN", "127.0.0.1:0")
+        .env("SSPRD_SERVER__TLS_CERT_FILE", dir.path().join("server.crt"))
+        .env("SSPRD_SERVER__TLS_KEY__FILE", dir.path().join("server.key"))
+        .env("SSPRD_DIRECTORY__BIND_PASSWORD__FILE", dir.path().join("bind-password"))
+        .env("SSPRD_DIRECTORY__CA_FILE", dir.path().join("ca.crt"))
+        .env("SSPRD_STORE__PATH", dir.path().join("db"))
+        .stdout(Stdio::from(std::fs::File::create(&log1).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(dir.path().join("first.err")).unwrap()))
+        .spawn()
+        .unwrap();
+    assert!(wait_for(&log1, "ssprd serving", 20), "first daemon did not start");
+
+    let o = ssprd(
+        dir.path(),
+        &["serve", "--config", EXAMPLE],
+        &[("SSPRD_SERVER__LISTEN", "127.0.0.1:0".to_string())],
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("in use by another process (is another ssprd running?)"),
+        "{}",
+        text(&o)
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = first.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "graceful exit: {status}");
+    assert!(wait_for(&log1, "stopped", 1));
+}
