@@ -22,7 +22,10 @@ fn ssprd(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
     cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin");
     cmd.env("SSPRD_SERVER__TLS_CERT_FILE", dir.join("server.crt"))
         .env("SSPRD_SERVER__TLS_KEY__FILE", dir.join("server.key"))
-        .env("SSPRD_DIRECTORY__BIND_PASSWORD__FILE", dir.join("bind-password"))
+        .env(
+            "SSPRD_DIRECTORY__BIND_PASSWORD__FILE",
+            dir.join("bind-password"),
+        )
         .env("SSPRD_DIRECTORY__CA_FILE", dir.join("ca.crt"))
         .env("SSPRD_STORE__PATH", dir.join("db"));
     for (k, v) in env {
@@ -72,7 +75,10 @@ fn environment_overrides_the_file_and_errors_name_the_key() {
         t.contains("policy.security_questions.reset_count: 6 is outside 3..=5"),
         "{t}"
     );
-    assert!(t.contains("directory.timeout_ms: 9000 must be shorter than server.request_timeout_ms"), "{t}");
+    assert!(
+        t.contains("directory.timeout_ms: 9000 must be shorter than server.request_timeout_ms"),
+        "{t}"
+    );
     assert!(t.contains("directory.uris[0]"), "{t}");
     assert!(!t.contains("cli-bind-secret"), "{t}");
 }
@@ -83,11 +89,19 @@ fn unknown_keys_and_missing_files_are_named() {
     files(dir.path());
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[directory]\nbind_pasword = \"oops\"\n").unwrap();
-    let o = ssprd(dir.path(), &["check-config", "--config", cfg.to_str().unwrap()], &[]);
+    let o = ssprd(
+        dir.path(),
+        &["check-config", "--config", cfg.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(78));
     assert!(text(&o).contains("bind_pasword"), "{}", text(&o));
 
-    let o = ssprd(dir.path(), &["check-config", "--config", "/nonexistent/ssprd.toml"], &[]);
+    let o = ssprd(
+        dir.path(),
+        &["check-config", "--config", "/nonexistent/ssprd.toml"],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(78));
     assert!(text(&o).contains("file not found"), "{}", text(&o));
 }
@@ -98,7 +112,11 @@ fn secrets_come_from_systemd_credentials() {
     files(dir.path());
     let creds = dir.path().join("creds");
     std::fs::create_dir(&creds).unwrap();
-    std::fs::copy(dir.path().join("bind-password"), creds.join("ldap-bind-password")).unwrap();
+    std::fs::copy(
+        dir.path().join("bind-password"),
+        creds.join("ldap-bind-password"),
+    )
+    .unwrap();
     std::fs::copy(dir.path().join("server.key"), creds.join("tls-key")).unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(
@@ -144,14 +162,22 @@ fn one_daemon_per_database_and_sigterm_stops_gracefully() {
         .env("SSPRD_SERVER__LISTEN", "127.0.0.1:0")
         .env("SSPRD_SERVER__TLS_CERT_FILE", dir.path().join("server.crt"))
         .env("SSPRD_SERVER__TLS_KEY__FILE", dir.path().join("server.key"))
-        .env("SSPRD_DIRECTORY__BIND_PASSWORD__FILE", dir.path().join("bind-password"))
+        .env(
+            "SSPRD_DIRECTORY__BIND_PASSWORD__FILE",
+            dir.path().join("bind-password"),
+        )
         .env("SSPRD_DIRECTORY__CA_FILE", dir.path().join("ca.crt"))
         .env("SSPRD_STORE__PATH", dir.path().join("db"))
         .stdout(Stdio::from(std::fs::File::create(&log1).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(dir.path().join("first.err")).unwrap()))
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.path().join("first.err")).unwrap(),
+        ))
         .spawn()
         .unwrap();
-    assert!(wait_for(&log1, "ssprd serving", 20), "first daemon did not start");
+    assert!(
+        wait_for(&log1, "ssprd serving", 20),
+        "first daemon did not start"
+    );
 
     let o = ssprd(
         dir.path(),
