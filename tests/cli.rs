@@ -206,3 +206,60 @@ fn one_daemon_per_database_and_sigterm_stops_gracefully() {
     assert!(status.success(), "graceful exit: {status}");
     assert!(wait_for(&log1, "stopped", 1));
 }
+
+/// The systemd notify protocol on a real datagram socket: READY=1 once serving, WATCHDOG=1
+/// at half of WATCHDOG_USEC, STOPPING=1 on SIGTERM.
+#[test]
+fn systemd_notify_ready_watchdog_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    files(dir.path());
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", EXAMPLE])
+        .env_clear()
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env("SSPRD_SERVER__LISTEN", "127.0.0.1:0")
+        .env("SSPRD_SERVER__TLS_CERT_FILE", dir.path().join("server.crt"))
+        .env("SSPRD_SERVER__TLS_KEY__FILE", dir.path().join("server.key"))
+        .env(
+            "SSPRD_DIRECTORY__BIND_PASSWORD__FILE",
+            dir.path().join("bind-password"),
+        )
+        .env("SSPRD_DIRECTORY__CA_FILE", dir.path().join("ca.crt"))
+        .env("SSPRD_STORE__PATH", dir.path().join("db"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let mut recv = || {
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = recv();
+    assert!(first.contains("READY=1"), "{first}");
+    let mut pings = 0;
+    while pings < 3 {
+        let m = recv();
+        assert!(m.contains("WATCHDOG=1"), "{m}");
+        pings += 1;
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stopping = false;
+    for _ in 0..20 {
+        if recv().contains("STOPPING=1") {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping, "STOPPING=1 after SIGTERM");
+    assert!(child.wait().unwrap().success());
+}

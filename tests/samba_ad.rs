@@ -37,6 +37,8 @@ async fn samba_ad_end_to_end() {
     scenarios::unlock(&ad, &mut c).await;
     eprintln!("== registration_errors");
     scenarios::registration_errors(&ad, &mut c).await;
+    eprintln!("== must_change");
+    scenarios::must_change(&ad, &work.path().join("mustchange")).await;
     eprintln!("== directory_down");
     scenarios::directory_down(&mut ad, &mut c).await;
 

@@ -38,6 +38,9 @@ pub trait TestDirectory: Send + Sync {
     async fn lock(&self, login: &str);
     async fn stop(&mut self);
     async fn start(&mut self);
+    /// True when the directory will make the user change `password` at next sign-in
+    /// (OpenLDAP `pwdReset: TRUE`, AD bind refused with `data 773`).
+    async fn must_change(&self, login: &str, password: &str) -> bool;
     /// (new password, expected ErrorInfo reason) pairs the directory's policy refuses,
     /// given that the user's current password is `current`.
     fn refusals(&self, current: &str) -> Vec<(String, &'static str)>;
@@ -352,6 +355,26 @@ impl TestDirectory for OpenLdap {
         for i in 0..3 {
             let _ = self.bind(&Self::dn(login), &format!("wrong-{i}")).await;
         }
+    }
+
+    async fn must_change(&self, login: &str, _password: &str) -> bool {
+        let mut ldap = self.slapd.root_bind().await.unwrap();
+        let (entries, _) = ldap
+            .search(
+                &Self::dn(login),
+                ldap3::Scope::Base,
+                "(objectClass=*)",
+                vec!["pwdReset"],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let _ = ldap.unbind().await;
+        entries
+            .into_iter()
+            .map(ldap3::SearchEntry::construct)
+            .any(|e| e.attrs.get("pwdReset").is_some_and(|v| v == &["TRUE"]))
     }
 
     async fn stop(&mut self) {

@@ -371,6 +371,16 @@ impl TestDirectory for SambaAd {
         }
     }
 
+    async fn must_change(&self, login: &str, password: &str) -> bool {
+        let mut ldap = self.connect().await.unwrap();
+        let res = ldap
+            .simple_bind(&format!("{login}@example.test"), password)
+            .await
+            .unwrap();
+        let _ = ldap.unbind().await;
+        res.rc == 49 && res.text.contains("data 773")
+    }
+
     async fn stop(&mut self) {
         self.halt();
     }

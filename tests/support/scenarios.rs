@@ -7,8 +7,45 @@ use tonic::Code;
 
 /// Starts a daemon for `dir` with its store under `work`.
 pub async fn daemon(dir: &dyn TestDirectory, work: &Path) -> Daemon {
-    let (raw, ca) = Daemon::config(work, dir.directory_config(&work.join("dir")));
+    daemon_with(dir, work, |_| {}).await
+}
+
+/// Starts a daemon for `dir` with a tweaked configuration.
+pub async fn daemon_with(
+    dir: &dyn TestDirectory,
+    work: &Path,
+    tweak: impl FnOnce(&mut ssprd::config::RawConfig),
+) -> Daemon {
+    let (mut raw, ca) = Daemon::config(work, dir.directory_config(&work.join("dir")));
+    tweak(&mut raw);
     Daemon::start(raw, ca).await
+}
+
+/// With `require_change_after_reset`, the directory demands a change at next sign-in, and
+/// the verification bind still counts the new password as working.
+pub async fn must_change(dir: &dyn TestDirectory, work: &Path) {
+    let d = daemon_with(dir, work, |raw| {
+        raw.directory.require_change_after_reset = true;
+    })
+    .await;
+    let mut c = d.clients().await;
+    let login = unique("mustchg");
+    let old = "Must-Change-1234";
+    let new = "Must-Change-5678";
+    dir.create_user(&login, old).await;
+    assert!(!dir.must_change(&login, old).await);
+    c.register(&login, old).await;
+    let flow = c.verified_flow(&login).await;
+    let done = c.complete(&flow, new, false).await.unwrap();
+    assert!(
+        done.verified_by_bind,
+        "must-change counts as a working password"
+    );
+    assert!(
+        dir.must_change(&login, new).await,
+        "change required at next sign-in"
+    );
+    d.stop().await;
 }
 
 /// register → reset → the new password binds, the old one does not.
