@@ -263,3 +263,36 @@ fn systemd_notify_ready_watchdog_stopping() {
     assert!(stopping, "STOPPING=1 after SIGTERM");
     assert!(child.wait().unwrap().success());
 }
+
+/// `log.format = "json"`: one JSON object per line.
+#[test]
+fn json_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    files(dir.path());
+    let log = dir.path().join("out.log");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", EXAMPLE])
+        .env_clear()
+        .env("SSPRD_LOG__FORMAT", "json")
+        .env("SSPRD_SERVER__LISTEN", "127.0.0.1:0")
+        .env("SSPRD_SERVER__TLS_CERT_FILE", dir.path().join("server.crt"))
+        .env("SSPRD_SERVER__TLS_KEY__FILE", dir.path().join("server.key"))
+        .env(
+            "SSPRD_DIRECTORY__BIND_PASSWORD__FILE",
+            dir.path().join("bind-password"),
+        )
+        .env("SSPRD_DIRECTORY__CA_FILE", dir.path().join("ca.crt"))
+        .env("SSPRD_STORE__PATH", dir.path().join("db"))
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(&log, "ssprd serving", 20));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text.lines().find(|l| l.contains("ssprd serving")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(v["fields"]["message"], "ssprd serving");
+    assert_eq!(v["level"], "INFO");
+}
