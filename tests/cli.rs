@@ -17,10 +17,13 @@ fn files(dir: &Path) {
     std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
 }
 
-fn ssprd(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+/// `ssprd ARGS` with a clean environment pointing at the test files.
+fn cmd(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).env_clear().env("PATH", "/usr/bin:/bin");
-    cmd.env("SSPRD_SERVER__TLS_CERT_FILE", dir.join("server.crt"))
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("SSPRD_SERVER__TLS_CERT_FILE", dir.join("server.crt"))
         .env("SSPRD_SERVER__TLS_KEY__FILE", dir.join("server.key"))
         .env(
             "SSPRD_DIRECTORY__BIND_PASSWORD__FILE",
@@ -28,10 +31,15 @@ fn ssprd(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
         )
         .env("SSPRD_DIRECTORY__CA_FILE", dir.join("ca.crt"))
         .env("SSPRD_STORE__PATH", dir.join("db"));
+    cmd
+}
+
+fn ssprd(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut c = cmd(dir, args);
     for (k, v) in env {
-        cmd.env(k, v);
+        c.env(k, v);
     }
-    cmd.output().unwrap()
+    c.output().unwrap()
 }
 
 fn text(o: &Output) -> String {
@@ -140,6 +148,13 @@ fn secrets_come_from_systemd_credentials() {
     assert!(o.status.success(), "{}", text(&o));
 }
 
+/// `ssprd serve` with the example config and the test files, on 127.0.0.1:0.
+fn serve_cmd(dir: &Path) -> Command {
+    let mut c = cmd(dir, &["serve", "--config", EXAMPLE]);
+    c.env("SSPRD_SERVER__LISTEN", "127.0.0.1:0");
+    c
+}
+
 fn wait_for(path: &Path, needle: &str, secs: u64) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {
@@ -156,18 +171,7 @@ fn one_daemon_per_database_and_sigterm_stops_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     files(dir.path());
     let log1 = dir.path().join("first.log");
-    let mut first = Command::new(BIN)
-        .args(["serve", "--config", EXAMPLE])
-        .env_clear()
-        .env("SSPRD_SERVER__LISTEN", "127.0.0.1:0")
-        .env("SSPRD_SERVER__TLS_CERT_FILE", dir.path().join("server.crt"))
-        .env("SSPRD_SERVER__TLS_KEY__FILE", dir.path().join("server.key"))
-        .env(
-            "SSPRD_DIRECTORY__BIND_PASSWORD__FILE",
-            dir.path().join("bind-password"),
-        )
-        .env("SSPRD_DIRECTORY__CA_FILE", dir.path().join("ca.crt"))
-        .env("SSPRD_STORE__PATH", dir.path().join("db"))
+    let mut first = serve_cmd(dir.path())
         .stdout(Stdio::from(std::fs::File::create(&log1).unwrap()))
         .stderr(Stdio::from(
             std::fs::File::create(dir.path().join("first.err")).unwrap(),
@@ -218,20 +222,9 @@ fn systemd_notify_ready_watchdog_stopping() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config", EXAMPLE])
-        .env_clear()
+    let mut child = serve_cmd(dir.path())
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "200000")
-        .env("SSPRD_SERVER__LISTEN", "127.0.0.1:0")
-        .env("SSPRD_SERVER__TLS_CERT_FILE", dir.path().join("server.crt"))
-        .env("SSPRD_SERVER__TLS_KEY__FILE", dir.path().join("server.key"))
-        .env(
-            "SSPRD_DIRECTORY__BIND_PASSWORD__FILE",
-            dir.path().join("bind-password"),
-        )
-        .env("SSPRD_DIRECTORY__CA_FILE", dir.path().join("ca.crt"))
-        .env("SSPRD_STORE__PATH", dir.path().join("db"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -270,19 +263,8 @@ fn json_logs() {
     let dir = tempfile::tempdir().unwrap();
     files(dir.path());
     let log = dir.path().join("out.log");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config", EXAMPLE])
-        .env_clear()
+    let mut child = serve_cmd(dir.path())
         .env("SSPRD_LOG__FORMAT", "json")
-        .env("SSPRD_SERVER__LISTEN", "127.0.0.1:0")
-        .env("SSPRD_SERVER__TLS_CERT_FILE", dir.path().join("server.crt"))
-        .env("SSPRD_SERVER__TLS_KEY__FILE", dir.path().join("server.key"))
-        .env(
-            "SSPRD_DIRECTORY__BIND_PASSWORD__FILE",
-            dir.path().join("bind-password"),
-        )
-        .env("SSPRD_DIRECTORY__CA_FILE", dir.path().join("ca.crt"))
-        .env("SSPRD_STORE__PATH", dir.path().join("db"))
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
         .stderr(Stdio::null())
         .spawn()

@@ -250,19 +250,8 @@ impl SambaAd {
     }
 
     fn halt(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            ssprd::testbed::terminate(child);
         }
         // smbd spawns helpers (samba-dcerpcd, rpcd_*) that outlive samba; they all carry our
         // private config path on their command line.
