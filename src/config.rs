@@ -8,7 +8,8 @@
 //! a [`SecretSource`] names a file, or a systemd credential resolved in
 //! `$CREDENTIALS_DIRECTORY` (`LoadCredential=` in the unit).
 
-use crate::policy::{QuestionBank, QuestionPolicy, ResetPolicy};
+use crate::method::Method;
+use crate::policy::{CodePolicy, MethodPolicy, QuestionBank, QuestionPolicy, ResetPolicy};
 use crate::secret::Secret;
 use figment::{
     Figment,
@@ -204,6 +205,98 @@ impl Default for RawDirectory {
     }
 }
 
+/// How ssprd talks TLS to the SMTP server (always TLS).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (port 587); refused if the server lacks it.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawEmail {
+    /// SMTP server; empty = email disabled.
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// CA bundle (PEM) for the SMTP server's certificate, added to the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// SMTP AUTH user; empty = no authentication.
+    pub username: String,
+    pub password: Option<SecretSource>,
+    /// Sender, e.g. `"Example IT <no-reply@example.org>"`.
+    pub from: String,
+    /// Shown in messages.
+    pub organization: String,
+    /// Directory with `<template>.{subject,txt,html}` overrides (reset_code, confirm_contact,
+    /// method_changed).
+    pub templates_dir: Option<PathBuf>,
+    pub timeout_ms: u64,
+}
+
+impl Default for RawEmail {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            tls: SmtpTls::Starttls,
+            ca_file: None,
+            username: String::new(),
+            password: None,
+            from: String::new(),
+            organization: "ssprd".into(),
+            templates_dir: None,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuthenticator {
+    /// Issuer shown in the authenticator app.
+    pub issuer: String,
+    /// Key sealing TOTP secrets at rest (32 bytes, hex or base64). Default: the systemd
+    /// credential `totp-key`. Keep it outside the database and back it up separately.
+    pub key: Option<SecretSource>,
+}
+
+impl Default for RawAuthenticator {
+    fn default() -> Self {
+        Self {
+            issuer: "ssprd".into(),
+            key: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCodes {
+    /// Digits of emailed / SMS / voice codes (6-10).
+    pub length: u32,
+    /// Minutes a code stays valid (1-10).
+    pub lifetime_minutes: u64,
+    /// Wrong tries before a code is invalidated (1-10).
+    pub max_tries: u32,
+    /// Codes one flow may send (resends included).
+    pub max_sends_per_flow: u32,
+}
+
+impl Default for RawCodes {
+    fn default() -> Self {
+        Self {
+            length: 8,
+            lifetime_minutes: 5,
+            max_tries: 5,
+            max_sends_per_flow: 5,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RawCustomQuestion {
@@ -238,8 +331,16 @@ impl Default for RawQuestions {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawPolicy {
+    /// Methods users may register and prove: security_questions, email, mobile_sms,
+    /// mobile_voice, office_voice, authenticator_code.
+    pub enabled_methods: Vec<String>,
     /// Distinct methods to prove before a reset (1 or 2).
     pub methods_required: u32,
+    /// Security questions never count as the only method proved.
+    pub questions_not_only_method: bool,
+    /// An SMS code alone is not enough.
+    pub sms_alone_not_allowed: bool,
+    pub codes: RawCodes,
     pub reset_session_minutes: u64,
     pub registration_token_minutes: u64,
     /// Wrong answers allowed within one flow before it is closed.
@@ -254,7 +355,15 @@ pub struct RawPolicy {
 impl Default for RawPolicy {
     fn default() -> Self {
         Self {
+            enabled_methods: vec![
+                "security_questions".into(),
+                "email".into(),
+                "authenticator_code".into(),
+            ],
             methods_required: 1,
+            questions_not_only_method: true,
+            sms_alone_not_allowed: false,
+            codes: RawCodes::default(),
             reset_session_minutes: 15,
             registration_token_minutes: 10,
             attempts_per_flow: 3,
@@ -291,6 +400,8 @@ pub struct RawConfig {
     pub store: RawStore,
     pub directory: RawDirectory,
     pub policy: RawPolicy,
+    pub email: RawEmail,
+    pub authenticator: RawAuthenticator,
     pub log: RawLog,
 }
 
@@ -355,6 +466,20 @@ pub struct DirectoryConfig {
     pub ad_policy_hints: bool,
 }
 
+/// Validated email settings.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub ca_pem: Option<Vec<u8>>,
+    pub credentials: Option<(String, Secret)>,
+    pub from: lettre::message::Mailbox,
+    pub organization: String,
+    pub templates: crate::delivery::smtp::Templates,
+    pub timeout: Duration,
+}
+
 /// The checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -366,6 +491,10 @@ pub struct Config {
     pub questions: QuestionPolicy,
     pub bank: QuestionBank,
     pub max_concurrent_hashes: usize,
+    pub methods: MethodPolicy,
+    pub email: Option<EmailConfig>,
+    /// Issuer and sealing key text for authenticator apps (when enabled).
+    pub authenticator: Option<(String, Secret)>,
     pub log: RawLog,
 }
 
@@ -532,17 +661,182 @@ impl RawConfig {
         // [policy]
         let p = &self.policy;
         let q = &p.security_questions;
+        let mut enabled = Vec::new();
+        for (i, name) in p.enabled_methods.iter().enumerate() {
+            match Method::ALL.iter().find(|m| m.name() == name) {
+                Some(m) if !enabled.contains(m) => enabled.push(*m),
+                Some(_) => bad(
+                    &format!("policy.enabled_methods[{i}]"),
+                    format!("{name:?} is listed twice"),
+                ),
+                None => bad(
+                    &format!("policy.enabled_methods[{i}]"),
+                    format!(
+                        "{name:?} is not a method ({})",
+                        Method::ALL.map(Method::name).join(", ")
+                    ),
+                ),
+            }
+        }
+        enabled.sort();
+        if enabled.is_empty() {
+            bad(
+                "policy.enabled_methods",
+                "enable at least one method".into(),
+            );
+        }
+        for m in &enabled {
+            if matches!(
+                m,
+                Method::MobileSms | Method::MobileVoice | Method::OfficeVoice
+            ) {
+                bad(
+                    "policy.enabled_methods",
+                    format!(
+                        "{:?}: SMS and voice delivery (the gateway) is not available in this version",
+                        m.name()
+                    ),
+                );
+            }
+        }
+        let factors: std::collections::BTreeSet<_> = enabled.iter().map(|m| m.factor()).collect();
         if !(1..=2).contains(&p.methods_required) {
             bad(
                 "policy.methods_required",
                 format!("{} must be 1 or 2", p.methods_required),
             );
-        } else if p.methods_required == 2 {
+        } else if factors.len() < p.methods_required as usize {
             bad(
                 "policy.methods_required",
-                "2 needs two enabled methods; this version offers security questions only".into(),
+                format!(
+                    "{} distinct methods required but only {} enabled",
+                    p.methods_required,
+                    factors.len()
+                ),
             );
         }
+        if p.questions_not_only_method
+            && enabled.contains(&Method::SecurityQuestions)
+            && factors.len() == 1
+        {
+            bad(
+                "policy.questions_not_only_method",
+                "security questions are the only enabled method: enable another, or set this to false"
+                    .into(),
+            );
+        }
+        let c = &p.codes;
+        if !(6..=10).contains(&c.length) {
+            bad(
+                "policy.codes.length",
+                format!("{} is outside 6..=10", c.length),
+            );
+        }
+        if !(1..=10).contains(&c.lifetime_minutes) {
+            bad(
+                "policy.codes.lifetime_minutes",
+                format!("{} is outside 1..=10", c.lifetime_minutes),
+            );
+        }
+        if !(1..=10).contains(&c.max_tries) {
+            bad(
+                "policy.codes.max_tries",
+                format!("{} is outside 1..=10", c.max_tries),
+            );
+        }
+        if !(1..=20).contains(&c.max_sends_per_flow) {
+            bad(
+                "policy.codes.max_sends_per_flow",
+                format!("{} is outside 1..=20", c.max_sends_per_flow),
+            );
+        }
+
+        // [email]
+        let e = &self.email;
+        let email = if enabled.contains(&Method::Email) {
+            if e.host.trim().is_empty() {
+                bad(
+                    "email.host",
+                    "required when the email method is enabled".into(),
+                );
+            }
+            let from = e
+                .from
+                .parse::<lettre::message::Mailbox>()
+                .unwrap_or_else(|_| {
+                    bad(
+                        "email.from",
+                        format!(
+                            "{:?} is not a mailbox like \"IT <no-reply@example.org>\"",
+                            e.from
+                        ),
+                    );
+                    "invalid@invalid.invalid".parse().expect("valid literal")
+                });
+            let ca_pem = e.ca_file.as_ref().and_then(|p| {
+                read_pem(p, "CERTIFICATE")
+                    .map_err(|er| bad("email.ca_file", er))
+                    .ok()
+            });
+            let credentials = if e.username.is_empty() {
+                None
+            } else {
+                match &e.password {
+                    None => {
+                        bad("email.password", "required with email.username".into());
+                        None
+                    }
+                    Some(src) => src
+                        .read()
+                        .map_err(|er| bad("email.password", er))
+                        .ok()
+                        .map(|pw| (e.username.clone(), pw)),
+                }
+            };
+            let templates = crate::delivery::smtp::Templates::load(e.templates_dir.as_deref())
+                .unwrap_or_else(|er| {
+                    bad("email.templates_dir", er);
+                    crate::delivery::smtp::Templates::load(None).expect("built-in templates")
+                });
+            if !(100..=60_000).contains(&e.timeout_ms) {
+                bad(
+                    "email.timeout_ms",
+                    format!("{} is outside 100..=60000", e.timeout_ms),
+                );
+            }
+            Some(EmailConfig {
+                host: e.host.trim().to_string(),
+                port: e.port,
+                tls: e.tls,
+                ca_pem,
+                credentials,
+                from,
+                organization: e.organization.clone(),
+                templates,
+                timeout: Duration::from_millis(e.timeout_ms),
+            })
+        } else {
+            None
+        };
+
+        // [authenticator]
+        let authenticator = if enabled.contains(&Method::AuthenticatorCode) {
+            let key = self
+                .authenticator
+                .key
+                .clone()
+                .unwrap_or_else(|| SecretSource::Credential("totp-key".into()))
+                .read()
+                .and_then(|k| crate::method::totp::Sealer::from_key_text(&k).map(|_| k))
+                .map_err(|er| bad("authenticator.key", er))
+                .ok();
+            if self.authenticator.issuer.trim().is_empty() {
+                bad("authenticator.issuer", "must not be empty".into());
+            }
+            key.map(|k| (self.authenticator.issuer.trim().to_string(), k))
+        } else {
+            None
+        };
         if !(5..=60).contains(&p.reset_session_minutes) {
             bad(
                 "policy.reset_session_minutes",
@@ -678,6 +972,20 @@ impl RawConfig {
             } else {
                 q.max_concurrent_hashes
             },
+            methods: MethodPolicy {
+                enabled,
+                required: p.methods_required,
+                questions_not_only: p.questions_not_only_method,
+                sms_alone_not_allowed: p.sms_alone_not_allowed,
+                codes: CodePolicy {
+                    length: p.codes.length as usize,
+                    ttl_secs: p.codes.lifetime_minutes * 60,
+                    max_tries: p.codes.max_tries,
+                    max_sends_per_flow: p.codes.max_sends_per_flow,
+                },
+            },
+            email,
+            authenticator,
             log: self.log.clone(),
         })
     }

@@ -21,6 +21,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod directory;
 pub mod flow;
 pub mod method;

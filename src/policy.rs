@@ -2,6 +2,7 @@
 //! question bank (predefined questions plus the administrator's custom ones).
 
 use crate::config::RawCustomQuestion;
+use crate::method::{Factor, Method};
 
 /// Reset and registration limits (validated; see `config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +14,53 @@ pub struct ResetPolicy {
     pub max_failed_verifications: u32,
     pub failure_window_secs: u64,
     pub block_secs: u64,
+}
+
+/// One-time code settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodePolicy {
+    pub length: usize,
+    pub ttl_secs: u64,
+    pub max_tries: u32,
+    pub max_sends_per_flow: u32,
+}
+
+/// Which methods are enabled and what a reset needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodPolicy {
+    /// Sorted, distinct.
+    pub enabled: Vec<Method>,
+    /// Distinct factors to prove (1 or 2).
+    pub required: u32,
+    pub questions_not_only: bool,
+    pub sms_alone_not_allowed: bool,
+    pub codes: CodePolicy,
+}
+
+impl MethodPolicy {
+    pub fn is_enabled(&self, m: Method) -> bool {
+        self.enabled.contains(&m)
+    }
+
+    /// Why `verified` is not enough to complete a reset, or `None` when it is.
+    pub fn unmet(&self, verified: &[Method]) -> Option<String> {
+        let factors: std::collections::BTreeSet<Factor> =
+            verified.iter().map(|m| m.factor()).collect();
+        if (factors.len() as u32) < self.required {
+            return Some(format!(
+                "verify {} distinct method(s) before completing ({} verified)",
+                self.required,
+                factors.len()
+            ));
+        }
+        if self.questions_not_only && factors.iter().all(|f| *f == Factor::Knowledge) {
+            return Some("security questions cannot be the only method: verify another one".into());
+        }
+        if self.sms_alone_not_allowed && verified.iter().all(|m| *m == Method::MobileSms) {
+            return Some("an SMS code alone is not enough: verify another method".into());
+        }
+        None
+    }
 }
 
 /// How many security questions a user registers and answers.
@@ -174,6 +222,49 @@ impl QuestionBank {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn methods(required: u32) -> MethodPolicy {
+        MethodPolicy {
+            enabled: Method::ALL.to_vec(),
+            required,
+            questions_not_only: true,
+            sms_alone_not_allowed: true,
+            codes: CodePolicy {
+                length: 8,
+                ttl_secs: 300,
+                max_tries: 5,
+                max_sends_per_flow: 5,
+            },
+        }
+    }
+
+    #[test]
+    fn completion_rules() {
+        use Method::*;
+        let one = methods(1);
+        assert!(one.unmet(&[]).is_some());
+        assert!(one.unmet(&[Email]).is_none());
+        assert!(
+            one.unmet(&[SecurityQuestions])
+                .unwrap()
+                .contains("only method")
+        );
+        assert!(one.unmet(&[MobileSms]).unwrap().contains("SMS"));
+        assert!(one.unmet(&[MobileVoice]).is_none());
+        let two = methods(2);
+        assert!(two.unmet(&[Email]).is_some());
+        assert!(two.unmet(&[Email, AuthenticatorCode]).is_none());
+        assert!(two.unmet(&[SecurityQuestions, Email]).is_none());
+        // SMS and a voice call to the same phone are one factor.
+        assert!(two.unmet(&[MobileSms, MobileVoice]).is_some());
+        let lax = MethodPolicy {
+            questions_not_only: false,
+            sms_alone_not_allowed: false,
+            ..methods(1)
+        };
+        assert!(lax.unmet(&[SecurityQuestions]).is_none());
+        assert!(lax.unmet(&[MobileSms]).is_none());
+    }
 
     #[test]
     fn custom_questions_are_validated() {

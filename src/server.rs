@@ -12,9 +12,10 @@ use crate::api::{
     reset::ResetApi,
 };
 use crate::config::Config;
+use crate::delivery::{Deliver, Dispatcher, smtp::SmtpMailer};
 use crate::directory::{Directory, ldap::LdapDirectory};
-use crate::method::questions::AnswerHasher;
-use crate::service::{Service, ServiceOptions, now};
+use crate::method::{questions::AnswerHasher, totp::Sealer};
+use crate::service::{Backends, Policies, Service, ServiceOptions, now};
 use crate::store::{Store, sled::SledStore};
 use std::future::Future;
 use std::sync::Arc;
@@ -53,16 +54,44 @@ pub async fn build_service(cfg: &Config) -> Result<Arc<Service>, ServeError> {
             .expect("store open task panicked")?,
     );
     let directory: Arc<dyn Directory> = Arc::new(LdapDirectory::new(cfg.directory.clone())?);
+    let email = cfg
+        .email
+        .as_ref()
+        .map(SmtpMailer::new)
+        .transpose()
+        .map_err(ServeError::Setup)?;
+    let decoy_email_domain = cfg.email.as_ref().map_or("example.org".to_string(), |e| {
+        e.from.email.domain().to_string()
+    });
+    let deliver: Arc<dyn Deliver> = Arc::new(Dispatcher { email });
+    let sealer = cfg
+        .authenticator
+        .as_ref()
+        .map(|(_, key)| Sealer::from_key_text(key))
+        .transpose()
+        .map_err(ServeError::Setup)?;
     let service = Service::new(
-        store,
-        directory,
-        AnswerHasher::new(cfg.max_concurrent_hashes),
-        cfg.reset.clone(),
-        cfg.questions,
-        cfg.bank.clone(),
+        Backends {
+            store,
+            directory,
+            deliver,
+            hasher: AnswerHasher::new(cfg.max_concurrent_hashes),
+            sealer,
+        },
+        Policies {
+            reset: cfg.reset.clone(),
+            questions: cfg.questions,
+            bank: cfg.bank.clone(),
+            methods: cfg.methods.clone(),
+        },
         ServiceOptions {
             verify_after_write: cfg.directory.verify_after_write,
             require_change_after_reset: cfg.directory.require_change_after_reset,
+            decoy_email_domain,
+            issuer: cfg
+                .authenticator
+                .as_ref()
+                .map_or_else(|| "ssprd".to_string(), |(issuer, _)| issuer.clone()),
         },
     )
     .await?;

@@ -544,6 +544,11 @@ bind_password = {{ file = "{d}/bind-password" }}
 base_dn = "{PEOPLE}"
 user_filter = "(objectClass=inetOrgPerson)"
 login_attribute = "uid"
+
+[policy]
+# The demo uses security questions alone, which a production policy should not allow.
+enabled_methods = ["security_questions"]
+questions_not_only_method = false
 "#,
         d = dir.display(),
         uri = slapd.ldaps_uri(),

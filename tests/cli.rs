@@ -15,6 +15,7 @@ fn files(dir: &Path) {
     ssprd::testbed::write_private(&dir.join("server.key"), &pair.key_pem).unwrap();
     ssprd::testbed::write_private(&dir.join("bind-password"), "cli-bind-secret").unwrap();
     std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    ssprd::testbed::write_private(&dir.join("totp-key"), &"ab".repeat(32)).unwrap();
 }
 
 /// `ssprd ARGS` with a clean environment pointing at the test files.
@@ -30,6 +31,7 @@ fn cmd(dir: &Path, args: &[&str]) -> Command {
             dir.join("bind-password"),
         )
         .env("SSPRD_DIRECTORY__CA_FILE", dir.join("ca.crt"))
+        .env("SSPRD_AUTHENTICATOR__KEY__FILE", dir.join("totp-key"))
         .env("SSPRD_STORE__PATH", dir.join("db"));
     cmd
 }
@@ -126,10 +128,12 @@ fn secrets_come_from_systemd_credentials() {
     )
     .unwrap();
     std::fs::copy(dir.path().join("server.key"), creds.join("tls-key")).unwrap();
+    std::fs::copy(dir.path().join("totp-key"), creds.join("totp-key")).unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
-        "[directory]\nbind_dn = \"cn=sspr,dc=example,dc=org\"\nbase_dn = \"dc=example,dc=org\"\n",
+        "[policy]\nenabled_methods = [\"security_questions\", \"authenticator_code\"]\n\
+         [directory]\nbind_dn = \"cn=sspr,dc=example,dc=org\"\nbase_dn = \"dc=example,dc=org\"\n",
     )
     .unwrap();
     let mut cmd = Command::new(BIN);

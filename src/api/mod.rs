@@ -30,7 +30,16 @@ pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
         E::InvalidCredentials => (Code::Unauthenticated, "INVALID_CREDENTIALS"),
         E::RegistrationTokenInvalid => (Code::Unauthenticated, "REGISTRATION_TOKEN_INVALID"),
         E::FlowInvalid => (Code::NotFound, "FLOW_INVALID"),
-        E::NotVerified { .. } => (Code::FailedPrecondition, "METHODS_NOT_VERIFIED"),
+        E::NotVerified(_) => (Code::FailedPrecondition, "METHODS_NOT_VERIFIED"),
+        E::MethodNotEnabled(_) => (Code::FailedPrecondition, "METHOD_NOT_ENABLED"),
+        E::MethodNotAvailable => (Code::FailedPrecondition, "METHOD_NOT_AVAILABLE"),
+        E::DeliveryUnavailable => (Code::Unavailable, "DELIVERY_UNAVAILABLE"),
+        E::DeliveryRefused => (Code::FailedPrecondition, "DELIVERY_REFUSED"),
+        E::DeliveryNotConfigured => (Code::FailedPrecondition, "DELIVERY_NOT_CONFIGURED"),
+        E::TooManyCodes => (Code::ResourceExhausted, "TOO_MANY_CODES"),
+        E::NothingToConfirm(_) => (Code::FailedPrecondition, "NOTHING_TO_CONFIRM"),
+        E::CodeInvalid => (Code::InvalidArgument, "CODE_INVALID"),
+        E::CodeExpired => (Code::FailedPrecondition, "CODE_EXPIRED"),
         E::TooManyAttempts => (Code::ResourceExhausted, "TOO_MANY_ATTEMPTS"),
         E::Blocked => (Code::ResourceExhausted, "SSPR_BLOCKED"),
         E::PasswordRefused(r) => (Code::InvalidArgument, r.code()),
@@ -49,6 +58,33 @@ impl From<ServiceError> for Status {
             details.add_bad_request_violation(*field, message.clone());
         }
         Status::with_error_details(code, e.to_string(), details)
+    }
+}
+
+/// The proto enum value of a method.
+pub(crate) fn method_pb(m: crate::method::Method) -> pb::Method {
+    use crate::method::Method as M;
+    match m {
+        M::SecurityQuestions => pb::Method::SecurityQuestions,
+        M::Email => pb::Method::Email,
+        M::MobileSms => pb::Method::MobileSms,
+        M::MobileVoice => pb::Method::MobileVoice,
+        M::OfficeVoice => pb::Method::OfficeVoice,
+        M::AuthenticatorCode => pb::Method::AuthenticatorCode,
+    }
+}
+
+/// The method of a proto enum value; INVALID_ARGUMENT for unknown or unsupported values.
+pub(crate) fn method_from_pb(field: &'static str, v: i32) -> Result<crate::method::Method, Status> {
+    use crate::method::Method as M;
+    match pb::Method::try_from(v) {
+        Ok(pb::Method::SecurityQuestions) => Ok(M::SecurityQuestions),
+        Ok(pb::Method::Email) => Ok(M::Email),
+        Ok(pb::Method::MobileSms) => Ok(M::MobileSms),
+        Ok(pb::Method::MobileVoice) => Ok(M::MobileVoice),
+        Ok(pb::Method::OfficeVoice) => Ok(M::OfficeVoice),
+        Ok(pb::Method::AuthenticatorCode) => Ok(M::AuthenticatorCode),
+        _ => Err(invalid(field, "METHOD_INVALID", "not a supported method")),
     }
 }
 

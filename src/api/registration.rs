@@ -1,7 +1,8 @@
 //! `ssprd.v1.RegistrationService`.
 
 use super::pb::{self, registration_service_server::RegistrationService};
-use crate::method::Method;
+use super::{method_from_pb, method_pb};
+use crate::method::contact::ContactKind;
 use crate::policy::{MAX_ANSWER_CHARS, MIN_ANSWER_CHARS};
 use crate::secret::Secret;
 use crate::service::{RegistrationStatus, Service};
@@ -12,9 +13,24 @@ pub struct RegistrationApi {
     pub service: Arc<Service>,
 }
 
-pub(crate) fn method_pb(m: Method) -> pb::Method {
-    match m {
-        Method::SecurityQuestions => pb::Method::SecurityQuestions,
+fn kind_pb(k: ContactKind) -> pb::ContactKind {
+    match k {
+        ContactKind::Email => pb::ContactKind::Email,
+        ContactKind::Mobile => pb::ContactKind::MobilePhone,
+        ContactKind::Office => pb::ContactKind::OfficePhone,
+    }
+}
+
+fn kind_from_pb(v: i32) -> Result<ContactKind, Status> {
+    match pb::ContactKind::try_from(v) {
+        Ok(pb::ContactKind::Email) => Ok(ContactKind::Email),
+        Ok(pb::ContactKind::MobilePhone) => Ok(ContactKind::Mobile),
+        Ok(pb::ContactKind::OfficePhone) => Ok(ContactKind::Office),
+        _ => Err(super::invalid(
+            "kind",
+            "CONTACT_KIND_INVALID",
+            "kind must be EMAIL, MOBILE_PHONE or OFFICE_PHONE",
+        )),
     }
 }
 
@@ -25,6 +41,15 @@ fn status_pb(s: RegistrationStatus) -> pb::RegistrationStatus {
         registered_methods: s.methods.into_iter().map(|m| method_pb(m) as i32).collect(),
         security_question_ids: s.question_ids,
         updated_at: s.updated_at as i64,
+        contacts: s
+            .contacts
+            .into_iter()
+            .map(|(k, hint)| pb::RegisteredContact {
+                kind: kind_pb(k) as i32,
+                hint,
+            })
+            .collect(),
+        methods_required: s.methods_required,
     }
 }
 
@@ -111,6 +136,83 @@ impl RegistrationService for RegistrationApi {
             reset_count: p.reset_count as u32,
             min_answer_length: MIN_ANSWER_CHARS as u32,
             max_answer_length: MAX_ANSWER_CHARS as u32,
+        }))
+    }
+
+    async fn add_contact(
+        &self,
+        req: Request<pb::AddContactRequest>,
+    ) -> Result<Response<pb::AddContactResponse>, Status> {
+        let r = req.into_inner();
+        let kind = kind_from_pb(r.kind)?;
+        let (hint, expires_at) = self
+            .service
+            .add_contact(&r.registration_token, kind, &r.value, r.voice)
+            .await?;
+        Ok(Response::new(pb::AddContactResponse {
+            hint,
+            code_expires_at: expires_at as i64,
+        }))
+    }
+
+    async fn confirm_contact(
+        &self,
+        req: Request<pb::ConfirmContactRequest>,
+    ) -> Result<Response<pb::ConfirmContactResponse>, Status> {
+        let r = req.into_inner();
+        let kind = kind_from_pb(r.kind)?;
+        let code = Secret::new(r.code);
+        let status = self
+            .service
+            .confirm_contact(&r.registration_token, kind, &code)
+            .await?;
+        Ok(Response::new(pb::ConfirmContactResponse {
+            status: Some(status_pb(status)),
+        }))
+    }
+
+    async fn enroll_authenticator(
+        &self,
+        req: Request<pb::EnrollAuthenticatorRequest>,
+    ) -> Result<Response<pb::EnrollAuthenticatorResponse>, Status> {
+        let e = self
+            .service
+            .enroll_authenticator(&req.into_inner().registration_token)
+            .await?;
+        Ok(Response::new(pb::EnrollAuthenticatorResponse {
+            otpauth_uri: e.uri.expose().to_string(),
+            qr_png: e.qr_png,
+            qr_text: e.qr_text,
+        }))
+    }
+
+    async fn confirm_authenticator(
+        &self,
+        req: Request<pb::ConfirmAuthenticatorRequest>,
+    ) -> Result<Response<pb::ConfirmAuthenticatorResponse>, Status> {
+        let r = req.into_inner();
+        let code = Secret::new(r.code);
+        let status = self
+            .service
+            .confirm_authenticator(&r.registration_token, &code)
+            .await?;
+        Ok(Response::new(pb::ConfirmAuthenticatorResponse {
+            status: Some(status_pb(status)),
+        }))
+    }
+
+    async fn remove_method(
+        &self,
+        req: Request<pb::RemoveMethodRequest>,
+    ) -> Result<Response<pb::RemoveMethodResponse>, Status> {
+        let r = req.into_inner();
+        let method = method_from_pb("method", r.method)?;
+        let status = self
+            .service
+            .remove_method(&r.registration_token, method)
+            .await?;
+        Ok(Response::new(pb::RemoveMethodResponse {
+            status: Some(status_pb(status)),
         }))
     }
 }

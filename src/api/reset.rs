@@ -1,8 +1,9 @@
 //! `ssprd.v1.ResetService`.
 
 use super::pb::{self, reset_service_server::ResetService};
-use super::registration::{answers, method_pb};
-use crate::method::Method;
+use super::registration::answers;
+use super::{method_from_pb, method_pb};
+use crate::method::{Method, totp};
 use crate::secret::Secret;
 use crate::service::{Challenge, Service};
 use std::sync::Arc;
@@ -33,6 +34,25 @@ impl ResetApi {
                         },
                     )),
                 },
+                Challenge::Code {
+                    method,
+                    hint,
+                    length,
+                } => pb::MethodChallenge {
+                    method: method_pb(method) as i32,
+                    challenge: Some(pb::method_challenge::Challenge::Code(pb::CodeChallenge {
+                        hint,
+                        code_length: length as u32,
+                    })),
+                },
+                Challenge::Authenticator => pb::MethodChallenge {
+                    method: method_pb(Method::AuthenticatorCode) as i32,
+                    challenge: Some(pb::method_challenge::Challenge::Authenticator(
+                        pb::AuthenticatorChallenge {
+                            code_length: u32::from(totp::DIGITS),
+                        },
+                    )),
+                },
             })
             .collect()
     }
@@ -53,6 +73,18 @@ impl ResetService for ResetApi {
         }))
     }
 
+    async fn send_code(
+        &self,
+        req: Request<pb::SendCodeRequest>,
+    ) -> Result<Response<pb::SendCodeResponse>, Status> {
+        let r = req.into_inner();
+        let method = method_from_pb("method", r.method)?;
+        let expires_at = self.service.send_code(&r.flow_id, method).await?;
+        Ok(Response::new(pb::SendCodeResponse {
+            expires_at: expires_at as i64,
+        }))
+    }
+
     async fn verify_method(
         &self,
         req: Request<pb::VerifyMethodRequest>,
@@ -64,11 +96,20 @@ impl ResetService for ResetApi {
                     .verify_questions(&r.flow_id, answers(a.answers)?)
                     .await?
             }
+            Some(pb::verify_method_request::Proof::Code(c)) => {
+                let method = method_from_pb("proof.code.method", c.method)?;
+                let code = Secret::new(c.code);
+                self.service.verify_code(&r.flow_id, method, &code).await?
+            }
+            Some(pb::verify_method_request::Proof::AuthenticatorCode(c)) => {
+                let code = Secret::new(c);
+                self.service.verify_authenticator(&r.flow_id, &code).await?
+            }
             None => {
                 return Err(super::invalid(
                     "proof",
                     "PROOF_REQUIRED",
-                    "set one proof (security_answers)",
+                    "set one proof: security_answers, code or authenticator_code",
                 ));
             }
         };

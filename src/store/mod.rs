@@ -7,7 +7,7 @@
 
 pub mod sled;
 
-use crate::method::Method;
+use crate::method::{Method, contact::ContactKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -45,6 +45,31 @@ impl fmt::Debug for RegisteredQuestion {
     }
 }
 
+/// A confirmed contact (email address or phone number, normalised).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Contact {
+    pub kind: ContactKind,
+    pub value: String,
+    pub confirmed_at: u64,
+}
+
+/// An enrolled authenticator app: the sealed TOTP secret and the last accepted step.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Authenticator {
+    pub sealed_secret: String,
+    pub last_step: u64,
+    pub enrolled_at: u64,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("sealed_secret", &"[REDACTED]")
+            .field("last_step", &self.last_step)
+            .finish()
+    }
+}
+
 /// What a user has registered. Keyed by the directory's stable id of the user
 /// (OpenLDAP `entryUUID`, AD `objectGUID`), so renames keep the registration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -52,8 +77,39 @@ pub struct Registration {
     pub user_id: String,
     pub login: String,
     pub questions: Vec<RegisteredQuestion>,
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
+    #[serde(default)]
+    pub authenticator: Option<Authenticator>,
     pub created_at: u64,
     pub updated_at: u64,
+}
+
+impl Registration {
+    pub fn contact(&self, kind: ContactKind) -> Option<&Contact> {
+        self.contacts.iter().find(|c| c.kind == kind)
+    }
+}
+
+/// A contact waiting for its confirmation code.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingContact {
+    pub kind: ContactKind,
+    pub value: String,
+    /// HMAC of the confirmation code (never the code).
+    pub code_mac: String,
+    pub expires_at: u64,
+    pub tries_left: u32,
+}
+
+impl fmt::Debug for PendingContact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingContact")
+            .field("kind", &self.kind)
+            .field("expires_at", &self.expires_at)
+            .field("tries_left", &self.tries_left)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A registration session opened by BeginRegistration.
@@ -63,6 +119,11 @@ pub struct RegistrationSession {
     pub login: String,
     pub dn: String,
     pub expires_at: u64,
+    #[serde(default)]
+    pub pending_contacts: Vec<PendingContact>,
+    /// Sealed TOTP secret of an enrolment not yet confirmed by a first code.
+    #[serde(default)]
+    pub pending_authenticator: Option<String>,
 }
 
 /// The lifecycle state of a reset flow.
@@ -75,6 +136,33 @@ pub enum FlowState {
     Completed,
     /// Closed after too many wrong proofs, or superseded.
     Closed,
+}
+
+/// A method offered in a flow, with its masked hint (empty where none applies).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Offer {
+    pub method: Method,
+    pub hint: String,
+}
+
+/// A code sent in a flow.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FlowCode {
+    pub method: Method,
+    /// HMAC of the code, bound to the flow and method.
+    pub mac: String,
+    pub expires_at: u64,
+    pub tries_left: u32,
+}
+
+impl fmt::Debug for FlowCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowCode")
+            .field("method", &self.method)
+            .field("expires_at", &self.expires_at)
+            .field("tries_left", &self.tries_left)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A reset flow. A decoy flow (unknown, out-of-scope or unregistered user) looks the same
@@ -96,6 +184,15 @@ pub struct ResetFlow {
     pub verified: Vec<Method>,
     pub failed_attempts: u32,
     pub state: FlowState,
+    /// Methods offered at StartReset, with hints.
+    #[serde(default)]
+    pub offered: Vec<Offer>,
+    /// Outstanding codes (at most one per method; a resend replaces it).
+    #[serde(default)]
+    pub codes: Vec<FlowCode>,
+    /// Codes sent in this flow.
+    #[serde(default)]
+    pub sends: u32,
 }
 
 /// Per-account verification failures.
@@ -152,6 +249,19 @@ pub trait Store: Send + Sync + 'static {
         session: &RegistrationSession,
     ) -> Result<(), StoreError>;
     async fn session(&self, token: &TokenHash) -> Result<Option<RegistrationSession>, StoreError>;
+    /// Replaces `old` with `new` only if the stored session still equals `old`.
+    async fn swap_session(
+        &self,
+        token: &TokenHash,
+        old: &RegistrationSession,
+        new: &RegistrationSession,
+    ) -> Result<bool, StoreError>;
+    /// Writes `new` only if the stored registration still equals `old` (`None`: absent).
+    async fn swap_registration(
+        &self,
+        old: Option<&Registration>,
+        new: &Registration,
+    ) -> Result<bool, StoreError>;
 
     async fn put_flow(&self, id: &TokenHash, flow: &ResetFlow) -> Result<(), StoreError>;
     async fn flow(&self, id: &TokenHash) -> Result<Option<ResetFlow>, StoreError>;

@@ -96,6 +96,24 @@ impl SledStore {
             .map_err(|e| StoreError::Unavailable(format!("flush failed: {e}")))
     }
 
+    /// Compare-and-swap of a JSON record (flushed when it took effect).
+    async fn swap<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        key: &[u8],
+        old: Option<&T>,
+        new: &T,
+    ) -> Result<bool, StoreError> {
+        let swapped = tree
+            .compare_and_swap(key, old.map(encode), Some(encode(new)))
+            .map_err(io)?
+            .is_ok();
+        if swapped {
+            self.flush().await?;
+        }
+        Ok(swapped)
+    }
+
     fn expiry_key(tag: u8, expires_at: u64, id: &TokenHash) -> Vec<u8> {
         let mut k = Vec::with_capacity(41);
         k.push(tag);
@@ -192,6 +210,24 @@ impl Store for SledStore {
             .transpose()
     }
 
+    async fn swap_session(
+        &self,
+        token: &TokenHash,
+        old: &RegistrationSession,
+        new: &RegistrationSession,
+    ) -> Result<bool, StoreError> {
+        self.swap(&self.sessions, &token.0, Some(old), new).await
+    }
+
+    async fn swap_registration(
+        &self,
+        old: Option<&Registration>,
+        new: &Registration,
+    ) -> Result<bool, StoreError> {
+        self.swap(&self.registrations, new.user_id.as_bytes(), old, new)
+            .await
+    }
+
     async fn put_flow(&self, id: &TokenHash, flow: &ResetFlow) -> Result<(), StoreError> {
         self.flows.insert(id.0, encode(flow)).map_err(io)?;
         self.expiry
@@ -215,15 +251,7 @@ impl Store for SledStore {
         new: &ResetFlow,
     ) -> Result<bool, StoreError> {
         debug_assert!(old.state != FlowState::Completed || new.state == FlowState::Completed);
-        let swapped = self
-            .flows
-            .compare_and_swap(id.0, Some(encode(old)), Some(encode(new)))
-            .map_err(io)?
-            .is_ok();
-        if swapped {
-            self.flush().await?;
-        }
-        Ok(swapped)
+        self.swap(&self.flows, &id.0, Some(old), new).await
     }
 
     async fn counters(&self, user_key: &str) -> Result<Counters, StoreError> {
@@ -326,6 +354,9 @@ mod tests {
             verified: vec![Method::SecurityQuestions],
             failed_attempts: 0,
             state: FlowState::Open,
+            offered: vec![],
+            codes: vec![],
+            sends: 0,
         }
     }
 

@@ -70,6 +70,9 @@ impl Daemon {
         raw.store.path = dir.join("db");
         raw.store.sweep_interval_secs = 1;
         raw.directory = directory;
+        // The spine scenarios use security questions alone; method tests enable more.
+        raw.policy.enabled_methods = vec!["security_questions".into()];
+        raw.policy.questions_not_only_method = false;
         (raw, ca.pem())
     }
 
@@ -253,7 +256,7 @@ pub fn question_ids(challenge: &[pb::MethodChallenge]) -> Vec<String> {
             Some(pb::method_challenge::Challenge::SecurityQuestions(q)) => {
                 q.questions.iter().map(|q| q.id.clone()).collect::<Vec<_>>()
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         })
         .collect()
 }

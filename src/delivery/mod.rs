@@ -1,0 +1,81 @@
+//! Outbound messages: one-time codes and notifications, by email (SMTP, [`smtp`]) — and, in
+//! a later version, SMS and voice calls through a gateway.
+//!
+//! Message text comes only from configuration (organisation name, templates) and from values
+//! the server made (codes, lifetimes): never from request metadata.
+
+pub mod smtp;
+
+use crate::method::contact::{self, ContactKind};
+use crate::secret::Secret;
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Channel {
+    Email(String),
+    Sms(String),
+    Voice(String),
+}
+
+impl Channel {
+    /// A masked form, for logs.
+    pub fn masked(&self) -> String {
+        match self {
+            Channel::Email(a) => contact::mask(ContactKind::Email, a),
+            Channel::Sms(p) | Channel::Voice(p) => contact::mask(ContactKind::Mobile, p),
+        }
+    }
+}
+
+/// What a message says.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// A code to prove the user at reset.
+    ResetCode { code: Secret, minutes: u64 },
+    /// A code to confirm a new contact.
+    ConfirmContact { code: Secret, minutes: u64 },
+    /// A registered method was added, changed or removed.
+    MethodChanged {
+        method: &'static str,
+        change: &'static str,
+    },
+}
+
+/// Why a message was not delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The provider cannot be reached or failed temporarily: try again later.
+    #[error("delivery provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider refused this recipient permanently.
+    #[error("recipient refused: {0}")]
+    Refused(String),
+    /// This kind of channel is not configured.
+    #[error("no provider configured for {0}")]
+    NotConfigured(&'static str),
+}
+
+/// Sends messages.
+#[async_trait::async_trait]
+pub trait Deliver: Send + Sync + 'static {
+    async fn deliver(&self, to: &Channel, content: &Content) -> Result<(), DeliveryError>;
+}
+
+/// Routes each channel to its provider.
+pub struct Dispatcher {
+    pub email: Option<smtp::SmtpMailer>,
+}
+
+#[async_trait::async_trait]
+impl Deliver for Dispatcher {
+    async fn deliver(&self, to: &Channel, content: &Content) -> Result<(), DeliveryError> {
+        match to {
+            Channel::Email(addr) => match &self.email {
+                Some(m) => m.send(addr, content).await,
+                None => Err(DeliveryError::NotConfigured("email")),
+            },
+            Channel::Sms(_) => Err(DeliveryError::NotConfigured("SMS")),
+            Channel::Voice(_) => Err(DeliveryError::NotConfigured("voice calls")),
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! The SSPR service: registration and reset use cases. It validates input, loads state from
+//! the [`Store`], asks the pure [`flow`] functions and the policy what to do, talks to the
+//! [`Directory`] and the delivery providers, and persists the outcome. Errors are
+//! [`ServiceError`], mapped once to gRPC in `api`.
+//!
+//! - this file: shared types, validation helpers, the [`Service`] value;
+//! - [`registration`]: BeginRegistration … RemoveMethod;
+//! - [`reset`]: StartReset … UnlockAccount.
+
+mod registration;
+mod reset;
+
+use crate::delivery::{Channel, Content, Deliver, DeliveryError};
+use crate::directory::{Directory, DirectoryError, PolicyReason};
+use crate::method::contact::{self, ContactKind};
+use crate::method::{Method, questions, totp};
+use crate::policy::{MethodPolicy, QuestionBank, QuestionPolicy, ResetPolicy};
+use crate::secret::Secret;
+use crate::store::{AuditEvent, Registration, Store, StoreError, TokenHash};
+use base64::Engine;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracing::{info, warn};
+
+/// Longest login name accepted.
+pub const MAX_LOGIN_CHARS: usize = 256;
+/// Longest password accepted (NIST: at least 64 must be accepted; longer is refused clearly).
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// Service-layer errors. Authentication failures stay generic on purpose.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{message}")]
+    InvalidArgument {
+        field: &'static str,
+        reason: &'static str,
+        message: String,
+    },
+    #[error("the username or password is not correct")]
+    InvalidCredentials,
+    #[error("the registration token is unknown or has expired")]
+    RegistrationTokenInvalid,
+    #[error("the reset flow is unknown, has expired or is finished")]
+    FlowInvalid,
+    #[error("{0}")]
+    NotVerified(String),
+    #[error("the {0} method is not enabled by the administrator")]
+    MethodNotEnabled(&'static str),
+    #[error("this method is not available in this reset flow")]
+    MethodNotAvailable,
+    #[error("this code could not be delivered now; try again later or use another method")]
+    DeliveryUnavailable,
+    #[error("the provider refused to deliver to this address or number")]
+    DeliveryRefused,
+    #[error("no provider is configured to deliver to this kind of contact")]
+    DeliveryNotConfigured,
+    #[error("too many codes were sent in this flow; start a new one later")]
+    TooManyCodes,
+    #[error("there is nothing to confirm: {0}")]
+    NothingToConfirm(&'static str),
+    #[error("the code is not correct")]
+    CodeInvalid,
+    #[error("the code has expired or was tried too often; ask for a new one")]
+    CodeExpired,
+    #[error("too many wrong answers: this reset flow is closed; start a new one")]
+    TooManyAttempts,
+    #[error(
+        "self-service password reset is blocked for this account for now; try later or contact the helpdesk"
+    )]
+    Blocked,
+    #[error("{}", .0.message())]
+    PasswordRefused(PolicyReason),
+    #[error(
+        "the directory is unavailable; try again (the verified flow stays valid until it expires)"
+    )]
+    DirectoryUnavailable,
+    #[error(
+        "the directory refused the operation; the administrator has been told (see the daemon log)"
+    )]
+    DirectoryFailed,
+    #[error("storage is unavailable; nothing was changed")]
+    StoreUnavailable,
+}
+
+impl ServiceError {
+    fn invalid(field: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        Self::StoreUnavailable
+    }
+}
+
+impl From<DeliveryError> for ServiceError {
+    fn from(e: DeliveryError) -> Self {
+        warn!(error = %e, "delivery failed");
+        match e {
+            DeliveryError::Unavailable(_) => Self::DeliveryUnavailable,
+            DeliveryError::Refused(_) => Self::DeliveryRefused,
+            DeliveryError::NotConfigured(_) => Self::DeliveryNotConfigured,
+        }
+    }
+}
+
+impl From<DirectoryError> for ServiceError {
+    fn from(e: DirectoryError) -> Self {
+        match e {
+            DirectoryError::Unavailable(ref why) => {
+                warn!(reason = %why, "directory unavailable");
+                Self::DirectoryUnavailable
+            }
+            DirectoryError::Refused(r) => Self::PasswordRefused(r),
+            other => {
+                tracing::error!(error = %other, "directory error");
+                Self::DirectoryFailed
+            }
+        }
+    }
+}
+
+/// The current Unix time in seconds.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A 128-bit bearer token from the OS CSPRNG, base64url without padding.
+pub fn new_token() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("OS random source");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Accepts only well-formed tokens before hashing them for a lookup.
+fn token_hash(token: &str, field: &'static str) -> Result<TokenHash, ServiceError> {
+    let ok = token.len() == 22
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(TokenHash::of(token))
+    } else {
+        Err(ServiceError::invalid(
+            field,
+            "MALFORMED_TOKEN",
+            format!("{field} is not a token issued by ssprd"),
+        ))
+    }
+}
+
+fn check_login(login: &str) -> Result<&str, ServiceError> {
+    let login = login.trim();
+    if login.is_empty() {
+        return Err(ServiceError::invalid(
+            "username",
+            "USERNAME_REQUIRED",
+            "username is required",
+        ));
+    }
+    if login.chars().count() > MAX_LOGIN_CHARS || login.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "username",
+            "USERNAME_INVALID",
+            format!(
+                "username must be at most {MAX_LOGIN_CHARS} characters without control characters"
+            ),
+        ));
+    }
+    Ok(login)
+}
+
+fn check_new_password(pw: &Secret) -> Result<(), ServiceError> {
+    let n = pw.expose().chars().count();
+    if n == 0 {
+        return Err(ServiceError::invalid(
+            "new_password",
+            "PASSWORD_REQUIRED",
+            "a new password is required",
+        ));
+    }
+    if pw.expose().contains('\0') {
+        return Err(ServiceError::invalid(
+            "new_password",
+            "PASSWORD_INVALID_CHARACTER",
+            "the new password contains a NUL character",
+        ));
+    }
+    if n > MAX_PASSWORD_CHARS {
+        return Err(ServiceError::invalid(
+            "new_password",
+            "PASSWORD_TOO_LONG",
+            format!("the new password is longer than {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// What the registration RPCs report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationStatus {
+    pub login: String,
+    pub complete: bool,
+    pub methods: Vec<Method>,
+    pub question_ids: Vec<String>,
+    /// Confirmed contacts: kind and masked value.
+    pub contacts: Vec<(ContactKind, String)>,
+    pub methods_required: u32,
+    pub updated_at: u64,
+}
+
+/// A challenge for one method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    SecurityQuestions(Vec<String>),
+    /// Email / phone: SendCode, then VerifyMethod with the code.
+    Code {
+        method: Method,
+        hint: String,
+        length: usize,
+    },
+    Authenticator,
+}
+
+/// An enrolment to show to the user once.
+pub struct AuthenticatorEnrolment {
+    pub uri: Secret,
+    pub qr_png: Vec<u8>,
+    pub qr_text: String,
+}
+
+/// Returned by StartReset.
+#[derive(Debug)]
+pub struct StartedReset {
+    pub flow_id: String,
+    pub expires_at: u64,
+    pub methods_required: u32,
+    pub challenges: Vec<Challenge>,
+}
+
+/// Returned by VerifyMethod.
+#[derive(Debug)]
+pub struct Verification {
+    pub verified: bool,
+    pub methods_verified: u32,
+    pub methods_required: u32,
+    pub remaining: Vec<Challenge>,
+}
+
+/// Returned by CompleteReset.
+#[derive(Debug)]
+pub struct Completed {
+    pub verified_by_bind: bool,
+    pub unlocked: bool,
+}
+
+/// Settings the service needs beyond the policy.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    pub verify_after_write: bool,
+    pub require_change_after_reset: bool,
+    /// Domain shown in decoy email hints (that of the sender address).
+    pub decoy_email_domain: String,
+    /// Authenticator issuer name.
+    pub issuer: String,
+}
+
+/// The IO the service uses.
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub directory: Arc<dyn Directory>,
+    pub deliver: Arc<dyn Deliver>,
+    pub hasher: questions::AnswerHasher,
+    /// Present when authenticator apps are enabled.
+    pub sealer: Option<totp::Sealer>,
+}
+
+/// The policy the service applies.
+pub struct Policies {
+    pub reset: ResetPolicy,
+    pub questions: QuestionPolicy,
+    pub bank: QuestionBank,
+    pub methods: MethodPolicy,
+}
+
+pub struct Service {
+    store: Arc<dyn Store>,
+    directory: Arc<dyn Directory>,
+    deliver: Arc<dyn Deliver>,
+    hasher: questions::AnswerHasher,
+    sealer: Option<totp::Sealer>,
+    policy: ResetPolicy,
+    questions: QuestionPolicy,
+    bank: QuestionBank,
+    methods: MethodPolicy,
+    opts: ServiceOptions,
+    decoy_key: [u8; 32],
+    code_key: [u8; 32],
+    /// Writes are serialised per user (one directory write at a time per account).
+    user_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Service {
+    pub async fn new(
+        io: Backends,
+        policies: Policies,
+        opts: ServiceOptions,
+    ) -> Result<Self, StoreError> {
+        let decoy_key = io.store.server_key("decoy").await?;
+        let code_key = io.store.server_key("codes").await?;
+        Ok(Self {
+            store: io.store,
+            directory: io.directory,
+            deliver: io.deliver,
+            hasher: io.hasher,
+            sealer: io.sealer,
+            policy: policies.reset,
+            questions: policies.questions,
+            bank: policies.bank,
+            methods: policies.methods,
+            opts,
+            decoy_key,
+            code_key,
+            user_locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn code_length(&self) -> usize {
+        self.methods.codes.length
+    }
+
+    pub fn bank(&self) -> &QuestionBank {
+        &self.bank
+    }
+
+    pub fn question_policy(&self) -> QuestionPolicy {
+        self.questions
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn user_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.user_locks.lock().expect("lock poisoned");
+        map.retain(|_, l| Arc::strong_count(l) > 1);
+        map.entry(key.to_string()).or_default().clone()
+    }
+
+    async fn audit(&self, kind: &str, user: &str, outcome: &str, reason: &str) {
+        let ev = AuditEvent {
+            at: now(),
+            kind: kind.into(),
+            user: user.into(),
+            outcome: outcome.into(),
+            reason: reason.into(),
+        };
+        info!(kind, user, outcome, reason, "audit");
+        if let Err(e) = self.store.append_audit(&ev).await {
+            tracing::error!(error = %e, "audit event not stored");
+        }
+    }
+
+    /// The methods a registration makes usable under the current policy, with hints.
+    fn usable(&self, reg: &Registration) -> Vec<crate::store::Offer> {
+        let mut out = Vec::new();
+        for m in &self.methods.enabled {
+            let hint = match (m, m.contact_kind()) {
+                (Method::SecurityQuestions, _) => {
+                    (reg.questions.len() >= self.questions.reset_count).then(String::new)
+                }
+                (Method::AuthenticatorCode, _) => reg.authenticator.as_ref().map(|_| String::new()),
+                (_, Some(kind)) => reg.contact(kind).map(|c| contact::mask(kind, &c.value)),
+                (_, None) => None,
+            };
+            if let Some(hint) = hint {
+                out.push(crate::store::Offer { method: *m, hint });
+            }
+        }
+        out
+    }
+
+    fn status(&self, login: &str, reg: Option<&Registration>) -> RegistrationStatus {
+        let usable: Vec<Method> = reg
+            .map(|r| self.usable(r).into_iter().map(|o| o.method).collect())
+            .unwrap_or_default();
+        RegistrationStatus {
+            login: login.into(),
+            complete: !usable.is_empty() && self.methods.unmet(&usable).is_none(),
+            question_ids: reg
+                .map(|r| r.questions.iter().map(|q| q.question_id.clone()).collect())
+                .unwrap_or_default(),
+            contacts: reg
+                .map(|r| {
+                    r.contacts
+                        .iter()
+                        .map(|c| (c.kind, contact::mask(c.kind, &c.value)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            methods: usable,
+            methods_required: self.methods.required,
+            updated_at: reg.map_or(0, |r| r.updated_at),
+        }
+    }
+
+    /// Tells the user's confirmed email addresses that a method changed (best effort: a
+    /// failure is logged, the change stands).
+    async fn notify_change(&self, before: &Registration, method: Method, change: &'static str) {
+        for c in before
+            .contacts
+            .iter()
+            .filter(|c| c.kind == ContactKind::Email)
+        {
+            let content = Content::MethodChanged {
+                method: method.name(),
+                change,
+            };
+            let to = Channel::Email(c.value.clone());
+            if let Err(e) = self.deliver.deliver(&to, &content).await {
+                warn!(to = %to.masked(), error = %e, "change notification not delivered");
+            }
+        }
+    }
+
+    /// The delivery channel of a code method for a contact value.
+    fn channel(method: Method, value: &str) -> Option<Channel> {
+        match method {
+            Method::Email => Some(Channel::Email(value.into())),
+            Method::MobileSms => Some(Channel::Sms(value.into())),
+            Method::MobileVoice | Method::OfficeVoice => Some(Channel::Voice(value.into())),
+            Method::SecurityQuestions | Method::AuthenticatorCode => None,
+        }
+    }
+}

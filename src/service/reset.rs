@@ -1,0 +1,621 @@
+//! Reset: start a flow, send codes, verify proofs, complete (write the password) or unlock.
+
+use super::{
+    Challenge, Completed, Service, ServiceError, StartedReset, Verification, check_login,
+    check_new_password, new_token, now, token_hash,
+};
+use crate::delivery::Content;
+use crate::directory::{BindOutcome, DirectoryError, DirectoryUser};
+use crate::flow;
+use crate::method::contact::{self, ContactKind};
+use crate::method::{Method, code, questions, totp};
+use crate::secret::Secret;
+use crate::store::{FlowCode, FlowState, Offer, Registration, ResetFlow, TokenHash};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use tracing::{instrument, warn};
+
+impl Service {
+    /// Methods a decoy account "has": derived from a keyed hash of the login, so they are
+    /// stable per name and look like a real user's.
+    fn decoy_offers(&self, login: &str) -> Vec<Offer> {
+        let mut h = Sha256::new();
+        h.update(b"offers\0");
+        h.update(self.decoy_key);
+        h.update(login.to_lowercase().as_bytes());
+        let d = h.finalize();
+        let mut out = Vec::new();
+        let mut factors = HashSet::new();
+        for (i, m) in self.methods.enabled.iter().enumerate() {
+            let take = match m {
+                Method::SecurityQuestions | Method::Email => true,
+                _ => d[i] & 1 == 1,
+            };
+            if take || factors.len() < self.methods.required as usize {
+                let hint = match m {
+                    Method::Email => {
+                        let first = char::from(b'a' + d[20] % 26);
+                        format!("{first}•••@{}", self.opts.decoy_email_domain)
+                    }
+                    Method::MobileSms | Method::MobileVoice | Method::OfficeVoice => {
+                        let digits: String = d[21..31]
+                            .iter()
+                            .map(|b| char::from(b'0' + b % 10))
+                            .collect();
+                        contact::mask(ContactKind::Mobile, &format!("+1{digits}"))
+                    }
+                    _ => String::new(),
+                };
+                factors.insert(m.factor());
+                out.push(Offer { method: *m, hint });
+            }
+        }
+        out
+    }
+
+    fn challenge(&self, flow: &ResetFlow, offer: &Offer) -> Challenge {
+        match offer.method {
+            Method::SecurityQuestions => Challenge::SecurityQuestions(flow.questions_drawn.clone()),
+            Method::AuthenticatorCode => Challenge::Authenticator,
+            m => Challenge::Code {
+                method: m,
+                hint: offer.hint.clone(),
+                length: self.methods.codes.length,
+            },
+        }
+    }
+
+    /// Challenges of the methods not verified yet.
+    fn remaining(&self, flow: &ResetFlow) -> Vec<Challenge> {
+        let done: HashSet<_> = flow.verified.iter().map(|m| m.factor()).collect();
+        flow.offered
+            .iter()
+            .filter(|o| !done.contains(&o.method.factor()))
+            .map(|o| self.challenge(flow, o))
+            .collect()
+    }
+
+    /// Starts a flow. Unknown, disabled, unregistered and insufficiently registered users get
+    /// a decoy flow of the same shape; it can never be verified.
+    #[instrument(skip_all)]
+    pub async fn start_reset(&self, login: &str) -> Result<StartedReset, ServiceError> {
+        let login = check_login(login)?;
+        let user = self.directory.find_user(login).await?;
+        let reg = match &user {
+            Some(u) if !u.disabled => self.store.registration(&u.id).await?,
+            _ => None,
+        };
+        let t = now();
+        let real = match (&user, &reg) {
+            (Some(u), Some(r)) => {
+                let offers = self.usable(r);
+                let methods: Vec<Method> = offers.iter().map(|o| o.method).collect();
+                (self.methods.unmet(&methods).is_none()).then_some((u, r, offers))
+            }
+            _ => None,
+        };
+        let flow = match real {
+            Some((u, r, offered)) => {
+                let ids: Vec<String> = r.questions.iter().map(|q| q.question_id.clone()).collect();
+                ResetFlow {
+                    user_key: u.id.clone(),
+                    login: u.login.clone(),
+                    dn: u.dn.clone(),
+                    decoy: false,
+                    created_at: t,
+                    expires_at: t + self.policy.session_ttl_secs,
+                    methods_required: self.methods.required,
+                    questions_drawn: flow::draw_questions(&ids, self.questions.reset_count),
+                    verified: vec![],
+                    failed_attempts: 0,
+                    state: FlowState::Open,
+                    offered,
+                    codes: vec![],
+                    sends: 0,
+                }
+            }
+            None => {
+                let fake = flow::decoy_registration(
+                    &self.bank,
+                    &self.decoy_key,
+                    login,
+                    self.questions.register_count,
+                );
+                let offered = self.decoy_offers(login);
+                ResetFlow {
+                    user_key: flow::decoy_user_key(&self.decoy_key, login),
+                    login: login.to_string(),
+                    dn: String::new(),
+                    decoy: true,
+                    created_at: t,
+                    expires_at: t + self.policy.session_ttl_secs,
+                    methods_required: self.methods.required,
+                    questions_drawn: if offered
+                        .iter()
+                        .any(|o| o.method == Method::SecurityQuestions)
+                    {
+                        flow::draw_questions(&fake, self.questions.reset_count)
+                    } else {
+                        vec![]
+                    },
+                    verified: vec![],
+                    failed_attempts: 0,
+                    state: FlowState::Open,
+                    offered,
+                    codes: vec![],
+                    sends: 0,
+                }
+            }
+        };
+        let counters = self.store.counters(&flow.user_key).await?;
+        if flow::blocked(&counters, t) {
+            return Err(ServiceError::Blocked);
+        }
+        let flow_id = new_token();
+        self.store.put_flow(&TokenHash::of(&flow_id), &flow).await?;
+        self.audit("reset.start", login, "success", "").await;
+        Ok(StartedReset {
+            flow_id,
+            expires_at: flow.expires_at,
+            methods_required: flow.methods_required,
+            challenges: self.remaining(&flow),
+        })
+    }
+
+    async fn live_flow(&self, flow_id: &str) -> Result<(TokenHash, ResetFlow), ServiceError> {
+        let h = token_hash(flow_id, "flow_id")?;
+        match self.store.flow(&h).await? {
+            Some(f) if flow::is_live(&f, now()) => Ok((h, f)),
+            _ => Err(ServiceError::FlowInvalid),
+        }
+    }
+
+    async fn check_not_blocked(&self, flow: &ResetFlow) -> Result<(), ServiceError> {
+        let c = self.store.counters(&flow.user_key).await?;
+        if flow::blocked(&c, now()) {
+            Err(ServiceError::Blocked)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A proof for `method` may be submitted in this flow.
+    fn check_offered(flow: &ResetFlow, method: Method) -> Result<(), ServiceError> {
+        if !flow.offered.iter().any(|o| o.method == method) {
+            return Err(ServiceError::MethodNotAvailable);
+        }
+        if flow.verified.iter().any(|m| m.factor() == method.factor()) {
+            return Err(ServiceError::invalid(
+                "proof",
+                "METHOD_ALREADY_VERIFIED",
+                "this method is already verified in this flow",
+            ));
+        }
+        Ok(())
+    }
+
+    fn verification(&self, flow: &ResetFlow, verified: bool) -> Verification {
+        Verification {
+            verified,
+            methods_verified: flow
+                .verified
+                .iter()
+                .map(|m| m.factor())
+                .collect::<HashSet<_>>()
+                .len() as u32,
+            methods_required: flow.methods_required,
+            remaining: self.remaining(flow),
+        }
+    }
+
+    /// Counts a failed proof against the account; errors when it blocks the account.
+    async fn count_failure(&self, flow: &ResetFlow, what: &str) -> Result<(), ServiceError> {
+        let policy = self.policy.clone();
+        let counters = self
+            .store
+            .update_counters(&flow.user_key, &move |c| {
+                flow::record_failure(c, now(), &policy)
+            })
+            .await?;
+        self.audit("reset.verify", &flow.login, "failure", what)
+            .await;
+        if flow::blocked(&counters, now()) {
+            self.audit("sspr.blocked", &flow.login, "blocked", "too_many_failures")
+                .await;
+            return Err(ServiceError::Blocked);
+        }
+        Ok(())
+    }
+
+    /// Records a verified method (compare-and-swap: a racing proof of the same flow loses).
+    async fn mark_verified(
+        &self,
+        h: &TokenHash,
+        flow: &ResetFlow,
+        mut next: ResetFlow,
+        method: Method,
+    ) -> Result<Verification, ServiceError> {
+        next.verified.push(method);
+        if !self.store.swap_flow(h, flow, &next).await? {
+            // Someone else changed the flow first (e.g. used the same code): not verified here.
+            let (_, current) = self.live_flow_by_hash(h).await?;
+            return Ok(self.verification(&current, false));
+        }
+        self.audit("reset.verify", &flow.login, "success", method.name())
+            .await;
+        Ok(self.verification(&next, true))
+    }
+
+    async fn live_flow_by_hash(
+        &self,
+        h: &TokenHash,
+    ) -> Result<(TokenHash, ResetFlow), ServiceError> {
+        match self.store.flow(h).await? {
+            Some(f) if flow::is_live(&f, now()) => Ok((*h, f)),
+            _ => Err(ServiceError::FlowInvalid),
+        }
+    }
+
+    /// Checks the answers to the questions currently drawn in the flow.
+    #[instrument(skip_all)]
+    pub async fn verify_questions(
+        &self,
+        flow_id: &str,
+        answers: Vec<(String, Secret)>,
+    ) -> Result<Verification, ServiceError> {
+        let (h, flow) = self.live_flow(flow_id).await?;
+        self.check_not_blocked(&flow).await?;
+        Self::check_offered(&flow, Method::SecurityQuestions)?;
+        // The answers must be to exactly the questions asked, once each.
+        let asked: HashSet<&str> = flow.questions_drawn.iter().map(String::as_str).collect();
+        let given: HashSet<&str> = answers.iter().map(|(q, _)| q.as_str()).collect();
+        if answers.len() != asked.len() || given != asked {
+            return Err(ServiceError::invalid(
+                "proof.security_answers",
+                "WRONG_QUESTIONS",
+                "answer exactly the questions asked in this flow, once each",
+            ));
+        }
+        let reg = if flow.decoy {
+            None
+        } else {
+            self.store.registration(&flow.user_key).await?
+        };
+        // Every answer is checked (same work whatever fails first, and for decoys).
+        let mut all_ok = true;
+        for (qid, answer) in answers {
+            let stored = reg.as_ref().and_then(|r| {
+                r.questions
+                    .iter()
+                    .find(|q| q.question_id == qid)
+                    .map(|q| q.answer_hash.clone())
+            });
+            let ok = self
+                .hasher
+                .verify(questions::normalise(answer.expose()), stored)
+                .await;
+            all_ok &= ok;
+        }
+        let mut next = flow.clone();
+        if all_ok && !flow.decoy {
+            return self
+                .mark_verified(&h, &flow, next, Method::SecurityQuestions)
+                .await;
+        }
+        // Wrong: count it against the account, close or redraw.
+        let outcome = flow::after_failure(&mut next, &self.policy);
+        if outcome == flow::AfterFailure::Retry {
+            let pool: Vec<String> = match &reg {
+                Some(r) => r.questions.iter().map(|q| q.question_id.clone()).collect(),
+                None => flow::decoy_registration(
+                    &self.bank,
+                    &self.decoy_key,
+                    &flow.login,
+                    self.questions.register_count,
+                ),
+            };
+            next.questions_drawn = flow::draw_questions(&pool, self.questions.reset_count);
+        }
+        if !self.store.swap_flow(&h, &flow, &next).await? {
+            return Err(ServiceError::FlowInvalid);
+        }
+        self.count_failure(&flow, "wrong_answer").await?;
+        if outcome == flow::AfterFailure::Closed {
+            return Err(ServiceError::TooManyAttempts);
+        }
+        Ok(self.verification(&next, false))
+    }
+
+    /// Sends a code for an email or phone method of the flow; a resend replaces the
+    /// previous code. A decoy flow goes through the same steps without sending anything.
+    #[instrument(skip_all)]
+    pub async fn send_code(&self, flow_id: &str, method: Method) -> Result<u64, ServiceError> {
+        let (h, flow) = self.live_flow(flow_id).await?;
+        self.check_not_blocked(&flow).await?;
+        let Some(kind) = method.contact_kind() else {
+            return Err(ServiceError::invalid(
+                "method",
+                "NOT_A_CODE_METHOD",
+                "codes are sent for email and phone methods only",
+            ));
+        };
+        Self::check_offered(&flow, method)?;
+        if flow.sends >= self.methods.codes.max_sends_per_flow {
+            return Err(ServiceError::TooManyCodes);
+        }
+        let code = code::generate(self.methods.codes.length);
+        let expires_at = now() + self.methods.codes.ttl_secs;
+        let mut next = flow.clone();
+        next.sends += 1;
+        next.codes.retain(|c| c.method != method);
+        next.codes.push(FlowCode {
+            method,
+            mac: code::mac(&self.code_key, &code_context(&h, method), code.expose()),
+            expires_at,
+            tries_left: self.methods.codes.max_tries,
+        });
+        if !self.store.swap_flow(&h, &flow, &next).await? {
+            return Err(ServiceError::FlowInvalid);
+        }
+        if !flow.decoy {
+            let reg = self
+                .store
+                .registration(&flow.user_key)
+                .await?
+                .ok_or(ServiceError::FlowInvalid)?;
+            let value = reg
+                .contact(kind)
+                .map(|c| c.value.clone())
+                .ok_or(ServiceError::MethodNotAvailable)?;
+            let to = Self::channel(method, &value).expect("a code method");
+            let content = Content::ResetCode {
+                code,
+                minutes: self.methods.codes.ttl_secs / 60,
+            };
+            if let Err(e) = self.deliver.deliver(&to, &content).await {
+                self.audit("reset.code_sent", &flow.login, "failure", method.name())
+                    .await;
+                return Err(e.into());
+            }
+        }
+        self.audit("reset.code_sent", &flow.login, "success", method.name())
+            .await;
+        Ok(expires_at)
+    }
+
+    /// Checks a code sent by SendCode. Single use; wrong tries are limited per code and
+    /// counted against the account.
+    #[instrument(skip_all)]
+    pub async fn verify_code(
+        &self,
+        flow_id: &str,
+        method: Method,
+        submitted: &Secret,
+    ) -> Result<Verification, ServiceError> {
+        let (h, flow) = self.live_flow(flow_id).await?;
+        self.check_not_blocked(&flow).await?;
+        if method.contact_kind().is_none() {
+            return Err(ServiceError::invalid(
+                "proof.code.method",
+                "NOT_A_CODE_METHOD",
+                "codes are verified for email and phone methods only",
+            ));
+        }
+        Self::check_offered(&flow, method)?;
+        let Some(fc) = flow.codes.iter().find(|c| c.method == method).cloned() else {
+            return Ok(self.verification(&flow, false));
+        };
+        let mut next = flow.clone();
+        next.codes.retain(|c| c.method != method);
+        if fc.expires_at <= now() {
+            self.store.swap_flow(&h, &flow, &next).await?;
+            return Ok(self.verification(&next, false));
+        }
+        let ok = code::verify(
+            &self.code_key,
+            &code_context(&h, method),
+            submitted.expose(),
+            &fc.mac,
+        );
+        if ok && !flow.decoy {
+            return self.mark_verified(&h, &flow, next, method).await;
+        }
+        if fc.tries_left > 1 {
+            next.codes.push(FlowCode {
+                tries_left: fc.tries_left - 1,
+                ..fc
+            });
+        }
+        if !self.store.swap_flow(&h, &flow, &next).await? {
+            return Err(ServiceError::FlowInvalid);
+        }
+        self.count_failure(&flow, "wrong_code").await?;
+        Ok(self.verification(&next, false))
+    }
+
+    /// Checks an authenticator app code: ±1 step of the server clock, and only a step after
+    /// the last one accepted for this user (a code is never accepted twice).
+    #[instrument(skip_all)]
+    pub async fn verify_authenticator(
+        &self,
+        flow_id: &str,
+        submitted: &Secret,
+    ) -> Result<Verification, ServiceError> {
+        let (h, flow) = self.live_flow(flow_id).await?;
+        self.check_not_blocked(&flow).await?;
+        Self::check_offered(&flow, Method::AuthenticatorCode)?;
+        let accepted = if flow.decoy {
+            // Same work as a real check, never a match.
+            let _ = totp::check(&[0u8; 20], submitted.expose(), now(), Some(u64::MAX));
+            false
+        } else {
+            self.accept_totp(&flow.user_key, submitted).await?
+        };
+        if accepted {
+            let next = flow.clone();
+            return self
+                .mark_verified(&h, &flow, next, Method::AuthenticatorCode)
+                .await;
+        }
+        self.count_failure(&flow, "wrong_authenticator_code")
+            .await?;
+        Ok(self.verification(&flow, false))
+    }
+
+    /// Accepts a TOTP code by advancing the stored last step (compare-and-swap: of two racing
+    /// submissions of one code, exactly one succeeds).
+    async fn accept_totp(&self, user_id: &str, submitted: &Secret) -> Result<bool, ServiceError> {
+        let Some(sealer) = &self.sealer else {
+            return Ok(false);
+        };
+        loop {
+            let Some(reg) = self.store.registration(user_id).await? else {
+                return Ok(false);
+            };
+            let Some(auth) = &reg.authenticator else {
+                return Ok(false);
+            };
+            let Some(secret) = sealer.open(&auth.sealed_secret, user_id) else {
+                warn!("authenticator secret cannot be opened (wrong totp key?)");
+                return Ok(false);
+            };
+            let Some(step) = totp::check(&secret, submitted.expose(), now(), Some(auth.last_step))
+            else {
+                return Ok(false);
+            };
+            let mut next: Registration = reg.clone();
+            if let Some(a) = next.authenticator.as_mut() {
+                a.last_step = step;
+            }
+            if self.store.swap_registration(Some(&reg), &next).await? {
+                return Ok(true);
+            }
+        }
+    }
+
+    fn user_of(flow: &ResetFlow) -> DirectoryUser {
+        DirectoryUser {
+            dn: flow.dn.clone(),
+            id: flow.user_key.clone(),
+            login: flow.login.clone(),
+            display_name: String::new(),
+            locked: false,
+            disabled: false,
+        }
+    }
+
+    /// Loads a live, verified flow under the user's lock. The lock is held by the caller
+    /// for the directory write and the commit, so a flow is written at most once.
+    async fn verified_flow(
+        &self,
+        flow_id: &str,
+    ) -> Result<(TokenHash, ResetFlow, tokio::sync::OwnedMutexGuard<()>), ServiceError> {
+        let (h, flow) = self.live_flow(flow_id).await?;
+        let guard = self.user_lock(&flow.user_key).lock_owned().await;
+        // Re-read under the lock: a racing call may have completed it.
+        let (h, flow) = self.live_flow_by_hash(&h).await?;
+        self.check_not_blocked(&flow).await?;
+        if flow.decoy {
+            let why = self
+                .methods
+                .unmet(&[])
+                .unwrap_or_else(|| "verify the required methods first".into());
+            return Err(ServiceError::NotVerified(why));
+        }
+        if let Some(why) = self.methods.unmet(&flow.verified) {
+            return Err(ServiceError::NotVerified(why));
+        }
+        Ok((h, flow, guard))
+    }
+
+    async fn finish(&self, h: &TokenHash, flow: &ResetFlow) -> Result<(), ServiceError> {
+        let mut done = flow.clone();
+        done.state = FlowState::Completed;
+        done.codes.clear();
+        if !self.store.swap_flow(h, flow, &done).await? {
+            // Cannot happen under the user lock; never report a write as not done.
+            warn!("flow changed while completing");
+        }
+        self.store
+            .update_counters(&flow.user_key, &flow::clear_failures)
+            .await?;
+        Ok(())
+    }
+
+    /// Writes the new password (and unlocks if asked), verifies it by a bind, and spends
+    /// the flow. Any directory failure leaves the flow verified and retryable.
+    #[instrument(skip_all)]
+    pub async fn complete_reset(
+        &self,
+        flow_id: &str,
+        new_password: &Secret,
+        unlock: bool,
+    ) -> Result<Completed, ServiceError> {
+        let (h, flow, _guard) = self.verified_flow(flow_id).await?;
+        check_new_password(new_password)?;
+        let user = Self::user_of(&flow);
+        let must_change = self.opts.require_change_after_reset;
+        if let Err(e) = self
+            .directory
+            .set_password(&user, new_password, must_change)
+            .await
+        {
+            let reason = match &e {
+                DirectoryError::Refused(r) => r.code(),
+                DirectoryError::Unavailable(_) => "directory_unavailable",
+                _ => "directory_error",
+            };
+            self.audit("reset.complete", &flow.login, "failure", reason)
+                .await;
+            return Err(e.into());
+        }
+        let mut unlocked = false;
+        if unlock {
+            match self.directory.unlock(&user).await {
+                Ok(()) => unlocked = true,
+                Err(e) => warn!(error = %e, "password set but unlock failed"),
+            }
+        }
+        let verified_by_bind = if self.opts.verify_after_write {
+            match self.directory.bind_as_user(&user.dn, new_password).await {
+                Ok(BindOutcome::Ok | BindOutcome::MustChange) => true,
+                Ok(other) => {
+                    warn!(outcome = ?other, "bind with the new password did not succeed");
+                    false
+                }
+                Err(e) => {
+                    warn!(error = %e, "verification bind failed");
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        self.finish(&h, &flow).await?;
+        self.audit("reset.complete", &flow.login, "success", "")
+            .await;
+        Ok(Completed {
+            verified_by_bind,
+            unlocked,
+        })
+    }
+
+    /// Unlocks the account without a password change.
+    #[instrument(skip_all)]
+    pub async fn unlock_account(&self, flow_id: &str) -> Result<(), ServiceError> {
+        let (h, flow, _guard) = self.verified_flow(flow_id).await?;
+        if let Err(e) = self.directory.unlock(&Self::user_of(&flow)).await {
+            self.audit("unlock", &flow.login, "failure", "directory")
+                .await;
+            return Err(e.into());
+        }
+        self.finish(&h, &flow).await?;
+        self.audit("unlock", &flow.login, "success", "").await;
+        Ok(())
+    }
+}
+
+/// What a flow code's MAC is bound to: the flow and the method.
+fn code_context(flow: &TokenHash, method: Method) -> String {
+    format!("flow:{}:{}", hex::encode(flow.0), method.name())
+}
