@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::delivery::{Deliver, Dispatcher, smtp::SmtpMailer};
 use crate::directory::{Directory, ldap::LdapDirectory};
 use crate::method::{questions::AnswerHasher, totp::Sealer};
-use crate::service::{Backends, Policies, Service, ServiceOptions, now};
+use crate::service::{Backends, Clock, Policies, Service, ServiceOptions, system_clock};
 use crate::store::{Store, sled::SledStore};
 use std::future::Future;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ fn notify(state: &[sd_notify::NotifyState]) {
 }
 
 /// Builds the service from the configuration (opens the store: one daemon per database).
-pub async fn build_service(cfg: &Config) -> Result<Arc<Service>, ServeError> {
+pub async fn build_service(cfg: &Config, clock: Clock) -> Result<Arc<Service>, ServeError> {
     let path = cfg.store_path.clone();
     let store: Arc<dyn Store> = Arc::new(
         tokio::task::spawn_blocking(move || SledStore::open(&path))
@@ -77,6 +77,7 @@ pub async fn build_service(cfg: &Config) -> Result<Arc<Service>, ServeError> {
             deliver,
             hasher: AnswerHasher::new(cfg.max_concurrent_hashes),
             sealer,
+            clock,
         },
         Policies {
             reset: cfg.reset.clone(),
@@ -104,7 +105,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let service = build_service(&cfg).await?;
+    serve_with_clock(cfg, listener, shutdown, system_clock()).await
+}
+
+/// [`serve`] with the time taken from `clock` (tests step it).
+pub async fn serve_with_clock(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Clock,
+) -> Result<(), ServeError> {
+    let service = build_service(&cfg, clock).await?;
 
     let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
         &cfg.server.tls_cert_pem,
@@ -151,12 +162,13 @@ pub async fn serve(
     // Expired flows and sessions are deleted in the background.
     let sweeper = {
         let store = service.store().clone();
+        let clock_service = service.clone();
         let every = cfg.sweep_interval;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                match store.sweep(now()).await {
+                match store.sweep(clock_service.now()).await {
                     Ok(0) => {}
                     Ok(n) => info!(expired = n, "swept expired flows and sessions"),
                     Err(e) => warn!(error = %e, "sweep failed"),

@@ -134,6 +134,14 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Where the service reads the time (Unix seconds). The daemon uses [`system_clock`];
+/// tests may step it to check lifetimes and TOTP windows without waiting.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(now)
+}
+
 /// A 128-bit bearer token from the OS CSPRNG, base64url without padding.
 pub fn new_token() -> String {
     let mut b = [0u8; 16];
@@ -282,6 +290,7 @@ pub struct Backends {
     pub hasher: questions::AnswerHasher,
     /// Present when authenticator apps are enabled.
     pub sealer: Option<totp::Sealer>,
+    pub clock: Clock,
 }
 
 /// The policy the service applies.
@@ -298,6 +307,7 @@ pub struct Service {
     deliver: Arc<dyn Deliver>,
     hasher: questions::AnswerHasher,
     sealer: Option<totp::Sealer>,
+    clock: Clock,
     policy: ResetPolicy,
     questions: QuestionPolicy,
     bank: QuestionBank,
@@ -323,6 +333,7 @@ impl Service {
             deliver: io.deliver,
             hasher: io.hasher,
             sealer: io.sealer,
+            clock: io.clock,
             policy: policies.reset,
             questions: policies.questions,
             bank: policies.bank,
@@ -332,6 +343,11 @@ impl Service {
             code_key,
             user_locks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The service's current time.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
     }
 
     pub fn code_length(&self) -> usize {
@@ -358,7 +374,7 @@ impl Service {
 
     async fn audit(&self, kind: &str, user: &str, outcome: &str, reason: &str) {
         let ev = AuditEvent {
-            at: now(),
+            at: self.now(),
             kind: kind.into(),
             user: user.into(),
             outcome: outcome.into(),

@@ -2,7 +2,7 @@
 //! (confirmed by a code sent to them) and an authenticator app.
 
 use super::{
-    AuthenticatorEnrolment, RegistrationStatus, Service, ServiceError, check_login, new_token, now,
+    AuthenticatorEnrolment, RegistrationStatus, Service, ServiceError, check_login, new_token,
     token_hash,
 };
 use crate::delivery::Content;
@@ -49,7 +49,7 @@ impl Service {
             }
         }
         let token = new_token();
-        let expires_at = now() + self.policy.registration_ttl_secs;
+        let expires_at = self.now() + self.policy.registration_ttl_secs;
         let session = RegistrationSession {
             user_id: user.id.clone(),
             login: user.login.clone(),
@@ -70,7 +70,7 @@ impl Service {
     async fn session(&self, token: &str) -> Result<(TokenHash, RegistrationSession), ServiceError> {
         let h = token_hash(token, "registration_token")?;
         match self.store.session(&h).await? {
-            Some(s) if s.expires_at > now() => Ok((h, s)),
+            Some(s) if s.expires_at > self.now() => Ok((h, s)),
             _ => Err(ServiceError::RegistrationTokenInvalid),
         }
     }
@@ -90,7 +90,7 @@ impl Service {
     ) -> Result<(Option<Registration>, Registration), ServiceError> {
         loop {
             let before = self.store.registration(&s.user_id).await?;
-            let t = now();
+            let t = self.now();
             let mut after = before.clone().unwrap_or_else(|| Registration {
                 user_id: s.user_id.clone(),
                 login: s.login.clone(),
@@ -255,7 +255,7 @@ impl Service {
         })?;
         let code = code::generate(self.methods.codes.length);
         let context = format!("reg:{}:{kind:?}", hex::encode(h.0));
-        let expires_at = now() + self.methods.codes.ttl_secs;
+        let expires_at = self.now() + self.methods.codes.ttl_secs;
         let pending = PendingContact {
             kind,
             value: value.clone(),
@@ -296,7 +296,7 @@ impl Service {
         };
         let mut next = s.clone();
         next.pending_contacts.retain(|x| x.kind != kind);
-        if p.expires_at <= now() || p.tries_left == 0 {
+        if p.expires_at <= self.now() || p.tries_left == 0 {
             self.store.swap_session(&h, &s, &next).await?;
             return Err(ServiceError::CodeExpired);
         }
@@ -324,7 +324,7 @@ impl Service {
         let contact = Contact {
             kind,
             value: p.value.clone(),
-            confirmed_at: now(),
+            confirmed_at: self.now(),
         };
         let (before, after) = self
             .update_registration(&s, |r| {
@@ -393,7 +393,7 @@ impl Service {
             .ok_or(ServiceError::NothingToConfirm(
                 "the enrolment is not readable; enrol again",
             ))?;
-        let Some(step) = totp::check(&secret, submitted.expose(), now(), None) else {
+        let Some(step) = totp::check(&secret, submitted.expose(), self.now(), None) else {
             self.audit(
                 "registration.authenticator",
                 &s.login,
@@ -411,7 +411,7 @@ impl Service {
         let auth = Authenticator {
             sealed_secret: sealed,
             last_step: step,
-            enrolled_at: now(),
+            enrolled_at: self.now(),
         };
         let (before, after) = self
             .update_registration(&s, |r| r.authenticator = Some(auth.clone()))

@@ -2,7 +2,7 @@
 
 use super::{
     Challenge, Completed, Service, ServiceError, StartedReset, Verification, check_login,
-    check_new_password, new_token, now, token_hash,
+    check_new_password, new_token, token_hash,
 };
 use crate::delivery::Content;
 use crate::directory::{BindOutcome, DirectoryError, DirectoryUser};
@@ -85,7 +85,7 @@ impl Service {
             Some(u) if !u.disabled => self.store.registration(&u.id).await?,
             _ => None,
         };
-        let t = now();
+        let t = self.now();
         let real = match (&user, &reg) {
             (Some(u), Some(r)) => {
                 let offers = self.usable(r);
@@ -165,14 +165,14 @@ impl Service {
     async fn live_flow(&self, flow_id: &str) -> Result<(TokenHash, ResetFlow), ServiceError> {
         let h = token_hash(flow_id, "flow_id")?;
         match self.store.flow(&h).await? {
-            Some(f) if flow::is_live(&f, now()) => Ok((h, f)),
+            Some(f) if flow::is_live(&f, self.now()) => Ok((h, f)),
             _ => Err(ServiceError::FlowInvalid),
         }
     }
 
     async fn check_not_blocked(&self, flow: &ResetFlow) -> Result<(), ServiceError> {
         let c = self.store.counters(&flow.user_key).await?;
-        if flow::blocked(&c, now()) {
+        if flow::blocked(&c, self.now()) {
             Err(ServiceError::Blocked)
         } else {
             Ok(())
@@ -214,12 +214,12 @@ impl Service {
         let counters = self
             .store
             .update_counters(&flow.user_key, &move |c| {
-                flow::record_failure(c, now(), &policy)
+                flow::record_failure(c, self.now(), &policy)
             })
             .await?;
         self.audit("reset.verify", &flow.login, "failure", what)
             .await;
-        if flow::blocked(&counters, now()) {
+        if flow::blocked(&counters, self.now()) {
             self.audit("sspr.blocked", &flow.login, "blocked", "too_many_failures")
                 .await;
             return Err(ServiceError::Blocked);
@@ -251,7 +251,7 @@ impl Service {
         h: &TokenHash,
     ) -> Result<(TokenHash, ResetFlow), ServiceError> {
         match self.store.flow(h).await? {
-            Some(f) if flow::is_live(&f, now()) => Ok((*h, f)),
+            Some(f) if flow::is_live(&f, self.now()) => Ok((*h, f)),
             _ => Err(ServiceError::FlowInvalid),
         }
     }
@@ -344,7 +344,7 @@ impl Service {
             return Err(ServiceError::TooManyCodes);
         }
         let code = code::generate(self.methods.codes.length);
-        let expires_at = now() + self.methods.codes.ttl_secs;
+        let expires_at = self.now() + self.methods.codes.ttl_secs;
         let mut next = flow.clone();
         next.sends += 1;
         next.codes.retain(|c| c.method != method);
@@ -407,7 +407,7 @@ impl Service {
         };
         let mut next = flow.clone();
         next.codes.retain(|c| c.method != method);
-        if fc.expires_at <= now() {
+        if fc.expires_at <= self.now() {
             self.store.swap_flow(&h, &flow, &next).await?;
             return Ok(self.verification(&next, false));
         }
@@ -446,7 +446,7 @@ impl Service {
         Self::check_offered(&flow, Method::AuthenticatorCode)?;
         let accepted = if flow.decoy {
             // Same work as a real check, never a match.
-            let _ = totp::check(&[0u8; 20], submitted.expose(), now(), Some(u64::MAX));
+            let _ = totp::check(&[0u8; 20], submitted.expose(), self.now(), Some(u64::MAX));
             false
         } else {
             self.accept_totp(&flow.user_key, submitted).await?
@@ -479,8 +479,12 @@ impl Service {
                 warn!("authenticator secret cannot be opened (wrong totp key?)");
                 return Ok(false);
             };
-            let Some(step) = totp::check(&secret, submitted.expose(), now(), Some(auth.last_step))
-            else {
+            let Some(step) = totp::check(
+                &secret,
+                submitted.expose(),
+                self.now(),
+                Some(auth.last_step),
+            ) else {
                 return Ok(false);
             };
             let mut next: Registration = reg.clone();

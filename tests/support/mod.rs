@@ -5,6 +5,7 @@
 
 pub mod samba;
 pub mod scenarios;
+pub mod smtp;
 
 use ssprd::api::pb::{
     self, registration_service_client::RegistrationServiceClient,
@@ -77,14 +78,27 @@ impl Daemon {
     }
 
     pub async fn start(raw: RawConfig, ca_pem: String) -> Self {
+        Self::start_with_clock(raw, ca_pem, ssprd::service::system_clock()).await
+    }
+
+    pub async fn start_with_clock(
+        raw: RawConfig,
+        ca_pem: String,
+        clock: ssprd::service::Clock,
+    ) -> Self {
         let cfg = raw.validate().expect("valid test config");
         let dir = raw.store.path.parent().unwrap().to_path_buf();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(ssprd::serve(cfg, listener, async move {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(ssprd::server::serve_with_clock(
+            cfg,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+            clock,
+        ));
         // Ready when a TLS connection works.
         let d = Self {
             addr,
@@ -137,6 +151,28 @@ pub struct Clients {
     pub reset: ResetServiceClient<Channel>,
 }
 
+/// A clock the test can step: system time plus an offset.
+#[derive(Clone, Default)]
+pub struct TestClock(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl TestClock {
+    pub fn clock(&self) -> ssprd::service::Clock {
+        let offset = self.0.clone();
+        std::sync::Arc::new(move || {
+            let off = offset.load(std::sync::atomic::Ordering::SeqCst);
+            ssprd::service::now().saturating_add_signed(off)
+        })
+    }
+
+    pub fn now(&self) -> u64 {
+        (self.clock())()
+    }
+
+    pub fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The reason in the status's `google.rpc.ErrorInfo`.
 pub fn reason(s: &tonic::Status) -> String {
     s.get_details_error_info()
@@ -182,7 +218,7 @@ impl Clients {
             .await
             .expect("SetSecurityQuestions")
             .into_inner();
-        assert!(st.status.unwrap().complete);
+        assert_eq!(st.status.unwrap().security_question_ids.len(), 3);
     }
 
     pub async fn start(&mut self, login: &str) -> pb::StartResetResponse {

@@ -1,0 +1,771 @@
+//! Verification methods end to end over gRPC+TLS against real slapd and a real SMTP server:
+//! email codes, authenticator apps (codes computed from the enrolled secret), the 1-or-2
+//! policy, and the code and TOTP rules of the security checklist.
+
+mod support;
+
+use ssprd::api::pb::{self, verify_method_request::Proof};
+use ssprd::config::{RawConfig, RawEmail, SecretSource, SmtpTls};
+use ssprd::method::totp;
+use support::{
+    Clients, Daemon, OpenLdap, TestClock, TestDirectory, reason, smtp::SmtpSink, unique,
+};
+use tonic::Code;
+
+const CODE_LEN: usize = 8;
+
+struct Env {
+    ldap: OpenLdap,
+    smtp: SmtpSink,
+    clock: TestClock,
+    work: tempfile::TempDir,
+    daemon: Option<Daemon>,
+    c: Clients,
+}
+
+async fn env(tweak: impl FnOnce(&mut RawConfig)) -> Env {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let smtp = SmtpSink::start().await.expect("SMTP sink starts");
+    let work = tempfile::tempdir().unwrap();
+    let (mut raw, ca) =
+        Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
+    raw.policy.enabled_methods = ["security_questions", "email", "authenticator_code"]
+        .map(String::from)
+        .to_vec();
+    raw.policy.questions_not_only_method = true;
+    raw.email = RawEmail {
+        host: "127.0.0.1".into(),
+        port: smtp.port,
+        tls: SmtpTls::Starttls,
+        ca_file: Some(smtp.ca_file.clone()),
+        from: "Example IT <no-reply@example.org>".into(),
+        organization: "Example Test".into(),
+        timeout_ms: 3_000,
+        ..RawEmail::default()
+    };
+    let key = work.path().join("totp-key");
+    ssprd::testbed::write_private(&key, &"5a".repeat(32)).unwrap();
+    raw.authenticator.key = Some(SecretSource::File(key));
+    raw.authenticator.issuer = "Example Test".into();
+    tweak(&mut raw);
+    let clock = TestClock::default();
+    let daemon = Daemon::start_with_clock(raw, ca, clock.clock()).await;
+    let c = daemon.clients().await;
+    Env {
+        ldap,
+        smtp,
+        clock,
+        work,
+        daemon: Some(daemon),
+        c,
+    }
+}
+
+impl Env {
+    async fn stop_daemon(&mut self) {
+        if let Some(d) = self.daemon.take() {
+            d.stop().await;
+        }
+    }
+
+    async fn stop(mut self) {
+        self.stop_daemon().await;
+    }
+
+    async fn user(&self, prefix: &str) -> (String, String) {
+        let login = unique(prefix);
+        let pw = "Method-Pass-1234".to_string();
+        self.ldap.create_user(&login, &pw).await;
+        (login, pw)
+    }
+
+    async fn begin(&mut self, login: &str, pw: &str) -> String {
+        self.c
+            .reg
+            .begin_registration(pb::BeginRegistrationRequest {
+                username: login.into(),
+                password: pw.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .registration_token
+    }
+
+    async fn add_email(
+        &mut self,
+        token: &str,
+        email: &str,
+    ) -> Result<pb::AddContactResponse, tonic::Status> {
+        self.c
+            .reg
+            .add_contact(pb::AddContactRequest {
+                registration_token: token.into(),
+                kind: pb::ContactKind::Email as i32,
+                value: email.into(),
+                voice: false,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn confirm_email(
+        &mut self,
+        token: &str,
+        code: &str,
+    ) -> Result<pb::RegistrationStatus, tonic::Status> {
+        self.c
+            .reg
+            .confirm_contact(pb::ConfirmContactRequest {
+                registration_token: token.into(),
+                kind: pb::ContactKind::Email as i32,
+                code: code.into(),
+            })
+            .await
+            .map(|r| r.into_inner().status.unwrap())
+    }
+
+    /// AddContact + the code from the mailbox + ConfirmContact.
+    async fn register_email(&mut self, token: &str, email: &str) -> pb::RegistrationStatus {
+        let added = self.add_email(token, email).await.unwrap();
+        assert!(added.hint.contains("•••@"), "{}", added.hint);
+        let code = self
+            .smtp
+            .last_code(email, CODE_LEN)
+            .expect("confirmation mail");
+        self.confirm_email(token, &code).await.unwrap()
+    }
+
+    /// EnrollAuthenticator + ConfirmAuthenticator with the app's current code.
+    async fn register_totp(&mut self, token: &str) -> Vec<u8> {
+        let e = self
+            .c
+            .reg
+            .enroll_authenticator(pb::EnrollAuthenticatorRequest {
+                registration_token: token.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            e.otpauth_uri.starts_with("otpauth://totp/Example%20Test:"),
+            "{}",
+            e.otpauth_uri
+        );
+        assert!(e.qr_png.starts_with(b"\x89PNG"));
+        assert!(!e.qr_text.is_empty());
+        let secret = totp::secret_from_uri(&e.otpauth_uri).unwrap();
+        assert_eq!(secret.len(), 20, "160-bit secret");
+        let st = self
+            .c
+            .reg
+            .confirm_authenticator(pb::ConfirmAuthenticatorRequest {
+                registration_token: token.into(),
+                code: totp::code_at(&secret, self.clock.now()),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap();
+        assert!(
+            st.registered_methods
+                .contains(&(pb::Method::AuthenticatorCode as i32))
+        );
+        secret
+    }
+
+    async fn send_code(&mut self, flow: &str) -> Result<pb::SendCodeResponse, tonic::Status> {
+        self.c
+            .reset
+            .send_code(pb::SendCodeRequest {
+                flow_id: flow.into(),
+                method: pb::Method::Email as i32,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn verify(
+        &mut self,
+        flow: &str,
+        proof: Proof,
+    ) -> Result<pb::VerifyMethodResponse, tonic::Status> {
+        self.c
+            .reset
+            .verify_method(pb::VerifyMethodRequest {
+                flow_id: flow.into(),
+                proof: Some(proof),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+}
+
+fn email_proof(code: &str) -> Proof {
+    Proof::Code(pb::CodeProof {
+        method: pb::Method::Email as i32,
+        code: code.into(),
+    })
+}
+
+fn methods_of(s: &pb::StartResetResponse) -> Vec<i32> {
+    s.methods.iter().map(|m| m.method).collect()
+}
+
+/// Policy 1: email alone resets; authenticator alone resets. The email carries only what
+/// the configuration says (organisation, code, lifetime).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_or_authenticator_alone() {
+    let mut e = env(|_| {}).await;
+    let (login, pw) = e.user("one").await;
+    let email = format!("{login}@example.org");
+    let token = e.begin(&login, &pw).await;
+    let st = e.register_email(&token, &email).await;
+    assert_eq!(st.contacts.len(), 1);
+    assert!(st.complete, "email alone satisfies policy 1");
+    let secret = e.register_totp(&token).await;
+
+    let s = e.c.start(&login).await;
+    assert_eq!(s.methods_required, 1);
+    assert_eq!(
+        methods_of(&s),
+        vec![
+            pb::Method::Email as i32,
+            pb::Method::AuthenticatorCode as i32
+        ]
+    );
+    match &s.methods[0].challenge {
+        Some(pb::method_challenge::Challenge::Code(c)) => {
+            assert_eq!(c.hint, format!("{}•••@example.org", &login[..1]));
+            assert_eq!(c.code_length, 8);
+        }
+        other => panic!("{other:?}"),
+    }
+    e.send_code(&s.flow_id).await.unwrap();
+    let mail = e.smtp.messages_to(&email).pop().unwrap();
+    assert!(
+        mail.contains("Subject: Example Test password reset code"),
+        "{mail}"
+    );
+    assert!(mail.contains("text/html"), "text and HTML parts");
+    assert!(mail.contains("5 minutes"));
+    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let v = e.verify(&s.flow_id, email_proof(&code)).await.unwrap();
+    assert!(v.verified);
+    let done =
+        e.c.complete(&s.flow_id, "Email-Reset-5678", false)
+            .await
+            .unwrap();
+    assert!(done.verified_by_bind);
+    assert!(e.ldap.can_bind(&login, "Email-Reset-5678").await);
+
+    // Authenticator alone, with the next step's code (the enrolment used this step's).
+    let s = e.c.start(&login).await;
+    let code = totp::code_at(&secret, e.clock.now() + 30);
+    let v = e
+        .verify(&s.flow_id, Proof::AuthenticatorCode(code))
+        .await
+        .unwrap();
+    assert!(v.verified);
+    e.c.complete(&s.flow_id, "Totp-Reset-9012", false)
+        .await
+        .unwrap();
+    assert!(e.ldap.can_bind(&login, "Totp-Reset-9012").await);
+    e.stop().await;
+}
+
+/// Policy 2: two distinct methods are needed; questions never count alone under policy 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_methods_and_questions_not_alone() {
+    let mut e = env(|raw| raw.policy.methods_required = 2).await;
+    let (login, pw) = e.user("two").await;
+    let email = format!("{login}@example.org");
+    let token = e.begin(&login, &pw).await;
+    let st = e.register_email(&token, &email).await;
+    assert!(!st.complete, "one method is not enough under policy 2");
+    assert_eq!(st.methods_required, 2);
+    let secret = e.register_totp(&token).await;
+    let s = e.c.start(&login).await;
+    assert_eq!(s.methods_required, 2);
+    e.send_code(&s.flow_id).await.unwrap();
+    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let v = e.verify(&s.flow_id, email_proof(&code)).await.unwrap();
+    assert!(v.verified);
+    assert_eq!((v.methods_verified, v.methods_required), (1, 2));
+    assert_eq!(v.remaining.len(), 1, "only the authenticator is left");
+    let err =
+        e.c.complete(&s.flow_id, "Two-Methods-5678", false)
+            .await
+            .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "METHODS_NOT_VERIFIED");
+    let v = e
+        .verify(
+            &s.flow_id,
+            Proof::AuthenticatorCode(totp::code_at(&secret, e.clock.now() + 30)),
+        )
+        .await
+        .unwrap();
+    assert_eq!((v.methods_verified, v.methods_required), (2, 2));
+    e.c.complete(&s.flow_id, "Two-Methods-5678", false)
+        .await
+        .unwrap();
+    assert!(e.ldap.can_bind(&login, "Two-Methods-5678").await);
+    e.stop().await;
+
+    // Policy 1 with questions + email: questions alone do not complete.
+    let mut e = env(|_| {}).await;
+    let (login, pw) = e.user("qonly").await;
+    e.c.register(&login, &pw).await;
+    let token = e.begin(&login, &pw).await;
+    e.register_email(&token, &format!("{login}@example.org"))
+        .await;
+    let s = e.c.start(&login).await;
+    let v =
+        e.c.verify_with(&s.flow_id, &s.methods, support::answer_for)
+            .await
+            .unwrap();
+    assert!(v.verified);
+    let err =
+        e.c.complete(&s.flow_id, "Questions-Only-1", false)
+            .await
+            .unwrap_err();
+    assert_eq!(reason(&err), "METHODS_NOT_VERIFIED");
+    assert!(err.message().contains("only method"), "{}", err.message());
+    e.stop().await;
+}
+
+/// Codes: refused at TTL + 1 s; a resend replaces the code; bound to their flow; single
+/// use (two racing submissions: exactly one wins); invalid after max tries. No plaintext
+/// code, token, answer or TOTP seed in the database files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_rules() {
+    let mut e = env(|raw| raw.policy.codes.max_tries = 3).await;
+    let (login, pw) = e.user("codes").await;
+    let email = format!("{login}@example.org");
+    let token = e.begin(&login, &pw).await;
+    e.register_email(&token, &email).await;
+    e.register_totp(&token).await;
+
+    // Expired: TTL (300 s) + 1 s.
+    let s = e.c.start(&login).await;
+    e.send_code(&s.flow_id).await.unwrap();
+    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    e.clock.advance(301);
+    assert!(
+        !e.verify(&s.flow_id, email_proof(&code))
+            .await
+            .unwrap()
+            .verified
+    );
+
+    // Resend replaces: the first code is refused, the second works.
+    let s = e.c.start(&login).await;
+    e.send_code(&s.flow_id).await.unwrap();
+    let first = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    e.send_code(&s.flow_id).await.unwrap();
+    let second = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    assert_ne!(first, second);
+    assert!(
+        !e.verify(&s.flow_id, email_proof(&first))
+            .await
+            .unwrap()
+            .verified
+    );
+    assert!(
+        e.verify(&s.flow_id, email_proof(&second))
+            .await
+            .unwrap()
+            .verified
+    );
+    // Reuse after success: the method is done in this flow.
+    let err = e
+        .verify(&s.flow_id, email_proof(&second))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "METHOD_ALREADY_VERIFIED");
+
+    // A code of flow A is refused in flow B (same user, same method).
+    let a = e.c.start(&login).await;
+    let b = e.c.start(&login).await;
+    e.send_code(&a.flow_id).await.unwrap();
+    let code_a = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    e.send_code(&b.flow_id).await.unwrap();
+    assert!(
+        !e.verify(&b.flow_id, email_proof(&code_a))
+            .await
+            .unwrap()
+            .verified
+    );
+
+    // Two racing submissions of one code: exactly one wins.
+    let s = e.c.start(&login).await;
+    e.send_code(&s.flow_id).await.unwrap();
+    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let (mut c1, mut c2) = (
+        e.daemon.as_ref().unwrap().clients().await,
+        e.daemon.as_ref().unwrap().clients().await,
+    );
+    let req = |c: &str| pb::VerifyMethodRequest {
+        flow_id: s.flow_id.clone(),
+        proof: Some(email_proof(c)),
+    };
+    let (r1, r2) = tokio::join!(
+        c1.reset.verify_method(req(&code)),
+        c2.reset.verify_method(req(&code))
+    );
+    let wins = [r1, r2]
+        .into_iter()
+        .filter(|r| r.as_ref().is_ok_and(|v| v.get_ref().verified))
+        .count();
+    assert_eq!(wins, 1, "exactly one racing submission wins");
+    e.stop().await;
+
+    // Max tries (3 here) invalidate the code, even for the right one afterwards.
+    let mut e = env(|raw| raw.policy.codes.max_tries = 3).await;
+    let (login, pw) = e.user("tries").await;
+    let email = format!("{login}@example.org");
+    let token = e.begin(&login, &pw).await;
+    e.register_email(&token, &email).await;
+    let s = e.c.start(&login).await;
+    e.send_code(&s.flow_id).await.unwrap();
+    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    for _ in 0..3 {
+        assert!(
+            !e.verify(&s.flow_id, email_proof(wrong))
+                .await
+                .unwrap()
+                .verified
+        );
+    }
+    assert!(
+        !e.verify(&s.flow_id, email_proof(&code))
+            .await
+            .unwrap()
+            .verified,
+        "invalidated"
+    );
+    // Wrong codes count against the account like wrong answers: the fifth blocks SSPR.
+    e.send_code(&s.flow_id).await.unwrap();
+    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    assert!(
+        !e.verify(&s.flow_id, email_proof(wrong))
+            .await
+            .unwrap()
+            .verified
+    );
+    let err = e.verify(&s.flow_id, email_proof(wrong)).await.unwrap_err();
+    assert_eq!(reason(&err), "SSPR_BLOCKED");
+    e.stop().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Security item 6: the sled files hold no plaintext code, token, flow id, answer or TOTP
+/// seed (codes are HMACs, answers argon2id, seeds sealed, tokens SHA-256).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_holds_no_plaintext_secrets() {
+    let mut e = env(|_| {}).await;
+    let (login, pw) = e.user("dump").await;
+    let email = format!("{login}@example.org");
+    e.c.register(&login, &pw).await;
+    let token = e.begin(&login, &pw).await;
+    e.register_email(&token, &email).await;
+    let confirm_code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let secret = e.register_totp(&token).await;
+    let s = e.c.start(&login).await;
+    e.send_code(&s.flow_id).await.unwrap();
+    let reset_code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    // Leave the code outstanding in the flow, so it would be in the store if stored plainly.
+    e.stop_daemon().await;
+
+    let mut dump = Vec::new();
+    let files = walk(&e.work.path().join("db"));
+    assert!(!files.is_empty());
+    for f in files {
+        dump.extend(std::fs::read(f).unwrap());
+    }
+    let dump = String::from_utf8_lossy(&dump).to_lowercase();
+    assert!(
+        dump.contains(&login.to_lowercase()),
+        "the scan sees the records"
+    );
+    let b32 = totp_rs::Secret::from(secret.clone()).to_base32();
+    for needle in [
+        token.clone(),
+        s.flow_id.clone(),
+        confirm_code,
+        reset_code,
+        b32,
+        hex::encode(&secret),
+        support::answer_for("bank.first_pet"),
+        support::answer_for("bank.birth_city"),
+    ] {
+        assert!(
+            !dump.contains(&needle.to_lowercase()),
+            "{needle:?} found in the database files"
+        );
+    }
+    e.stop().await;
+}
+
+/// TOTP: ±1 step only (T−2 refused), a code is never accepted twice, nor any step at or
+/// before the last accepted one; the server's clock decides (requests carry no time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_rules() {
+    let mut e = env(|_| {}).await;
+    let (login, pw) = e.user("totp").await;
+    let token = e.begin(&login, &pw).await;
+    e.register_email(&token, &format!("{login}@example.org"))
+        .await;
+    let secret = e.register_totp(&token).await;
+    // Enrolment accepted the current step; move on a few steps.
+    e.clock.advance(120);
+    let now = e.clock.now();
+    let at = |t: u64| totp::code_at(&secret, t);
+
+    let s = e.c.start(&login).await;
+    let v = e
+        .verify(&s.flow_id, Proof::AuthenticatorCode(at(now - 60)))
+        .await
+        .unwrap();
+    assert!(!v.verified, "T-2 refused");
+    let v = e
+        .verify(&s.flow_id, Proof::AuthenticatorCode(at(now + 60)))
+        .await
+        .unwrap();
+    assert!(!v.verified, "T+2 refused");
+    let current = at(now);
+    let v = e
+        .verify(&s.flow_id, Proof::AuthenticatorCode(current.clone()))
+        .await
+        .unwrap();
+    assert!(v.verified, "T accepted");
+
+    // The same code in another flow: refused (replay).
+    let s = e.c.start(&login).await;
+    let v = e
+        .verify(&s.flow_id, Proof::AuthenticatorCode(current))
+        .await
+        .unwrap();
+    assert!(!v.verified, "a code is never accepted twice");
+    // An earlier step that is still inside the window: refused too.
+    let v = e
+        .verify(&s.flow_id, Proof::AuthenticatorCode(at(now - 30)))
+        .await
+        .unwrap();
+    assert!(
+        !v.verified,
+        "steps at or before the last accepted one are refused"
+    );
+    let v = e
+        .verify(&s.flow_id, Proof::AuthenticatorCode(at(now + 30)))
+        .await
+        .unwrap();
+    assert!(v.verified, "T+1 is a later step");
+    e.stop().await;
+}
+
+/// SMTP down: SendCode and AddContact answer UNAVAILABLE / DELIVERY_UNAVAILABLE and the flow
+/// stays usable; once the server is back the same flow sends and verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_down_during_send_code() {
+    let mut e = env(|_| {}).await;
+    let (login, pw) = e.user("smtpdown").await;
+    let email = format!("{login}@example.org");
+    let token = e.begin(&login, &pw).await;
+    e.register_email(&token, &email).await;
+    e.register_totp(&token).await;
+    let s = e.c.start(&login).await;
+    e.smtp.stop();
+    let err = e.send_code(&s.flow_id).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(reason(&err), "DELIVERY_UNAVAILABLE");
+    let err = e.add_email(&token, "other@example.org").await.unwrap_err();
+    assert_eq!(reason(&err), "DELIVERY_UNAVAILABLE");
+    e.smtp.restart().await;
+    e.send_code(&s.flow_id).await.unwrap();
+    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    assert!(
+        e.verify(&s.flow_id, email_proof(&code))
+            .await
+            .unwrap()
+            .verified
+    );
+    e.c.complete(&s.flow_id, "Smtp-Back-5678", false)
+        .await
+        .unwrap();
+    assert!(e.ldap.can_bind(&login, "Smtp-Back-5678").await);
+    e.stop().await;
+}
+
+/// Registration of contacts: validation, confirmation codes (wrong, reused, expired), old
+/// channels told about changes, codes sent only to stored confirmed contacts, and a
+/// directory `mail` value that nobody confirmed is never a reset channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_registration_rules() {
+    let mut e = env(|_| {}).await;
+    let (login, pw) = e.user("contact").await;
+    let token = e.begin(&login, &pw).await;
+
+    let err = e.add_email(&token, "not-an-address").await.unwrap_err();
+    assert_eq!(reason(&err), "EMAIL_INVALID");
+    let err =
+        e.c.reg
+            .add_contact(pb::AddContactRequest {
+                registration_token: token.clone(),
+                kind: pb::ContactKind::MobilePhone as i32,
+                value: "+15550000012".into(),
+                voice: false,
+            })
+            .await
+            .unwrap_err();
+    assert_eq!(reason(&err), "METHOD_NOT_ENABLED");
+    let err = e.confirm_email(&token, "12345678").await.unwrap_err();
+    assert_eq!(reason(&err), "NOTHING_TO_CONFIRM");
+
+    // Wrong code, then the right one; a reused code finds nothing to confirm.
+    let old = format!("{login}-old@example.org");
+    e.add_email(&token, &old).await.unwrap();
+    let code = e.smtp.last_code(&old, CODE_LEN).unwrap();
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let err = e.confirm_email(&token, wrong).await.unwrap_err();
+    assert_eq!(reason(&err), "CODE_INVALID");
+    e.confirm_email(&token, &code).await.unwrap();
+    let err = e.confirm_email(&token, &code).await.unwrap_err();
+    assert_eq!(reason(&err), "NOTHING_TO_CONFIRM");
+
+    // An expired confirmation code.
+    let new = format!("{login}-new@example.org");
+    e.add_email(&token, &new).await.unwrap();
+    let code = e.smtp.last_code(&new, CODE_LEN).unwrap();
+    e.clock.advance(301);
+    let err = e.confirm_email(&token, &code).await.unwrap_err();
+    assert_eq!(reason(&err), "CODE_EXPIRED");
+
+    // Replacing the address: the old one is told, the new one gets the reset codes.
+    let token = e.begin(&login, &pw).await;
+    e.register_email(&token, &new).await;
+    let told = e.smtp.messages_to(&old);
+    assert!(
+        told.iter()
+            .any(|m| m.contains("methods changed") && m.contains("email")),
+        "old address notified: {told:?}"
+    );
+    let before = e.smtp.messages_to(&old).len();
+    let s = e.c.start(&login).await;
+    e.send_code(&s.flow_id).await.unwrap();
+    assert_eq!(
+        e.smtp.messages_to(&old).len(),
+        before,
+        "no code to the replaced address"
+    );
+    assert!(e.smtp.last_code(&new, CODE_LEN).is_some());
+
+    // Removing a method notifies the confirmed address.
+    e.register_totp(&token).await;
+    let n = e.smtp.messages_to(&new).len();
+    let st =
+        e.c.reg
+            .remove_method(pb::RemoveMethodRequest {
+                registration_token: token.clone(),
+                method: pb::Method::AuthenticatorCode as i32,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+            .unwrap();
+    assert!(
+        !st.registered_methods
+            .contains(&(pb::Method::AuthenticatorCode as i32))
+    );
+    assert!(e.smtp.messages_to(&new).len() > n, "removal notified");
+
+    // A `mail` attribute in the directory is not a channel unless confirmed here.
+    let (other, pw2) = e.user("dirmail").await;
+    let mut root = e.ldap.slapd.root_bind().await.unwrap();
+    root.modify(
+        &format!("uid={other},{}", ssprd::testbed::PEOPLE),
+        vec![ldap3::Mod::Add(
+            "mail",
+            [format!("{other}@example.org").as_str()].into(),
+        )],
+    )
+    .await
+    .unwrap()
+    .success()
+    .unwrap();
+    let t2 = e.begin(&other, &pw2).await;
+    e.register_totp(&t2).await;
+    let s = e.c.start(&other).await;
+    assert_eq!(methods_of(&s), vec![pb::Method::AuthenticatorCode as i32]);
+    let err = e.send_code(&s.flow_id).await.unwrap_err();
+    assert_eq!(reason(&err), "METHOD_NOT_AVAILABLE");
+    assert!(
+        e.smtp
+            .messages_to(&format!("{other}@example.org"))
+            .is_empty()
+    );
+    e.stop().await;
+}
+
+/// An unknown user's flow offers plausible methods with hints, "sends" a code (nothing is
+/// delivered) and never verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decoy_flows_offer_methods() {
+    let mut e = env(|_| {}).await;
+    let s = e.c.start("nobody-here").await;
+    let again = e.c.start("nobody-here").await;
+    assert_eq!(methods_of(&s), methods_of(&again), "stable per name");
+    let hint = s
+        .methods
+        .iter()
+        .find_map(|m| match &m.challenge {
+            Some(pb::method_challenge::Challenge::Code(c)) => Some(c.hint.clone()),
+            _ => None,
+        })
+        .expect("an email method is offered");
+    assert!(hint.ends_with("•••@example.org"), "{hint}");
+    let n = e.smtp.messages().len();
+    let sent = e.send_code(&s.flow_id).await.unwrap();
+    assert!(sent.expires_at > 0);
+    assert_eq!(e.smtp.messages().len(), n, "nothing delivered for a decoy");
+    let v = e.verify(&s.flow_id, email_proof("12345678")).await.unwrap();
+    assert!(!v.verified);
+    let err =
+        e.c.complete(&s.flow_id, "Whatever-Pass-1", false)
+            .await
+            .unwrap_err();
+    assert_eq!(reason(&err), "METHODS_NOT_VERIFIED");
+    e.stop().await;
+}
