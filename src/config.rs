@@ -340,6 +340,9 @@ pub struct RawPolicy {
     pub questions_not_only_method: bool,
     /// An SMS code alone is not enough.
     pub sms_alone_not_allowed: bool,
+    /// Hours before a method added or changed by an already-registered user can be used
+    /// for reset (0-720; 0 = at once). The old channels are told at once.
+    pub new_method_cooloff_hours: u64,
     pub codes: RawCodes,
     pub reset_session_minutes: u64,
     pub registration_token_minutes: u64,
@@ -363,6 +366,7 @@ impl Default for RawPolicy {
             methods_required: 1,
             questions_not_only_method: true,
             sms_alone_not_allowed: false,
+            new_method_cooloff_hours: 24,
             codes: RawCodes::default(),
             reset_session_minutes: 15,
             registration_token_minutes: 10,
@@ -725,6 +729,12 @@ impl RawConfig {
                     .into(),
             );
         }
+        if p.new_method_cooloff_hours > 720 {
+            bad(
+                "policy.new_method_cooloff_hours",
+                format!("{} is outside 0..=720", p.new_method_cooloff_hours),
+            );
+        }
         let c = &p.codes;
         if !(6..=10).contains(&c.length) {
             bad(
@@ -977,6 +987,7 @@ impl RawConfig {
                 required: p.methods_required,
                 questions_not_only: p.questions_not_only_method,
                 sms_alone_not_allowed: p.sms_alone_not_allowed,
+                cooloff_secs: p.new_method_cooloff_hours * 3600,
                 codes: CodePolicy {
                     length: p.codes.length as usize,
                     ttl_secs: p.codes.lifetime_minutes * 60,

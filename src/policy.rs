@@ -34,6 +34,8 @@ pub struct MethodPolicy {
     pub required: u32,
     pub questions_not_only: bool,
     pub sms_alone_not_allowed: bool,
+    /// Delay before a method changed by a registered user can be used for reset.
+    pub cooloff_secs: u64,
     pub codes: CodePolicy,
 }
 
@@ -229,6 +231,7 @@ mod tests {
             required,
             questions_not_only: true,
             sms_alone_not_allowed: true,
+            cooloff_secs: 0,
             codes: CodePolicy {
                 length: 8,
                 ttl_secs: 300,

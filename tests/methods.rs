@@ -661,6 +661,7 @@ async fn contact_registration_rules() {
     let err = e.confirm_email(&token, wrong).await.unwrap_err();
     assert_eq!(reason(&err), "CODE_INVALID");
     e.confirm_email(&token, &code).await.unwrap();
+    e.register_totp(&token).await;
     let err = e.confirm_email(&token, &code).await.unwrap_err();
     assert_eq!(reason(&err), "NOTHING_TO_CONFIRM");
 
@@ -672,7 +673,8 @@ async fn contact_registration_rules() {
     let err = e.confirm_email(&token, &code).await.unwrap_err();
     assert_eq!(reason(&err), "CODE_EXPIRED");
 
-    // Replacing the address: the old one is told, the new one gets the reset codes.
+    // Replacing the address as a registered user: the old one is told at once; the new one
+    // is not offered for reset during the cool-off period (24 h by default), then is.
     let token = e.begin(&login, &pw).await;
     e.register_email(&token, &new).await;
     let told = e.smtp.messages_to(&old);
@@ -681,18 +683,41 @@ async fn contact_registration_rules() {
             .any(|m| m.contains("methods changed") && m.contains("email")),
         "old address notified: {told:?}"
     );
-    let before = e.smtp.messages_to(&old).len();
     let s = e.c.start(&login).await;
+    assert_eq!(
+        methods_of(&s),
+        vec![pb::Method::AuthenticatorCode as i32],
+        "the new address is cooling off"
+    );
+    let err = e.send_code(&s.flow_id).await.unwrap_err();
+    assert_eq!(reason(&err), "METHOD_NOT_AVAILABLE");
+    e.clock.advance(24 * 3600 + 1);
+    let s = e.c.start(&login).await;
+    assert_eq!(
+        methods_of(&s),
+        vec![
+            pb::Method::Email as i32,
+            pb::Method::AuthenticatorCode as i32
+        ]
+    );
+    let (to_old, to_new) = (
+        e.smtp.messages_to(&old).len(),
+        e.smtp.messages_to(&new).len(),
+    );
     e.send_code(&s.flow_id).await.unwrap();
     assert_eq!(
         e.smtp.messages_to(&old).len(),
-        before,
+        to_old,
         "no code to the replaced address"
     );
-    assert!(e.smtp.last_code(&new, CODE_LEN).is_some());
+    assert_eq!(
+        e.smtp.messages_to(&new).len(),
+        to_new + 1,
+        "the code goes to the new one"
+    );
 
     // Removing a method notifies the confirmed address.
-    e.register_totp(&token).await;
+    let token = e.begin(&login, &pw).await;
     let n = e.smtp.messages_to(&new).len();
     let st =
         e.c.reg

@@ -97,3 +97,53 @@ pub(crate) fn invalid(field: &'static str, reason: &'static str, message: &str) 
     }
     .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    fn messages() -> Vec<(String, Vec<String>)> {
+        let fds = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).unwrap();
+        fds.file
+            .iter()
+            .filter(|f| f.package() == "ssprd.v1")
+            .flat_map(|f| f.message_type.iter())
+            .map(|m| {
+                (
+                    m.name().to_string(),
+                    m.field.iter().map(|f| f.name().to_string()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Security item 10: after StartReset, requests carry the flow id, never a username;
+    /// item 18: no request carries a client-supplied time.
+    #[test]
+    fn later_steps_take_no_username_and_no_request_takes_a_time() {
+        let msgs = messages();
+        for name in [
+            "SendCodeRequest",
+            "VerifyMethodRequest",
+            "CompleteResetRequest",
+            "UnlockAccountRequest",
+        ] {
+            let (_, fields) = msgs.iter().find(|(n, _)| n == name).expect(name);
+            assert!(fields.contains(&"flow_id".to_string()), "{name}");
+            for f in fields {
+                assert!(
+                    !["username", "user", "login", "dn"].contains(&f.as_str()),
+                    "{name}.{f}"
+                );
+            }
+        }
+        for (name, fields) in msgs.iter().filter(|(n, _)| n.ends_with("Request")) {
+            for f in fields {
+                assert!(
+                    !(f.contains("time") || f.ends_with("_at")),
+                    "{name}.{f}: requests must not carry a client time"
+                );
+            }
+        }
+    }
+}

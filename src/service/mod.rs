@@ -386,16 +386,25 @@ impl Service {
         }
     }
 
-    /// The methods a registration makes usable under the current policy, with hints.
+    /// The methods a registration makes usable now under the current policy, with hints.
+    /// Methods still in their cool-off period are left out.
     fn usable(&self, reg: &Registration) -> Vec<crate::store::Offer> {
+        let t = self.now();
         let mut out = Vec::new();
         for m in &self.methods.enabled {
             let hint = match (m, m.contact_kind()) {
                 (Method::SecurityQuestions, _) => {
                     (reg.questions.len() >= self.questions.reset_count).then(String::new)
                 }
-                (Method::AuthenticatorCode, _) => reg.authenticator.as_ref().map(|_| String::new()),
-                (_, Some(kind)) => reg.contact(kind).map(|c| contact::mask(kind, &c.value)),
+                (Method::AuthenticatorCode, _) => reg
+                    .authenticator
+                    .as_ref()
+                    .filter(|a| a.usable_from <= t)
+                    .map(|_| String::new()),
+                (_, Some(kind)) => reg
+                    .contact(kind)
+                    .filter(|c| c.usable_from <= t)
+                    .map(|c| contact::mask(kind, &c.value)),
                 (_, None) => None,
             };
             if let Some(hint) = hint {
@@ -456,5 +465,37 @@ impl Service {
             Method::MobileVoice | Method::OfficeVoice => Some(Channel::Voice(value.into())),
             Method::SecurityQuestions | Method::AuthenticatorCode => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Security item 5: 128-bit tokens from the OS CSPRNG; 10^6 draws, no collision; only
+    /// their SHA-256 is ever stored.
+    #[test]
+    fn tokens_are_128_bit_and_do_not_collide() {
+        let mut seen = std::collections::HashSet::with_capacity(1_000_000);
+        for _ in 0..1_000_000 {
+            let t = new_token();
+            assert_eq!(t.len(), 22);
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&t)
+                .unwrap();
+            assert_eq!(raw.len(), 16);
+            assert!(seen.insert(raw));
+        }
+        let h = TokenHash::of("abc");
+        assert_eq!(h.0.len(), 32);
+        assert!(!format!("{h:?}").contains("abc"));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_before_any_lookup() {
+        for bad in ["", "short", "x".repeat(23).as_str(), "AAAAAAAAAAAAAAAAAAAA+/"] {
+            assert!(token_hash(bad, "flow_id").is_err(), "{bad:?}");
+        }
+        assert!(token_hash(&new_token(), "flow_id").is_ok());
     }
 }

@@ -50,18 +50,19 @@ impl Service {
         }
         let token = new_token();
         let expires_at = self.now() + self.policy.registration_ttl_secs;
+        let reg = self.store.registration(&user.id).await?;
         let session = RegistrationSession {
             user_id: user.id.clone(),
             login: user.login.clone(),
             dn: user.dn.clone(),
             expires_at,
+            established: self.status(&user.login, reg.as_ref()).complete,
             pending_contacts: vec![],
             pending_authenticator: None,
         };
         self.store
             .put_session(&TokenHash::of(&token), &session)
             .await?;
-        let reg = self.store.registration(&user.id).await?;
         self.audit("registration.begin", &user.login, "success", "")
             .await;
         Ok((token, expires_at, self.status(&user.login, reg.as_ref())))
@@ -131,6 +132,16 @@ impl Service {
             && !self.usable(before).is_empty()
         {
             self.notify_change(before, method, change).await;
+        }
+    }
+
+    /// When a method added in this session may be used for reset: at once during the first
+    /// registration, after the cool-off period for a change by a registered user.
+    fn usable_from(&self, s: &RegistrationSession) -> u64 {
+        if s.established {
+            self.now() + self.methods.cooloff_secs
+        } else {
+            0
         }
     }
 
@@ -325,6 +336,7 @@ impl Service {
             kind,
             value: p.value.clone(),
             confirmed_at: self.now(),
+            usable_from: self.usable_from(&s),
         };
         let (before, after) = self
             .update_registration(&s, |r| {
@@ -412,6 +424,7 @@ impl Service {
             sealed_secret: sealed,
             last_step: step,
             enrolled_at: self.now(),
+            usable_from: self.usable_from(&s),
         };
         let (before, after) = self
             .update_registration(&s, |r| r.authenticator = Some(auth.clone()))

@@ -51,6 +51,9 @@ pub struct Contact {
     pub kind: ContactKind,
     pub value: String,
     pub confirmed_at: u64,
+    /// Not offered at reset before this time (cool-off after a change).
+    #[serde(default)]
+    pub usable_from: u64,
 }
 
 /// An enrolled authenticator app: the sealed TOTP secret and the last accepted step.
@@ -59,6 +62,9 @@ pub struct Authenticator {
     pub sealed_secret: String,
     pub last_step: u64,
     pub enrolled_at: u64,
+    /// Not offered at reset before this time (cool-off after a change).
+    #[serde(default)]
+    pub usable_from: u64,
 }
 
 impl fmt::Debug for Authenticator {
@@ -119,6 +125,10 @@ pub struct RegistrationSession {
     pub login: String,
     pub dn: String,
     pub expires_at: u64,
+    /// The user could already reset when this session began: methods added now are
+    /// changes, subject to the cool-off period.
+    #[serde(default)]
+    pub established: bool,
     #[serde(default)]
     pub pending_contacts: Vec<PendingContact>,
     /// Sealed TOTP secret of an enrolment not yet confirmed by a first code.
