@@ -256,6 +256,33 @@ impl Default for RawEmail {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct RawGateway {
+    /// HTTPS endpoint receiving SMS and voice messages; empty = disabled.
+    pub url: String,
+    /// CA bundle (PEM) for the endpoint, instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// HMAC-SHA256 key signing every request. Default: the systemd credential
+    /// `gateway-secret`.
+    pub secret: Option<SecretSource>,
+    pub timeout_ms: u64,
+    /// Retries after a network error, HTTP 429 or 5xx (exponential backoff from 200 ms).
+    pub retries: u32,
+}
+
+impl Default for RawGateway {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            ca_file: None,
+            secret: None,
+            timeout_ms: 5_000,
+            retries: 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RawAuthenticator {
     /// Issuer shown in the authenticator app.
     pub issuer: String,
@@ -405,6 +432,7 @@ pub struct RawConfig {
     pub directory: RawDirectory,
     pub policy: RawPolicy,
     pub email: RawEmail,
+    pub gateway: RawGateway,
     pub authenticator: RawAuthenticator,
     pub log: RawLog,
 }
@@ -497,6 +525,7 @@ pub struct Config {
     pub max_concurrent_hashes: usize,
     pub methods: MethodPolicy,
     pub email: Option<EmailConfig>,
+    pub gateway: Option<crate::delivery::gateway::GatewayConfig>,
     /// Issuer and sealing key text for authenticator apps (when enabled).
     pub authenticator: Option<(String, Secret)>,
     pub log: RawLog,
@@ -689,20 +718,6 @@ impl RawConfig {
                 "enable at least one method".into(),
             );
         }
-        for m in &enabled {
-            if matches!(
-                m,
-                Method::MobileSms | Method::MobileVoice | Method::OfficeVoice
-            ) {
-                bad(
-                    "policy.enabled_methods",
-                    format!(
-                        "{:?}: SMS and voice delivery (the gateway) is not available in this version",
-                        m.name()
-                    ),
-                );
-            }
-        }
         let factors: std::collections::BTreeSet<_> = enabled.iter().map(|m| m.factor()).collect();
         if !(1..=2).contains(&p.methods_required) {
             bad(
@@ -824,6 +839,60 @@ impl RawConfig {
                 organization: e.organization.clone(),
                 templates,
                 timeout: Duration::from_millis(e.timeout_ms),
+            })
+        } else {
+            None
+        };
+
+        // [gateway]
+        let g = &self.gateway;
+        let needs_gateway = enabled.iter().any(|m| {
+            matches!(
+                m,
+                Method::MobileSms | Method::MobileVoice | Method::OfficeVoice
+            )
+        });
+        let gateway = if needs_gateway {
+            if !g.url.starts_with("https://") {
+                bad(
+                    "gateway.url",
+                    format!(
+                        "{:?}: an https:// URL is required when SMS or voice methods are enabled",
+                        g.url
+                    ),
+                );
+            }
+            let secret = g
+                .secret
+                .clone()
+                .unwrap_or_else(|| SecretSource::Credential("gateway-secret".into()))
+                .read()
+                .map_err(|er| bad("gateway.secret", er))
+                .ok();
+            if secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
+                bad("gateway.secret", "use at least 16 characters".into());
+            }
+            let ca_pem = g.ca_file.as_ref().and_then(|p| {
+                read_pem(p, "CERTIFICATE")
+                    .map_err(|er| bad("gateway.ca_file", er))
+                    .ok()
+            });
+            if !(100..=60_000).contains(&g.timeout_ms) {
+                bad(
+                    "gateway.timeout_ms",
+                    format!("{} is outside 100..=60000", g.timeout_ms),
+                );
+            }
+            if g.retries > 5 {
+                bad("gateway.retries", format!("{} is outside 0..=5", g.retries));
+            }
+            secret.map(|secret| crate::delivery::gateway::GatewayConfig {
+                url: g.url.clone(),
+                ca_pem,
+                secret,
+                timeout: Duration::from_millis(g.timeout_ms),
+                retries: g.retries,
+                organization: e.organization.clone(),
             })
         } else {
             None
@@ -996,6 +1065,7 @@ impl RawConfig {
                 },
             },
             email,
+            gateway,
             authenticator,
             log: self.log.clone(),
         })

@@ -16,6 +16,8 @@
 //! - [`directory`]: the [`directory::Directory`] trait, ldap3 implementation, flavour quirks.
 //! - [`api`]: tonic adapters and the single `ServiceError` → `Status` mapping.
 //! - [`server`]: TLS, health, reflection, limits, sweeper, systemd notify and watchdog.
+//! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook).
+//! - [`tls`]: the rustls client configuration shared by outbound connections.
 //! - [`testbed`]: a throwaway slapd with a demo directory (used by `ssprd demo` and tests).
 
 pub mod api;
@@ -31,5 +33,6 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod testbed;
+pub mod tls;
 
 pub use server::serve;

@@ -12,7 +12,7 @@ use crate::api::{
     reset::ResetApi,
 };
 use crate::config::Config;
-use crate::delivery::{Deliver, Dispatcher, smtp::SmtpMailer};
+use crate::delivery::{Deliver, Dispatcher, gateway::Gateway, smtp::SmtpMailer};
 use crate::directory::{Directory, ldap::LdapDirectory};
 use crate::method::{questions::AnswerHasher, totp::Sealer};
 use crate::service::{Backends, Clock, Policies, Service, ServiceOptions, system_clock};
@@ -63,7 +63,13 @@ pub async fn build_service(cfg: &Config, clock: Clock) -> Result<Arc<Service>, S
     let decoy_email_domain = cfg.email.as_ref().map_or("example.org".to_string(), |e| {
         e.from.email.domain().to_string()
     });
-    let deliver: Arc<dyn Deliver> = Arc::new(Dispatcher { email });
+    let gateway = cfg
+        .gateway
+        .clone()
+        .map(Gateway::new)
+        .transpose()
+        .map_err(ServeError::Setup)?;
+    let deliver: Arc<dyn Deliver> = Arc::new(Dispatcher { email, gateway });
     let sealer = cfg
         .authenticator
         .as_ref()

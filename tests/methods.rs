@@ -8,7 +8,8 @@ use ssprd::api::pb::{self, verify_method_request::Proof};
 use ssprd::config::{RawConfig, RawEmail, SecretSource, SmtpTls};
 use ssprd::method::totp;
 use support::{
-    Clients, Daemon, OpenLdap, TestClock, TestDirectory, reason, smtp::SmtpSink, unique,
+    Clients, Daemon, OpenLdap, TestClock, TestDirectory, gateway::WebhookServer, reason,
+    smtp::SmtpSink, unique,
 };
 use tonic::Code;
 
@@ -21,9 +22,19 @@ struct Env {
     work: tempfile::TempDir,
     daemon: Option<Daemon>,
     c: Clients,
+    hook: Option<WebhookServer>,
 }
 
 async fn env(tweak: impl FnOnce(&mut RawConfig)) -> Env {
+    env_with(false, tweak).await
+}
+
+/// All methods enabled, SMS and voice through a real webhook server.
+async fn env_phones(tweak: impl FnOnce(&mut RawConfig)) -> Env {
+    env_with(true, tweak).await
+}
+
+async fn env_with(phones: bool, tweak: impl FnOnce(&mut RawConfig)) -> Env {
     support::init();
     let ldap = OpenLdap::start().await;
     let smtp = SmtpSink::start().await.expect("SMTP sink starts");
@@ -48,6 +59,19 @@ async fn env(tweak: impl FnOnce(&mut RawConfig)) -> Env {
     ssprd::testbed::write_private(&key, &"5a".repeat(32)).unwrap();
     raw.authenticator.key = Some(SecretSource::File(key));
     raw.authenticator.issuer = "Example Test".into();
+    let hook = if phones {
+        let hook = WebhookServer::start().await.expect("webhook server starts");
+        raw.policy.enabled_methods = ssprd::method::Method::ALL
+            .map(|m| m.name().to_string())
+            .to_vec();
+        raw.gateway.url = hook.url();
+        raw.gateway.ca_file = Some(hook.ca_file.clone());
+        raw.gateway.secret = Some(SecretSource::File(hook.secret_file()));
+        raw.gateway.timeout_ms = 2_000;
+        Some(hook)
+    } else {
+        None
+    };
     tweak(&mut raw);
     let clock = TestClock::default();
     let daemon = Daemon::start_with_clock(raw, ca, clock.clock()).await;
@@ -59,6 +83,7 @@ async fn env(tweak: impl FnOnce(&mut RawConfig)) -> Env {
         work,
         daemon: Some(daemon),
         c,
+        hook,
     }
 }
 
@@ -177,14 +202,68 @@ impl Env {
     }
 
     async fn send_code(&mut self, flow: &str) -> Result<pb::SendCodeResponse, tonic::Status> {
+        self.send(flow, pb::Method::Email).await
+    }
+
+    async fn send(
+        &mut self,
+        flow: &str,
+        method: pb::Method,
+    ) -> Result<pb::SendCodeResponse, tonic::Status> {
         self.c
             .reset
             .send_code(pb::SendCodeRequest {
                 flow_id: flow.into(),
-                method: pb::Method::Email as i32,
+                method: method as i32,
             })
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    fn hook(&self) -> &WebhookServer {
+        self.hook.as_ref().expect("phones enabled")
+    }
+
+    async fn add_phone(
+        &mut self,
+        token: &str,
+        kind: pb::ContactKind,
+        number: &str,
+        voice: bool,
+    ) -> Result<pb::AddContactResponse, tonic::Status> {
+        self.c
+            .reg
+            .add_contact(pb::AddContactRequest {
+                registration_token: token.into(),
+                kind: kind as i32,
+                value: number.into(),
+                voice,
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// AddContact for a phone + the code from the webhook + ConfirmContact.
+    async fn register_phone(
+        &mut self,
+        token: &str,
+        kind: pb::ContactKind,
+        number: &str,
+        e164: &str,
+        voice: bool,
+    ) {
+        let added = self.add_phone(token, kind, number, voice).await.unwrap();
+        assert!(added.hint.starts_with("+1 "), "{}", added.hint);
+        let code = self.hook().last_code(e164).expect("confirmation code sent");
+        self.c
+            .reg
+            .confirm_contact(pb::ConfirmContactRequest {
+                registration_token: token.into(),
+                kind: kind as i32,
+                code,
+            })
+            .await
+            .unwrap();
     }
 
     async fn verify(
@@ -792,5 +871,226 @@ async fn decoy_flows_offer_methods() {
             .await
             .unwrap_err();
     assert_eq!(reason(&err), "METHODS_NOT_VERIFIED");
+    e.stop().await;
+}
+
+fn code_proof(method: pb::Method, code: &str) -> Proof {
+    Proof::Code(pb::CodeProof {
+        method: method as i32,
+        code: code.into(),
+    })
+}
+
+/// Mobile (SMS and voice) and office phone (voice) through the signed webhook: register,
+/// reset with each; every request is signed over timestamp and body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_through_the_gateway() {
+    let mut e = env_phones(|_| {}).await;
+    let (login, pw) = e.user("phone").await;
+    let token = e.begin(&login, &pw).await;
+    let mobile = "+15550000012";
+    let office = "+15551110034";
+    e.register_phone(
+        &token,
+        pb::ContactKind::MobilePhone,
+        "+1 (555) 000-0012",
+        mobile,
+        false,
+    )
+    .await;
+    e.register_phone(
+        &token,
+        pb::ContactKind::OfficePhone,
+        "+1 555 111 0034",
+        office,
+        true,
+    )
+    .await;
+    let first = e.hook().received();
+    assert_eq!(first[0].body["channel"], "sms");
+    assert_eq!(first[0].body["purpose"], "confirm_contact");
+    assert_eq!(first[1].body["channel"], "voice");
+
+    let s = e.c.start(&login).await;
+    let offered = methods_of(&s);
+    for m in [
+        pb::Method::MobileSms,
+        pb::Method::MobileVoice,
+        pb::Method::OfficeVoice,
+    ] {
+        assert!(offered.contains(&(m as i32)), "{m:?} offered: {offered:?}");
+    }
+    let hints: Vec<String> = s
+        .methods
+        .iter()
+        .filter_map(|m| match &m.challenge {
+            Some(pb::method_challenge::Challenge::Code(c)) => Some(c.hint.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(hints.contains(&"+1 ••• ••• ••12".to_string()), "{hints:?}");
+    assert!(hints.contains(&"+1 ••• ••• ••34".to_string()), "{hints:?}");
+
+    // SMS to the mobile.
+    e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
+    let code = e.hook().last_code(mobile).unwrap();
+    let v = e
+        .verify(&s.flow_id, code_proof(pb::Method::MobileSms, &code))
+        .await
+        .unwrap();
+    assert!(v.verified);
+    e.c.complete(&s.flow_id, "Sms-Reset-5678", false)
+        .await
+        .unwrap();
+    assert!(e.ldap.can_bind(&login, "Sms-Reset-5678").await);
+
+    // Voice call to the office phone.
+    let s = e.c.start(&login).await;
+    e.send(&s.flow_id, pb::Method::OfficeVoice).await.unwrap();
+    let last = e.hook().received().pop().unwrap();
+    assert_eq!(
+        (last.body["channel"].as_str(), last.body["to"].as_str()),
+        (Some("voice"), Some(office))
+    );
+    assert!(
+        last.body["text"]
+            .as_str()
+            .unwrap()
+            .contains("Example Test password reset code")
+    );
+    let code = e.hook().last_code(office).unwrap();
+    let v = e
+        .verify(&s.flow_id, code_proof(pb::Method::OfficeVoice, &code))
+        .await
+        .unwrap();
+    assert!(v.verified);
+    e.c.complete(&s.flow_id, "Voice-Reset-9012", false)
+        .await
+        .unwrap();
+
+    // Every request was accepted by the server's signature check; check it here too.
+    let secret = ssprd::secret::Secret::new(e.hook().secret.clone());
+    for r in e.hook().received() {
+        assert_eq!(r.status, 200);
+        let ts: u64 = r.headers["x-ssprd-timestamp"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            r.headers["x-ssprd-signature"].as_str().unwrap(),
+            ssprd::delivery::gateway::signature(&secret, ts, r.raw_body.as_bytes())
+        );
+    }
+    e.stop().await;
+}
+
+/// Gateway faults: 503s are retried with the same message id; a provider that stays down
+/// gives UNAVAILABLE and the flow stays usable; a refused number gives FAILED_PRECONDITION.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_faults() {
+    let mut e = env_phones(|_| {}).await;
+    let (login, pw) = e.user("gwfault").await;
+    let token = e.begin(&login, &pw).await;
+    let mobile = "+15550000056";
+    e.register_phone(&token, pb::ContactKind::MobilePhone, mobile, mobile, false)
+        .await;
+    let err = e
+        .add_phone(&token, pb::ContactKind::OfficePhone, "+15551110099", true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "DELIVERY_REFUSED");
+
+    // Two 503s, then success on the third attempt (retries = 2), one message id.
+    let s = e.c.start(&login).await;
+    let before = e.hook().received().len();
+    e.hook().fail_next(2);
+    e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
+    let attempts: Vec<_> = e.hook().received().split_off(before);
+    assert_eq!(
+        attempts.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![503, 503, 200]
+    );
+    let ids: std::collections::HashSet<_> = attempts
+        .iter()
+        .map(|r| {
+            r.headers["x-ssprd-message-id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "retries carry the same message id");
+
+    // Provider down: UNAVAILABLE; back up: the same flow sends and verifies.
+    let s = e.c.start(&login).await;
+    e.hook.as_mut().unwrap().stop();
+    let err = e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert_eq!(reason(&err), "DELIVERY_UNAVAILABLE");
+    e.hook.as_mut().unwrap().restart().await;
+    e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
+    let code = e.hook().last_code(mobile).unwrap();
+    let v = e
+        .verify(&s.flow_id, code_proof(pb::Method::MobileSms, &code))
+        .await
+        .unwrap();
+    assert!(v.verified);
+    e.stop().await;
+}
+
+/// Security item 26: with `sms_alone_not_allowed`, an SMS code does not complete a reset by
+/// itself; a voice call to the same phone is a different method; email plus SMS completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_alone_can_be_disallowed() {
+    let mut e = env_phones(|raw| raw.policy.sms_alone_not_allowed = true).await;
+    let (login, pw) = e.user("smsalone").await;
+    let token = e.begin(&login, &pw).await;
+    let mobile = "+15550000078";
+    let email = format!("{login}@example.org");
+    e.register_phone(&token, pb::ContactKind::MobilePhone, mobile, mobile, false)
+        .await;
+    e.register_email(&token, &email).await;
+    let s = e.c.start(&login).await;
+    e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
+    let code = e.hook().last_code(mobile).unwrap();
+    assert!(
+        e.verify(&s.flow_id, code_proof(pb::Method::MobileSms, &code))
+            .await
+            .unwrap()
+            .verified
+    );
+    let err =
+        e.c.complete(&s.flow_id, "Sms-Alone-5678", false)
+            .await
+            .unwrap_err();
+    assert_eq!(reason(&err), "METHODS_NOT_VERIFIED");
+    assert!(err.message().contains("SMS"), "{}", err.message());
+    e.send_code(&s.flow_id).await.unwrap();
+    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    assert!(
+        e.verify(&s.flow_id, email_proof(&code))
+            .await
+            .unwrap()
+            .verified
+    );
+    e.c.complete(&s.flow_id, "Sms-Alone-5678", false)
+        .await
+        .unwrap();
+
+    // A voice call to the same mobile is not "SMS alone".
+    let s = e.c.start(&login).await;
+    e.send(&s.flow_id, pb::Method::MobileVoice).await.unwrap();
+    let code = e.hook().last_code(mobile).unwrap();
+    assert!(
+        e.verify(&s.flow_id, code_proof(pb::Method::MobileVoice, &code))
+            .await
+            .unwrap()
+            .verified
+    );
+    e.c.complete(&s.flow_id, "Voice-Alone-9012", false)
+        .await
+        .unwrap();
     e.stop().await;
 }

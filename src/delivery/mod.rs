@@ -1,9 +1,10 @@
-//! Outbound messages: one-time codes and notifications, by email (SMTP, [`smtp`]) — and, in
-//! a later version, SMS and voice calls through a gateway.
+//! Outbound messages: one-time codes and notifications, by email (SMTP, [`smtp`]) and by SMS
+//! or voice call through a signed HTTPS webhook ([`gateway`]).
 //!
 //! Message text comes only from configuration (organisation name, templates) and from values
 //! the server made (codes, lifetimes): never from request metadata.
 
+pub mod gateway;
 pub mod smtp;
 
 use crate::method::contact::{self, ContactKind};
@@ -64,6 +65,7 @@ pub trait Deliver: Send + Sync + 'static {
 /// Routes each channel to its provider.
 pub struct Dispatcher {
     pub email: Option<smtp::SmtpMailer>,
+    pub gateway: Option<gateway::Gateway>,
 }
 
 #[async_trait::async_trait]
@@ -74,8 +76,10 @@ impl Deliver for Dispatcher {
                 Some(m) => m.send(addr, content).await,
                 None => Err(DeliveryError::NotConfigured("email")),
             },
-            Channel::Sms(_) => Err(DeliveryError::NotConfigured("SMS")),
-            Channel::Voice(_) => Err(DeliveryError::NotConfigured("voice calls")),
+            Channel::Sms(_) | Channel::Voice(_) => match &self.gateway {
+                Some(g) => g.send(to, content).await,
+                None => Err(DeliveryError::NotConfigured("SMS and voice")),
+            },
         }
     }
 }

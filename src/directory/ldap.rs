@@ -53,28 +53,8 @@ impl Conn {
 
 impl LdapDirectory {
     pub fn new(cfg: DirectoryConfig) -> Result<Self, DirectoryError> {
-        let mut roots = rustls::RootCertStore::empty();
-        match &cfg.ca_pem {
-            Some(pem) => {
-                for cert in <rustls_pki_types::CertificateDer as rustls_pki_types::pem::PemObject>::pem_slice_iter(pem) {
-                    let cert = cert.map_err(|e| {
-                        DirectoryError::Protocol(format!("directory CA file: {e}"))
-                    })?;
-                    roots.add(cert).map_err(|e| {
-                        DirectoryError::Protocol(format!("directory CA certificate: {e}"))
-                    })?;
-                }
-            }
-            None => {
-                let native = rustls_native_certs::load_native_certs();
-                for cert in native.certs {
-                    let _ = roots.add(cert);
-                }
-            }
-        }
-        let tls = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = crate::tls::client_config(cfg.ca_pem.as_deref())
+            .map_err(|e| DirectoryError::Protocol(format!("directory {e}")))?;
         Ok(Self {
             cfg,
             tls: Arc::new(tls),

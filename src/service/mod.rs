@@ -493,7 +493,12 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused_before_any_lookup() {
-        for bad in ["", "short", "x".repeat(23).as_str(), "AAAAAAAAAAAAAAAAAAAA+/"] {
+        for bad in [
+            "",
+            "short",
+            "x".repeat(23).as_str(),
+            "AAAAAAAAAAAAAAAAAAAA+/",
+        ] {
             assert!(token_hash(bad, "flow_id").is_err(), "{bad:?}");
         }
         assert!(token_hash(&new_token(), "flow_id").is_ok());
