@@ -7,9 +7,9 @@ mod support;
 use ssprd::api::pb::{self, verify_method_request::Proof};
 use ssprd::config::{RawConfig, RawEmail, SecretSource, SmtpTls};
 use ssprd::method::totp;
+use ssprd::testbed::SmtpSink;
 use support::{
-    Clients, Daemon, OpenLdap, TestClock, TestDirectory, gateway::WebhookServer, reason,
-    smtp::SmtpSink, unique,
+    Clients, Daemon, OpenLdap, TestClock, TestDirectory, gateway::WebhookServer, reason, unique,
 };
 use tonic::Code;
 

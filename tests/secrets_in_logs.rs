@@ -7,6 +7,7 @@ mod support;
 use ssprd::api::pb;
 use ssprd::config::{RawEmail, SecretSource, SmtpTls};
 use ssprd::method::{Method, totp};
+use ssprd::testbed::SmtpSink;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use support::{OpenLdap, TestDirectory, gateway::WebhookServer, scenarios, smtp::SmtpSink};

@@ -6,7 +6,6 @@
 pub mod gateway;
 pub mod samba;
 pub mod scenarios;
-pub mod smtp;
 
 use ssprd::api::pb::{
     self, registration_service_client::RegistrationServiceClient,

@@ -1,3 +1,0 @@
-//! The SMTP sink lives in `ssprd::testbed` (the demo uses it too).
-
-pub use ssprd::testbed::SmtpSink;
