@@ -10,7 +10,7 @@ use ssprd::method::{Method, totp};
 use ssprd::testbed::SmtpSink;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use support::{OpenLdap, TestDirectory, gateway::WebhookServer, scenarios, smtp::SmtpSink};
+use support::{OpenLdap, TestDirectory, gateway::WebhookServer, scenarios};
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
