@@ -282,6 +282,15 @@ impl Env {
     }
 }
 
+/// A code that is certainly not `code`.
+fn wrong_code(code: &str) -> &'static str {
+    if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    }
+}
+
 fn email_proof(code: &str) -> Proof {
     Proof::Code(pb::CodeProof {
         method: pb::Method::Email as i32,
@@ -511,11 +520,7 @@ async fn code_rules() {
     let s = e.c.start(&login).await;
     e.send_code(&s.flow_id).await.unwrap();
     let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
-    let wrong = if code == "00000000" {
-        "11111111"
-    } else {
-        "00000000"
-    };
+    let wrong = wrong_code(&code);
     for _ in 0..3 {
         assert!(
             !e.verify(&s.flow_id, email_proof(wrong))
@@ -534,11 +539,7 @@ async fn code_rules() {
     // Wrong codes count against the account like wrong answers: the fifth blocks SSPR.
     e.send_code(&s.flow_id).await.unwrap();
     let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
-    let wrong = if code == "00000000" {
-        "11111111"
-    } else {
-        "00000000"
-    };
+    let wrong = wrong_code(&code);
     assert!(
         !e.verify(&s.flow_id, email_proof(wrong))
             .await
@@ -732,11 +733,7 @@ async fn contact_registration_rules() {
     let old = format!("{login}-old@example.org");
     e.add_email(&token, &old).await.unwrap();
     let code = e.smtp.last_code(&old, CODE_LEN).unwrap();
-    let wrong = if code == "00000000" {
-        "11111111"
-    } else {
-        "00000000"
-    };
+    let wrong = wrong_code(&code);
     let err = e.confirm_email(&token, wrong).await.unwrap_err();
     assert_eq!(reason(&err), "CODE_INVALID");
     e.confirm_email(&token, &code).await.unwrap();

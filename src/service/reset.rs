@@ -94,58 +94,52 @@ impl Service {
             }
             _ => None,
         };
-        let flow = match real {
-            Some((u, r, offered)) => {
-                let ids: Vec<String> = r.questions.iter().map(|q| q.question_id.clone()).collect();
-                ResetFlow {
-                    user_key: u.id.clone(),
-                    login: u.login.clone(),
-                    dn: u.dn.clone(),
-                    decoy: false,
-                    created_at: t,
-                    expires_at: t + self.policy.session_ttl_secs,
-                    methods_required: self.methods.required,
-                    questions_drawn: flow::draw_questions(&ids, self.questions.reset_count),
-                    verified: vec![],
-                    failed_attempts: 0,
-                    state: FlowState::Open,
-                    offered,
-                    codes: vec![],
-                    sends: 0,
-                }
-            }
-            None => {
-                let fake = flow::decoy_registration(
+        // (counter key, login, DN, decoy?, question pool, offered methods)
+        let (user_key, login, dn, decoy, pool, offered) = match real {
+            Some((u, r, offered)) => (
+                u.id.clone(),
+                u.login.clone(),
+                u.dn.clone(),
+                false,
+                r.questions.iter().map(|q| q.question_id.clone()).collect(),
+                offered,
+            ),
+            None => (
+                flow::decoy_user_key(&self.decoy_key, login),
+                login.to_string(),
+                String::new(),
+                true,
+                flow::decoy_registration(
                     &self.bank,
                     &self.decoy_key,
                     login,
                     self.questions.register_count,
-                );
-                let offered = self.decoy_offers(login);
-                ResetFlow {
-                    user_key: flow::decoy_user_key(&self.decoy_key, login),
-                    login: login.to_string(),
-                    dn: String::new(),
-                    decoy: true,
-                    created_at: t,
-                    expires_at: t + self.policy.session_ttl_secs,
-                    methods_required: self.methods.required,
-                    questions_drawn: if offered
-                        .iter()
-                        .any(|o| o.method == Method::SecurityQuestions)
-                    {
-                        flow::draw_questions(&fake, self.questions.reset_count)
-                    } else {
-                        vec![]
-                    },
-                    verified: vec![],
-                    failed_attempts: 0,
-                    state: FlowState::Open,
-                    offered,
-                    codes: vec![],
-                    sends: 0,
-                }
-            }
+                ),
+                self.decoy_offers(login),
+            ),
+        };
+        let asks_questions = offered
+            .iter()
+            .any(|o| o.method == Method::SecurityQuestions);
+        let flow = ResetFlow {
+            user_key,
+            login,
+            dn,
+            decoy,
+            created_at: t,
+            expires_at: t + self.policy.session_ttl_secs,
+            methods_required: self.methods.required,
+            questions_drawn: if asks_questions {
+                flow::draw_questions(&pool, self.questions.reset_count)
+            } else {
+                vec![]
+            },
+            verified: vec![],
+            failed_attempts: 0,
+            state: FlowState::Open,
+            offered,
+            codes: vec![],
+            sends: 0,
         };
         let counters = self.store.counters(&flow.user_key).await?;
         if flow::blocked(&counters, t) {
@@ -153,7 +147,7 @@ impl Service {
         }
         let flow_id = new_token();
         self.store.put_flow(&TokenHash::of(&flow_id), &flow).await?;
-        self.audit("reset.start", login, "success", "").await;
+        self.audit("reset.start", &flow.login, "success", "").await;
         Ok(StartedReset {
             flow_id,
             expires_at: flow.expires_at,
