@@ -21,6 +21,11 @@ pub enum Command {
     Serve,
     /// Validate the configuration (and read the secret files) and exit.
     CheckConfig,
+    /// Audit log tools. They open the database: stop the daemon first (or work on a copy).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Start a throwaway OpenLDAP with a demo user and run the daemon against it.
     Demo {
         /// gRPC port on 127.0.0.1.
@@ -32,8 +37,22 @@ pub enum Command {
     },
 }
 
-/// Exit codes: 0 ok, 1 runtime failure, 2 usage, 78 configuration error (EX_CONFIG).
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain; prints the record count and the head hash. Exit 65 when broken.
+    Verify,
+    /// Print the records as JSON lines (after verifying the chain).
+    Export {
+        /// Only records at or after this Unix time.
+        #[arg(long)]
+        since: Option<u64>,
+    },
+}
+
+/// Exit codes: 0 ok, 1 runtime failure, 2 usage, 65 audit chain broken (EX_DATAERR),
+/// 78 configuration error (EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;
+const EXIT_DATAERR: u8 = 65;
 
 fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -104,9 +123,62 @@ pub fn main() -> ExitCode {
                 }
             })
         }
+        Command::Audit { command } => {
+            // Only the store path is needed: no secrets, no TLS files.
+            let raw = match config::load(&cli.config, true) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            runtime().block_on(audit(&raw.store.path, command))
+        }
         Command::Demo { port, keep } => {
             init_logging(LogFormat::Text, "info");
             runtime().block_on(crate::testbed::demo(port, keep))
         }
     }
+}
+
+async fn audit(path: &std::path::Path, command: AuditCommand) -> ExitCode {
+    use crate::store::Store;
+    let store = match crate::store::sled::SledStore::open(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ssprd audit: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (anchor, records) = match store.audit_log().await {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("ssprd audit: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let verified = match crate::audit::verify(&anchor, records.iter().cloned()) {
+        Ok(v) => v,
+        Err(broken) => {
+            eprintln!("{broken}");
+            return ExitCode::from(EXIT_DATAERR);
+        }
+    };
+    match command {
+        AuditCommand::Verify => {
+            println!(
+                "audit log intact: {} records after #{}, head {}",
+                verified.records, anchor.seq, verified.head
+            );
+        }
+        AuditCommand::Export { since } => {
+            for r in records
+                .iter()
+                .filter(|r| since.is_none_or(|t| r.event.at >= t))
+            {
+                println!("{}", serde_json::to_string(r).expect("records serialise"));
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -408,6 +408,22 @@ impl Default for RawPolicy {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct RawAudit {
+    /// Days audit records are kept (0 = forever). Older records are pruned from the start of
+    /// the hash chain; the chain stays verifiable from the last pruned record.
+    pub retention_days: u64,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self {
+            retention_days: 365,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RawLog {
     pub format: LogFormat,
     /// `tracing` filter directive, e.g. `info` or `ssprd=debug,info`. `RUST_LOG` wins.
@@ -434,6 +450,7 @@ pub struct RawConfig {
     pub email: RawEmail,
     pub gateway: RawGateway,
     pub authenticator: RawAuthenticator,
+    pub audit: RawAudit,
     pub log: RawLog,
 }
 
@@ -528,6 +545,8 @@ pub struct Config {
     pub gateway: Option<crate::delivery::gateway::GatewayConfig>,
     /// Issuer and sealing key text for authenticator apps (when enabled).
     pub authenticator: Option<(String, Secret)>,
+    /// Audit records older than this are pruned (`None`: kept forever).
+    pub audit_retention: Option<Duration>,
     pub log: RawLog,
 }
 
@@ -1067,6 +1086,8 @@ impl RawConfig {
             email,
             gateway,
             authenticator,
+            audit_retention: (self.audit.retention_days > 0)
+                .then(|| Duration::from_secs(self.audit.retention_days * 86_400)),
             log: self.log.clone(),
         })
     }

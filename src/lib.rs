@@ -13,6 +13,7 @@
 //! - [`method`]: verification methods (security questions: normalisation, argon2id).
 //! - [`service`]: the use cases; executes flow decisions against store and directory.
 //! - [`store`]: the [`store::Store`] trait and its sled implementation.
+//! - [`audit`]: the hash-chained audit log and its verification.
 //! - [`directory`]: the [`directory::Directory`] trait, ldap3 implementation, flavour quirks.
 //! - [`api`]: tonic adapters and the single `ServiceError` → `Status` mapping.
 //! - [`server`]: TLS, health, reflection, limits, sweeper, systemd notify and watchdog.
@@ -21,6 +22,7 @@
 //! - [`testbed`]: a throwaway slapd with a demo directory (used by `ssprd demo` and tests).
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod delivery;

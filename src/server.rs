@@ -170,6 +170,7 @@ pub async fn serve_with_clock(
         let store = service.store().clone();
         let clock_service = service.clone();
         let every = cfg.sweep_interval;
+        let retention = cfg.audit_retention;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
@@ -178,6 +179,14 @@ pub async fn serve_with_clock(
                     Ok(0) => {}
                     Ok(n) => info!(expired = n, "swept expired flows and sessions"),
                     Err(e) => warn!(error = %e, "sweep failed"),
+                }
+                if let Some(keep) = retention {
+                    let before = clock_service.now().saturating_sub(keep.as_secs());
+                    match store.prune_audit(before).await {
+                        Ok(0) => {}
+                        Ok(n) => info!(pruned = n, "audit records past retention pruned"),
+                        Err(e) => warn!(error = %e, "audit pruning failed"),
+                    }
                 }
             }
         })

@@ -291,8 +291,18 @@ pub trait Store: Send + Sync + 'static {
         update: &(dyn Fn(Counters) -> Counters + Send + Sync),
     ) -> Result<Counters, StoreError>;
 
-    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
-    async fn audit_events(&self) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Appends an event to the hash chain (appends are serialised).
+    async fn append_audit(
+        &self,
+        event: &AuditEvent,
+    ) -> Result<crate::audit::AuditRecord, StoreError>;
+    /// The chain's anchor and its records in order.
+    async fn audit_log(
+        &self,
+    ) -> Result<(crate::audit::Anchor, Vec<crate::audit::AuditRecord>), StoreError>;
+    /// Deletes records older than `before` (Unix time) from the start of the chain, moving
+    /// the anchor to the last one deleted. Returns how many.
+    async fn prune_audit(&self, before: u64) -> Result<usize, StoreError>;
 
     /// A 256-bit server key named `name`, created from the OS CSPRNG on first use.
     async fn server_key(&self, name: &str) -> Result<[u8; 32], StoreError>;

@@ -9,12 +9,14 @@ use super::{
     AuditEvent, Counters, FlowState, Registration, RegistrationSession, ResetFlow, Store,
     StoreError, TokenHash,
 };
+use crate::audit::{Anchor, AuditRecord};
 use serde::{Serialize, de::DeserializeOwned};
 use std::path::Path;
 
 /// The schema this build writes and understands.
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
+const ANCHOR_KEY: &[u8] = b"audit_anchor";
 const TAG_FLOW: u8 = b'f';
 const TAG_SESSION: u8 = b's';
 
@@ -27,6 +29,8 @@ pub struct SledStore {
     expiry: sled::Tree,
     counters: sled::Tree,
     audit: sled::Tree,
+    /// Audit appends read the last record and write the next: one at a time.
+    audit_lock: tokio::sync::Mutex<()>,
 }
 
 impl SledStore {
@@ -48,6 +52,7 @@ impl SledStore {
             expiry: tree("expiry")?,
             counters: tree("counters")?,
             audit: tree("audit")?,
+            audit_lock: tokio::sync::Mutex::new(()),
             db,
         };
         match store.meta.get(SCHEMA_KEY).map_err(|e| open_error(&p, e))? {
@@ -84,6 +89,16 @@ impl SledStore {
             }
         }
         Ok(store)
+    }
+
+    fn anchor(&self) -> Result<Anchor, StoreError> {
+        Ok(self
+            .meta
+            .get(ANCHOR_KEY)
+            .map_err(io)?
+            .map(|v| decode("audit anchor", &v))
+            .transpose()?
+            .unwrap_or_default())
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
@@ -289,22 +304,65 @@ impl Store for SledStore {
         }
     }
 
-    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let seq = self.db.generate_id().map_err(io)?;
+    async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
+        let _one_at_a_time = self.audit_lock.lock().await;
+        let (seq, prev) = match self.audit.last().map_err(io)? {
+            Some((_, v)) => {
+                let last: AuditRecord = decode("audit", &v)?;
+                (last.seq + 1, last.hash)
+            }
+            None => {
+                let a = self.anchor()?;
+                (a.seq + 1, a.hash)
+            }
+        };
+        let record = AuditRecord {
+            seq,
+            hash: crate::audit::link(&prev, seq, event),
+            prev,
+            event: event.clone(),
+        };
         self.audit
-            .insert(seq.to_be_bytes(), encode(event))
+            .insert(seq.to_be_bytes(), encode(&record))
             .map_err(io)?;
-        self.flush().await
+        self.flush().await?;
+        Ok(record)
     }
 
-    async fn audit_events(&self) -> Result<Vec<AuditEvent>, StoreError> {
-        self.audit
+    async fn audit_log(&self) -> Result<(Anchor, Vec<AuditRecord>), StoreError> {
+        let records = self
+            .audit
             .iter()
             .map(|r| {
                 let (_, v) = r.map_err(io)?;
                 decode("audit", &v)
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((self.anchor()?, records))
+    }
+
+    async fn prune_audit(&self, before: u64) -> Result<usize, StoreError> {
+        let _one_at_a_time = self.audit_lock.lock().await;
+        let mut n = 0;
+        let mut anchor = None;
+        for item in self.audit.iter() {
+            let (k, v) = item.map_err(io)?;
+            let r: AuditRecord = decode("audit", &v)?;
+            if r.event.at >= before {
+                break;
+            }
+            self.audit.remove(k).map_err(io)?;
+            anchor = Some(Anchor {
+                seq: r.seq,
+                hash: r.hash,
+            });
+            n += 1;
+        }
+        if let Some(a) = anchor {
+            self.meta.insert(ANCHOR_KEY, encode(&a)).map_err(io)?;
+            self.flush().await?;
+        }
+        Ok(n)
     }
 
     async fn server_key(&self, name: &str) -> Result<[u8; 32], StoreError> {
