@@ -311,6 +311,10 @@ pub struct RawCodes {
     pub max_tries: u32,
     /// Codes one flow may send (resends included).
     pub max_sends_per_flow: u32,
+    /// Codes one account may be sent within `account_window_minutes` before self-service is
+    /// blocked for `policy.block_hours` (Entra: 10 in 10 minutes).
+    pub max_sends_per_account: u32,
+    pub account_window_minutes: u64,
 }
 
 impl Default for RawCodes {
@@ -320,6 +324,8 @@ impl Default for RawCodes {
             lifetime_minutes: 5,
             max_tries: 5,
             max_sends_per_flow: 5,
+            max_sends_per_account: 10,
+            account_window_minutes: 10,
         }
     }
 }
@@ -788,6 +794,18 @@ impl RawConfig {
                 format!("{} is outside 1..=10", c.max_tries),
             );
         }
+        if !(1..=100).contains(&c.max_sends_per_account) {
+            bad(
+                "policy.codes.max_sends_per_account",
+                format!("{} is outside 1..=100", c.max_sends_per_account),
+            );
+        }
+        if !(1..=1440).contains(&c.account_window_minutes) {
+            bad(
+                "policy.codes.account_window_minutes",
+                format!("{} is outside 1..=1440", c.account_window_minutes),
+            );
+        }
         if !(1..=20).contains(&c.max_sends_per_flow) {
             bad(
                 "policy.codes.max_sends_per_flow",
@@ -1081,6 +1099,8 @@ impl RawConfig {
                     ttl_secs: p.codes.lifetime_minutes * 60,
                     max_tries: p.codes.max_tries,
                     max_sends_per_flow: p.codes.max_sends_per_flow,
+                    max_sends_per_account: p.codes.max_sends_per_account,
+                    account_window_secs: p.codes.account_window_minutes * 60,
                 },
             },
             email,

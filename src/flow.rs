@@ -76,11 +76,33 @@ pub fn record_failure(mut c: Counters, now: u64, p: &ResetPolicy) -> Counters {
     c
 }
 
+/// Records one code sent at `now`; blocks the account when more than `max` were sent within
+/// `window_secs` (the send that crosses the limit is refused).
+pub fn record_send(
+    mut c: Counters,
+    now: u64,
+    max: u32,
+    window_secs: u64,
+    p: &ResetPolicy,
+) -> Counters {
+    let since = now.saturating_sub(window_secs);
+    c.sends.retain(|&t| t > since);
+    if c.sends.len() as u64 >= u64::from(max) {
+        if !blocked(&c, now) {
+            c.blocked_until = now + p.block_secs;
+        }
+    } else {
+        c.sends.push(now);
+    }
+    c
+}
+
 /// After a successful reset the failure counters start again (the block, if any, was
 /// checked before the reset could complete).
 pub fn clear_failures(c: Counters) -> Counters {
     Counters {
         failures: Vec::new(),
+        sends: Vec::new(),
         blocked_until: c.blocked_until,
     }
 }
@@ -132,6 +154,25 @@ mod tests {
         assert!(blocked(&c, 2_000));
         assert!(blocked(&c, 2_000 + 86_399));
         assert!(!blocked(&c, 2_000 + 86_400));
+    }
+
+    #[test]
+    fn the_eleventh_code_in_ten_minutes_blocks() {
+        let p = policy();
+        let mut c = Counters::default();
+        for i in 0..10 {
+            c = record_send(c, 1_000 + i, 10, 600, &p);
+            assert!(!blocked(&c, 1_000 + i));
+        }
+        c = record_send(c, 1_100, 10, 600, &p);
+        assert!(blocked(&c, 1_100));
+        assert_eq!(c.sends.len(), 10, "the refused send is not recorded");
+        // Spread over more than the window: never blocked.
+        let mut c = Counters::default();
+        for i in 0..30 {
+            c = record_send(c, i * 61, 10, 600, &p);
+        }
+        assert!(!blocked(&c, 30 * 61));
     }
 
     #[test]

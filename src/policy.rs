@@ -23,6 +23,8 @@ pub struct CodePolicy {
     pub ttl_secs: u64,
     pub max_tries: u32,
     pub max_sends_per_flow: u32,
+    pub max_sends_per_account: u32,
+    pub account_window_secs: u64,
 }
 
 /// Which methods are enabled and what a reset needs.
@@ -237,6 +239,8 @@ mod tests {
                 ttl_secs: 300,
                 max_tries: 5,
                 max_sends_per_flow: 5,
+                max_sends_per_account: 10,
+                account_window_secs: 600,
             },
         }
     }

@@ -1091,3 +1091,60 @@ async fn sms_alone_can_be_disallowed() {
         .unwrap();
     e.stop().await;
 }
+
+/// Security items 15 and 4: however many flows ask, at most 10 codes in 10 minutes reach an
+/// account, then self-service is blocked — with the same answers for a name that does not
+/// exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_flooding_is_capped_per_account() {
+    let mut e = env(|_| {}).await;
+    let (login, pw) = e.user("flood").await;
+    let email = format!("{login}@example.org");
+    let token = e.begin(&login, &pw).await;
+    e.register_email(&token, &email).await;
+    let confirmations = e.smtp.messages_to(&email).len();
+    let mut outcomes = Vec::new();
+    for name in [login.as_str(), "no-such-person"] {
+        let mut sent = 0;
+        let mut last_err = None;
+        for _ in 0..15 {
+            let s = match e
+                .c
+                .reset
+                .start_reset(pb::StartResetRequest {
+                    username: name.into(),
+                })
+                .await
+            {
+                Ok(s) => s.into_inner(),
+                Err(err) => {
+                    last_err = Some((err.code(), reason(&err), err.message().to_string()));
+                    break;
+                }
+            };
+            match e.send_code(&s.flow_id).await {
+                Ok(_) => sent += 1,
+                Err(err) => {
+                    last_err = Some((err.code(), reason(&err), err.message().to_string()));
+                    break;
+                }
+            }
+        }
+        outcomes.push((sent, last_err));
+    }
+    assert_eq!(outcomes[0].0, 10, "ten codes, then blocked");
+    assert_eq!(
+        outcomes[0].1.as_ref().map(|(c, r, _)| (*c, r.as_str())),
+        Some((Code::ResourceExhausted, "SSPR_BLOCKED"))
+    );
+    assert_eq!(
+        outcomes[0], outcomes[1],
+        "a missing account behaves the same"
+    );
+    assert_eq!(
+        e.smtp.messages_to(&email).len() - confirmations,
+        10,
+        "at most 10 messages reached the user"
+    );
+    e.stop().await;
+}

@@ -337,6 +337,25 @@ impl Service {
         if flow.sends >= self.methods.codes.max_sends_per_flow {
             return Err(ServiceError::TooManyCodes);
         }
+        // Per account, whichever flow or client asks (decoys alike).
+        let (t, codes, policy) = (self.now(), self.methods.codes.clone(), self.policy.clone());
+        let counters = self
+            .store
+            .update_counters(&flow.user_key, &move |c| {
+                flow::record_send(
+                    c,
+                    t,
+                    codes.max_sends_per_account,
+                    codes.account_window_secs,
+                    &policy,
+                )
+            })
+            .await?;
+        if flow::blocked(&counters, t) {
+            self.audit("sspr.blocked", &flow.login, "blocked", "too_many_codes")
+                .await;
+            return Err(ServiceError::Blocked);
+        }
         let code = code::generate(self.methods.codes.length);
         let expires_at = self.now() + self.methods.codes.ttl_secs;
         let mut next = flow.clone();

@@ -212,6 +212,9 @@ pub struct Counters {
     pub failures: Vec<u64>,
     /// SSPR is blocked for this account until this Unix time (0 = not blocked).
     pub blocked_until: u64,
+    /// Unix times of recent codes sent (pruned to the window).
+    #[serde(default)]
+    pub sends: Vec<u64>,
 }
 
 /// One audit record.
