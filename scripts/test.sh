@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: run as root on Debian 12 with Rust.
 # Installs the Debian packages it needs when missing (slapd, Samba AD DC, aiosmtpd, ...),
-# then checks formatting and lints and runs every test against real servers started by the
+# then checks formatting, lints and the dependency policy (cargo-deny, installed when missing)
+# and runs every test against real servers started by the
 # project's own harness on 127.0.0.1 (the Samba AD DC needs root for its fixed ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+echo "== cargo deny"
+scripts/deny.sh
 echo "== cargo test"
 # The Samba AD tests fail instead of skipping when they cannot run.
 export SSPRD_REQUIRE_SAMBA="${SSPRD_REQUIRE_SAMBA:-1}"
