@@ -181,6 +181,9 @@ pub struct RawDirectory {
     /// AD: send the LDAP_SERVER_POLICY_HINTS control so history applies to resets.
     /// Samba 4.17 does not support it.
     pub ad_policy_hints: bool,
+    /// OpenLDAP: the default ppolicy entry (the overlay's olcPPolicyDefault), read to tell
+    /// clients the directory's rules; users with pwdPolicySubentry use theirs.
+    pub ppolicy_dn: String,
 }
 
 impl Default for RawDirectory {
@@ -201,6 +204,7 @@ impl Default for RawDirectory {
             require_change_after_reset: false,
             openldap_password_write: OpenldapPasswordWrite::Exop,
             ad_policy_hints: false,
+            ppolicy_dn: String::new(),
         }
     }
 }
@@ -414,6 +418,37 @@ impl Default for RawPolicy {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct RawPassword {
+    /// Local minimum length (the directory's own rules apply on top).
+    pub min_length: usize,
+    /// Longest password accepted (64-256).
+    pub max_length: usize,
+    /// Words refused in passwords, matched case- and substitution-insensitively and with one
+    /// typo (`p@ssw0rd` matches "password").
+    pub banned_terms: Vec<String>,
+    /// Refuse passwords containing the login name or a part of the display name.
+    pub reject_names: bool,
+    /// Minimum zxcvbn score (0-4); unset = not checked.
+    pub min_strength: Option<u8>,
+    /// Sorted SHA-1 breached-password file (HASH:COUNT or PREFIX:SUFFIX:COUNT lines).
+    pub breached_file: Option<PathBuf>,
+}
+
+impl Default for RawPassword {
+    fn default() -> Self {
+        Self {
+            min_length: 8,
+            max_length: 256,
+            banned_terms: Vec::new(),
+            reject_names: true,
+            min_strength: None,
+            breached_file: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct RawAudit {
     /// Days audit records are kept (0 = forever). Older records are pruned from the start of
     /// the hash chain; the chain stays verifiable from the last pruned record.
@@ -456,6 +491,7 @@ pub struct RawConfig {
     pub email: RawEmail,
     pub gateway: RawGateway,
     pub authenticator: RawAuthenticator,
+    pub password: RawPassword,
     pub audit: RawAudit,
     pub log: RawLog,
 }
@@ -519,6 +555,7 @@ pub struct DirectoryConfig {
     pub require_change_after_reset: bool,
     pub openldap_password_write: OpenldapPasswordWrite,
     pub ad_policy_hints: bool,
+    pub ppolicy_dn: String,
 }
 
 /// Validated email settings.
@@ -553,6 +590,7 @@ pub struct Config {
     pub authenticator: Option<(String, Secret)>,
     /// Audit records older than this are pruned (`None`: kept forever).
     pub audit_retention: Option<Duration>,
+    pub password: std::sync::Arc<crate::password::PasswordRules>,
     pub log: RawLog,
 }
 
@@ -935,6 +973,45 @@ impl RawConfig {
             None
         };
 
+        // [password]
+        let pw = &self.password;
+        if !(1..=256).contains(&pw.min_length) {
+            bad(
+                "password.min_length",
+                format!("{} is outside 1..=256", pw.min_length),
+            );
+        }
+        if !(64..=256).contains(&pw.max_length) || pw.max_length < pw.min_length {
+            bad(
+                "password.max_length",
+                format!(
+                    "{} must be 64..=256 (NIST: accept at least 64) and at least min_length",
+                    pw.max_length
+                ),
+            );
+        }
+        if pw.min_strength.is_some_and(|s| s > 4) {
+            bad("password.min_strength", "zxcvbn scores are 0..=4".into());
+        }
+        let banned: Vec<String> = pw
+            .banned_terms
+            .iter()
+            .map(|t| crate::password::normalise(t.trim()))
+            .filter(|t| !t.is_empty())
+            .collect();
+        if banned.iter().any(|t| t.chars().count() < 4) {
+            bad(
+                "password.banned_terms",
+                "terms shorter than 4 characters would refuse too much (one typo is allowed)"
+                    .into(),
+            );
+        }
+        let breached = pw.breached_file.as_ref().and_then(|p| {
+            crate::password::BreachedList::open(p)
+                .map_err(|er| bad("password.breached_file", er))
+                .ok()
+        });
+
         // [authenticator]
         let authenticator = if enabled.contains(&Method::AuthenticatorCode) {
             let key = self
@@ -1068,6 +1145,7 @@ impl RawConfig {
                 require_change_after_reset: d.require_change_after_reset,
                 openldap_password_write: d.openldap_password_write,
                 ad_policy_hints: d.ad_policy_hints,
+                ppolicy_dn: d.ppolicy_dn.clone(),
             },
             reset: ResetPolicy {
                 methods_required: p.methods_required,
@@ -1106,6 +1184,14 @@ impl RawConfig {
             email,
             gateway,
             authenticator,
+            password: std::sync::Arc::new(crate::password::PasswordRules {
+                min_length: pw.min_length,
+                max_length: pw.max_length,
+                banned,
+                reject_names: pw.reject_names,
+                min_strength: pw.min_strength,
+                breached,
+            }),
             audit_retention: (self.audit.retention_days > 0)
                 .then(|| Duration::from_secs(self.audit.retention_days * 86_400)),
             log: self.log.clone(),

@@ -29,6 +29,7 @@ pub mod delivery;
 pub mod directory;
 pub mod flow;
 pub mod method;
+pub mod password;
 pub mod policy;
 pub mod secret;
 pub mod server;

@@ -90,6 +90,7 @@ pub async fn build_service(cfg: &Config, clock: Clock) -> Result<Arc<Service>, S
             questions: cfg.questions,
             bank: cfg.bank.clone(),
             methods: cfg.methods.clone(),
+            password: cfg.password.clone(),
         },
         ServiceOptions {
             verify_after_write: cfg.directory.verify_after_write,
@@ -238,9 +239,13 @@ pub async fn serve_with_clock(
             notify(&[sd_notify::NotifyState::Stopping]);
         })
         .await;
+    // Wait for the background tasks to end: the store must be closed when serve returns, so
+    // the next daemon (or `ssprd audit`) can open it.
     sweeper.abort();
+    let _ = sweeper.await;
     if let Some(w) = watchdog {
         w.abort();
+        let _ = w.await;
     }
     result?;
     info!("stopped");

@@ -207,11 +207,14 @@ olcAccess: {{2}}to dn.subtree="{PEOPLE}"
   by dn.exact="{SERVICE_DN}" read
   by self read
   by * none
-olcAccess: {{3}}to dn.subtree="ou=groups,{SUFFIX}"
+olcAccess: {{3}}to dn.subtree="ou=policies,{SUFFIX}"
+  by dn.exact="{SERVICE_DN}" read
+  by * none
+olcAccess: {{4}}to dn.subtree="ou=groups,{SUFFIX}"
   by dn.exact="{SERVICE_DN}" read
   by users read
   by * none
-olcAccess: {{4}}to * by self read by * none
+olcAccess: {{5}}to * by self read by * none
 
 dn: olcOverlay={{0}}memberof,olcDatabase={{1}}mdb,cn=config
 objectClass: olcOverlayConfig
@@ -713,6 +716,7 @@ bind_password = {{ file = "{d}/bind-password" }}
 base_dn = "{PEOPLE}"
 user_filter = "(objectClass=inetOrgPerson)"
 login_attribute = "uid"
+ppolicy_dn = "cn=default,ou=policies,{SUFFIX}"
 
 [policy]
 enabled_methods = {methods}

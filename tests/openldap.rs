@@ -25,6 +25,8 @@ scenario!(unknown_user);
 scenario!(wrong_answers);
 scenario!(unlock);
 scenario!(registration_errors);
+scenario!(password_policy_is_served);
+scenario!(long_and_unicode_passwords);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_down() {

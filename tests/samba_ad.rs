@@ -37,6 +37,10 @@ async fn samba_ad_end_to_end() {
     scenarios::unlock(&ad, &mut c).await;
     eprintln!("== registration_errors");
     scenarios::registration_errors(&ad, &mut c).await;
+    eprintln!("== password_policy_is_served");
+    scenarios::password_policy_is_served(&ad, &mut c).await;
+    eprintln!("== long_and_unicode_passwords");
+    scenarios::long_and_unicode_passwords(&ad, &mut c).await;
     eprintln!("== must_change");
     scenarios::must_change(&ad, &work.path().join("mustchange")).await;
     eprintln!("== directory_down");

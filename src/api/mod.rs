@@ -43,6 +43,7 @@ pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
         E::TooManyAttempts => (Code::ResourceExhausted, "TOO_MANY_ATTEMPTS"),
         E::Blocked => (Code::ResourceExhausted, "SSPR_BLOCKED"),
         E::PasswordRefused(r) => (Code::InvalidArgument, r.code()),
+        E::PasswordRules(r) => (Code::InvalidArgument, r.reason()),
         E::DirectoryUnavailable => (Code::Unavailable, "DIRECTORY_UNAVAILABLE"),
         E::DirectoryFailed => (Code::Internal, "DIRECTORY_ERROR"),
         E::StoreUnavailable => (Code::Unavailable, "STORE_UNAVAILABLE"),

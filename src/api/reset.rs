@@ -121,6 +121,26 @@ impl ResetService for ResetApi {
         }))
     }
 
+    async fn get_password_policy(
+        &self,
+        req: Request<pb::GetPasswordPolicyRequest>,
+    ) -> Result<Response<pb::GetPasswordPolicyResponse>, Status> {
+        let p = self
+            .service
+            .password_policy(&req.into_inner().flow_id)
+            .await?;
+        Ok(Response::new(pb::GetPasswordPolicyResponse {
+            min_length: p.min_length,
+            max_length: p.max_length,
+            history: p.history,
+            complexity_required: p.complexity_required,
+            banned_terms_checked: p.banned_terms_checked,
+            names_refused: p.names_refused,
+            min_strength: p.min_strength,
+            breached_checked: p.breached_checked,
+        }))
+    }
+
     async fn complete_reset(
         &self,
         req: Request<pb::CompleteResetRequest>,

@@ -6,7 +6,8 @@
 //! (`ldaps://` or StartTLS); `allow_insecure` only admits lookups on plain LDAP.
 
 use super::{
-    BindOutcome, Directory, DirectoryError, DirectoryUser, active_directory as ad,
+    BindOutcome, Directory, DirectoryError, DirectoryPasswordPolicy, DirectoryUser,
+    active_directory as ad,
     openldap::{self, PPOLICY_OID, PpolicyError},
 };
 use crate::config::{DirectoryConfig, Flavour, OpenldapPasswordWrite};
@@ -434,6 +435,94 @@ impl Directory for LdapDirectory {
     }
 
     #[instrument(skip_all)]
+    async fn password_policy(
+        &self,
+        user: &DirectoryUser,
+    ) -> Result<DirectoryPasswordPolicy, DirectoryError> {
+        let mut conn = self.service().await?;
+        let num = |e: &SearchEntry, a: &str| -> u32 {
+            first(e, a).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        let policy = if self.is_ad() {
+            let domain: Vec<&str> = self
+                .cfg
+                .base_dn
+                .split(',')
+                .map(str::trim)
+                .filter(|rdn| rdn.to_ascii_lowercase().starts_with("dc="))
+                .collect();
+            let mut p = match self
+                .read_entry(
+                    &mut conn,
+                    &domain.join(","),
+                    vec!["minPwdLength", "pwdHistoryLength", "pwdProperties"],
+                )
+                .await?
+            {
+                Some(e) => DirectoryPasswordPolicy {
+                    min_length: num(&e, "minPwdLength"),
+                    history: num(&e, "pwdHistoryLength"),
+                    complexity: num(&e, "pwdProperties") & 1 == 1,
+                },
+                None => DirectoryPasswordPolicy::default(),
+            };
+            // A fine-grained policy (PSO) that applies to the user wins, when readable.
+            let pso = self
+                .read_entry(&mut conn, &user.dn, vec!["msDS-ResultantPSO"])
+                .await?
+                .and_then(|e| first(&e, "msDS-ResultantPSO"));
+            if let Some(pso) = pso
+                && let Some(e) = self
+                    .read_entry(
+                        &mut conn,
+                        &pso,
+                        vec![
+                            "msDS-MinimumPasswordLength",
+                            "msDS-PasswordHistoryLength",
+                            "msDS-PasswordComplexityEnabled",
+                        ],
+                    )
+                    .await?
+            {
+                p = DirectoryPasswordPolicy {
+                    min_length: num(&e, "msDS-MinimumPasswordLength"),
+                    history: num(&e, "msDS-PasswordHistoryLength"),
+                    complexity: first(&e, "msDS-PasswordComplexityEnabled")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("TRUE")),
+                };
+            }
+            p
+        } else {
+            let own = self
+                .read_entry(&mut conn, &user.dn, vec!["pwdPolicySubentry"])
+                .await?
+                .and_then(|e| first(&e, "pwdPolicySubentry"));
+            let dn = own.unwrap_or_else(|| self.cfg.ppolicy_dn.clone());
+            if dn.is_empty() {
+                DirectoryPasswordPolicy::default()
+            } else {
+                match self
+                    .read_entry(
+                        &mut conn,
+                        &dn,
+                        vec!["pwdMinLength", "pwdInHistory", "pwdCheckModule"],
+                    )
+                    .await?
+                {
+                    Some(e) => DirectoryPasswordPolicy {
+                        min_length: num(&e, "pwdMinLength"),
+                        history: num(&e, "pwdInHistory"),
+                        complexity: first(&e, "pwdCheckModule").is_some(),
+                    },
+                    None => DirectoryPasswordPolicy::default(),
+                }
+            }
+        };
+        conn.close().await;
+        Ok(policy)
+    }
+
+    #[instrument(skip_all)]
     async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
         let mut conn = self.service().await?;
         let mods = if self.is_ad() {
@@ -457,6 +546,27 @@ impl Directory for LdapDirectory {
 }
 
 impl LdapDirectory {
+    /// Attributes of one entry (base search); `None` when absent or not readable.
+    async fn read_entry(
+        &self,
+        conn: &mut Conn,
+        dn: &str,
+        attrs: Vec<&str>,
+    ) -> Result<Option<SearchEntry>, DirectoryError> {
+        let t = self.timeout();
+        let res = conn
+            .ldap
+            .with_timeout(t)
+            .search(dn, Scope::Base, "(objectClass=*)", attrs)
+            .await
+            .map_err(op_error)?;
+        if res.1.rc != rc::SUCCESS {
+            debug!(rc = res.1.rc, "policy entry not readable");
+            return Ok(None);
+        }
+        Ok(res.0.into_iter().next().map(SearchEntry::construct))
+    }
+
     async fn write_password(
         &self,
         conn: &mut Conn,

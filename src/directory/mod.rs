@@ -84,6 +84,16 @@ pub enum BindOutcome {
     Disabled,
 }
 
+/// The directory's own password rules that apply to a user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectoryPasswordPolicy {
+    pub min_length: u32,
+    /// Previous passwords that cannot be reused.
+    pub history: u32,
+    /// AD complexity (three of four character kinds), or an OpenLDAP quality-check module.
+    pub complexity: bool,
+}
+
 /// Directory errors.
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -126,4 +136,11 @@ pub trait Directory: Send + Sync + 'static {
     ) -> Result<(), DirectoryError>;
     /// Clears the lockout (OpenLDAP `pwdAccountLockedTime`, AD `lockoutTime=0`).
     async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError>;
+    /// The password rules the directory applies to this user (OpenLDAP: the user's ppolicy
+    /// subentry or the configured default policy; AD: the user's resultant fine-grained
+    /// policy if readable, else the domain's).
+    async fn password_policy(
+        &self,
+        user: &DirectoryUser,
+    ) -> Result<DirectoryPasswordPolicy, DirectoryError>;
 }

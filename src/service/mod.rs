@@ -71,6 +71,8 @@ pub enum ServiceError {
     Blocked,
     #[error("{}", .0.message())]
     PasswordRefused(PolicyReason),
+    #[error("{}", .0.message())]
+    PasswordRules(crate::password::Refusal),
     #[error(
         "the directory is unavailable; try again (the verified flow stays valid until it expires)"
     )]
@@ -264,6 +266,19 @@ pub struct Verification {
     pub remaining: Vec<Challenge>,
 }
 
+/// The effective password policy of a flow's user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectivePasswordPolicy {
+    pub min_length: u32,
+    pub max_length: u32,
+    pub history: u32,
+    pub complexity_required: bool,
+    pub banned_terms_checked: bool,
+    pub names_refused: bool,
+    pub min_strength: u32,
+    pub breached_checked: bool,
+}
+
 /// Returned by CompleteReset.
 #[derive(Debug)]
 pub struct Completed {
@@ -299,6 +314,7 @@ pub struct Policies {
     pub questions: QuestionPolicy,
     pub bank: QuestionBank,
     pub methods: MethodPolicy,
+    pub password: Arc<crate::password::PasswordRules>,
 }
 
 pub struct Service {
@@ -312,6 +328,7 @@ pub struct Service {
     questions: QuestionPolicy,
     bank: QuestionBank,
     methods: MethodPolicy,
+    password: Arc<crate::password::PasswordRules>,
     opts: ServiceOptions,
     decoy_key: [u8; 32],
     code_key: [u8; 32],
@@ -338,6 +355,7 @@ impl Service {
             questions: policies.questions,
             bank: policies.bank,
             methods: policies.methods,
+            password: policies.password,
             opts,
             decoy_key,
             code_key,

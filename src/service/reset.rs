@@ -94,11 +94,12 @@ impl Service {
             }
             _ => None,
         };
-        // (counter key, login, DN, decoy?, question pool, offered methods)
-        let (user_key, login, dn, decoy, pool, offered) = match real {
+        // (counter key, login, display name, DN, decoy?, question pool, offered methods)
+        let (user_key, login, display_name, dn, decoy, pool, offered) = match real {
             Some((u, r, offered)) => (
                 u.id.clone(),
                 u.login.clone(),
+                u.display_name.clone(),
                 u.dn.clone(),
                 false,
                 r.questions.iter().map(|q| q.question_id.clone()).collect(),
@@ -107,6 +108,7 @@ impl Service {
             None => (
                 flow::decoy_user_key(&self.decoy_key, login),
                 login.to_string(),
+                String::new(),
                 String::new(),
                 true,
                 flow::decoy_registration(
@@ -124,6 +126,7 @@ impl Service {
         let flow = ResetFlow {
             user_key,
             login,
+            display_name,
             dn,
             decoy,
             created_at: t,
@@ -570,6 +573,14 @@ impl Service {
     ) -> Result<Completed, ServiceError> {
         let (h, flow, _guard) = self.verified_flow(flow_id).await?;
         check_new_password(new_password)?;
+        if let Err(r) = self
+            .password
+            .check(new_password, &flow.login, &flow.display_name)
+        {
+            self.audit("reset.complete", &flow.login, "failure", r.reason())
+                .await;
+            return Err(ServiceError::PasswordRules(r));
+        }
         let user = Self::user_of(&flow);
         let must_change = self.opts.require_change_after_reset;
         if let Err(e) = self
@@ -614,6 +625,32 @@ impl Service {
         Ok(Completed {
             verified_by_bind,
             unlocked,
+        })
+    }
+
+    /// The rules the new password must meet: local rules merged with the directory's. A
+    /// decoy flow has no DN, so the directory answers with its default policy — what most
+    /// real users get too.
+    #[instrument(skip_all)]
+    pub async fn password_policy(
+        &self,
+        flow_id: &str,
+    ) -> Result<super::EffectivePasswordPolicy, ServiceError> {
+        let (_, flow) = self.live_flow(flow_id).await?;
+        let dir = self
+            .directory
+            .password_policy(&Self::user_of(&flow))
+            .await?;
+        let local = &self.password;
+        Ok(super::EffectivePasswordPolicy {
+            min_length: (local.min_length as u32).max(dir.min_length),
+            max_length: local.max_length as u32,
+            history: dir.history,
+            complexity_required: dir.complexity,
+            banned_terms_checked: !local.banned.is_empty(),
+            names_refused: local.reject_names,
+            min_strength: local.min_strength.map_or(0, u32::from),
+            breached_checked: local.breached.is_some(),
         })
     }
 

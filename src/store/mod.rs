@@ -182,6 +182,9 @@ pub struct ResetFlow {
     /// The registration key of the user, or a keyed hash of the login for a decoy.
     pub user_key: String,
     pub login: String,
+    /// The user's display name (for the password name check).
+    #[serde(default)]
+    pub display_name: String,
     /// DN from the directory search; empty for a decoy.
     pub dn: String,
     pub decoy: bool,

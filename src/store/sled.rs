@@ -403,6 +403,7 @@ mod tests {
         ResetFlow {
             user_key: "u1".into(),
             login: "alice".into(),
+            display_name: String::new(),
             dn: "uid=alice".into(),
             decoy: false,
             created_at: 1,

@@ -42,6 +42,8 @@ pub trait TestDirectory: Send + Sync {
     /// True when the directory will make the user change `password` at next sign-in
     /// (OpenLDAP `pwdReset: TRUE`, AD bind refused with `data 773`).
     async fn must_change(&self, login: &str, password: &str) -> bool;
+    /// The directory's own policy for ordinary users: (min length, history, complexity).
+    fn expected_policy(&self) -> (u32, u32, bool);
     /// (new password, expected ErrorInfo reason) pairs the directory's policy refuses,
     /// given that the user's current password is `current`.
     fn refusals(&self, current: &str) -> Vec<(String, &'static str)>;
@@ -74,6 +76,8 @@ impl Daemon {
         // The spine scenarios use security questions alone; method tests enable more.
         raw.policy.enabled_methods = vec!["security_questions".into()];
         raw.policy.questions_not_only_method = false;
+        // The directory's own refusals are under test there: local rules step aside.
+        raw.password.min_length = 1;
         (raw, ca.pem())
     }
 
@@ -374,6 +378,7 @@ impl TestDirectory for OpenLdap {
             base_dn: ssprd::testbed::PEOPLE.into(),
             user_filter: "(objectClass=inetOrgPerson)".into(),
             login_attribute: "uid".into(),
+            ppolicy_dn: format!("cn=default,ou=policies,{}", ssprd::testbed::SUFFIX),
             timeout_ms: 2_000,
             ..RawDirectory::default()
         }
@@ -422,6 +427,10 @@ impl TestDirectory for OpenLdap {
 
     async fn start(&mut self) {
         self.slapd.restart().await.expect("slapd restarts");
+    }
+
+    fn expected_policy(&self) -> (u32, u32, bool) {
+        (8, 5, false)
     }
 
     fn refusals(&self, current: &str) -> Vec<(String, &'static str)> {

@@ -378,6 +378,10 @@ impl TestDirectory for SambaAd {
         self.launch().await.expect("samba restarts");
     }
 
+    fn expected_policy(&self) -> (u32, u32, bool) {
+        (8, 5, true)
+    }
+
     fn refusals(&self, _current: &str) -> Vec<(String, &'static str)> {
         // Samba applies no history on an admin reset (and lacks the policy-hints control).
         vec![

@@ -457,3 +457,56 @@ pub async fn directory_down(dir: &mut dyn TestDirectory, c: &mut Clients) {
     assert!(done.verified_by_bind);
     assert!(dir.can_bind(&login, new).await);
 }
+
+/// GetPasswordPolicy serves the directory's rules merged with the local ones, for real and
+/// unknown users alike (a decoy gets the directory's default policy).
+pub async fn password_policy_is_served(dir: &dyn TestDirectory, c: &mut Clients) {
+    let login = unique("pwpol");
+    let pw = "Policy-Pass-1234";
+    dir.create_user(&login, pw).await;
+    c.register(&login, pw).await;
+    let (min, history, complexity) = dir.expected_policy();
+    for name in [login.as_str(), "nobody-at-all"] {
+        let s = c.start(name).await;
+        let p = c
+            .reset
+            .get_password_policy(pb::GetPasswordPolicyRequest { flow_id: s.flow_id })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (p.min_length, p.history, p.complexity_required),
+            (min, history, complexity),
+            "{name}: {p:?}"
+        );
+        assert_eq!(p.max_length, 256);
+    }
+}
+
+/// Security items 28 and 34: 64 characters are accepted, and 256-character passwords with a
+/// double quote and non-BMP characters are written and then bind, unchanged.
+pub async fn long_and_unicode_passwords(dir: &dyn TestDirectory, c: &mut Clients) {
+    let login = unique("unicode");
+    dir.create_user(&login, "Unicode-Old-1234").await;
+    c.register(&login, "Unicode-Old-1234").await;
+    let sixty_four: String = "Ab1-".repeat(16);
+    let mut long = String::from("Quote\"Émoji😀Ab1-");
+    while long.chars().count() < 256 {
+        long.push(if long.chars().count() % 7 == 0 {
+            '🔑'
+        } else {
+            'x'
+        });
+    }
+    assert_eq!(long.chars().count(), 256);
+    for pw in [sixty_four.as_str(), long.as_str()] {
+        let flow = c.verified_flow(&login).await;
+        let done = c.complete(&flow, pw, false).await.unwrap();
+        assert!(done.verified_by_bind, "{} chars", pw.chars().count());
+        assert!(
+            dir.can_bind(&login, pw).await,
+            "{} chars bind",
+            pw.chars().count()
+        );
+    }
+}

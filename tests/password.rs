@@ -1,0 +1,76 @@
+//! Local password rules before the directory write (security items 28, 29), over gRPC+TLS
+//! against slapd: each refusal has its reason, the verified flow stays usable, and
+//! GetPasswordPolicy tells a client the rules first.
+
+mod support;
+
+use sha1::{Digest, Sha1};
+use ssprd::api::pb;
+use support::{Daemon, OpenLdap, TestDirectory, reason};
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_rules_refuse_with_reasons_and_keep_the_flow() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    // A tiny breached-password list in the downloader's format, sorted by hash.
+    let breached = "Zebra-Quantum-Harbor-61";
+    let mut lines: Vec<String> = [breached, "Another-Leaked-One-77", "Third-Leak-Password-5"]
+        .iter()
+        .map(|p| format!("{}:42", hex::encode_upper(Sha1::digest(p.as_bytes()))))
+        .collect();
+    lines.sort();
+    let list = work.path().join("pwned.txt");
+    std::fs::write(&list, lines.join("\n") + "\n").unwrap();
+
+    let (mut raw, ca) =
+        Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
+    raw.password.min_length = 10;
+    raw.password.banned_terms = vec!["examplecorp".into()];
+    raw.password.reject_names = true;
+    raw.password.min_strength = Some(3);
+    raw.password.breached_file = Some(list);
+    let daemon = Daemon::start(raw, ca).await;
+    let mut c = daemon.clients().await;
+
+    let login = support::unique("rules");
+    ldap.create_user(&login, "Rules-Old-Pass-1234").await;
+    c.register(&login, "Rules-Old-Pass-1234").await;
+    let flow = c.verified_flow(&login).await;
+
+    let p = c
+        .reset
+        .get_password_policy(pb::GetPasswordPolicyRequest {
+            flow_id: flow.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(p.min_length, 10, "local 10 beats the directory's 8");
+    assert!(p.banned_terms_checked && p.names_refused && p.breached_checked);
+    assert_eq!(p.min_strength, 3);
+    assert_eq!(p.history, 5);
+
+    let cases = [
+        ("Short-1a".to_string(), "PASSWORD_TOO_SHORT"),
+        ("Ex4mpleC0rp-Rocks-99".to_string(), "PASSWORD_BANNED"),
+        (format!("{login}-Blue-Sky-77"), "PASSWORD_CONTAINS_NAME"),
+        ("password1234".to_string(), "PASSWORD_TOO_WEAK"),
+        (breached.to_string(), "PASSWORD_BREACHED"),
+    ];
+    for (pw, want) in &cases {
+        let e = c.complete(&flow, pw, false).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{pw}");
+        assert_eq!(reason(&e), *want, "{pw}");
+        assert!(!e.message().is_empty());
+    }
+    assert!(
+        ldap.can_bind(&login, "Rules-Old-Pass-1234").await,
+        "nothing was written"
+    );
+    let good = "Violet-Orbit-Canyon-83";
+    c.complete(&flow, good, false).await.unwrap();
+    assert!(ldap.can_bind(&login, good).await);
+    daemon.stop().await;
+}
