@@ -151,8 +151,8 @@ pub fn new_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-/// Accepts only well-formed tokens before hashing them for a lookup.
-fn token_hash(token: &str, field: &'static str) -> Result<TokenHash, ServiceError> {
+/// Accepts only well-formed tokens (22 base64url characters) before hashing them for a lookup.
+pub fn token_hash(token: &str, field: &'static str) -> Result<TokenHash, ServiceError> {
     let ok = token.len() == 22
         && token
             .bytes()
@@ -168,7 +168,7 @@ fn token_hash(token: &str, field: &'static str) -> Result<TokenHash, ServiceErro
     }
 }
 
-fn check_login(login: &str) -> Result<&str, ServiceError> {
+pub fn check_login(login: &str) -> Result<&str, ServiceError> {
     let login = login.trim();
     if login.is_empty() {
         return Err(ServiceError::invalid(
@@ -189,7 +189,7 @@ fn check_login(login: &str) -> Result<&str, ServiceError> {
     Ok(login)
 }
 
-fn check_new_password(pw: &Secret) -> Result<(), ServiceError> {
+pub fn check_new_password(pw: &Secret) -> Result<(), ServiceError> {
     let n = pw.expose().chars().count();
     if n == 0 {
         return Err(ServiceError::invalid(
