@@ -185,3 +185,114 @@ async fn health_and_reflection_switch() {
         daemon.stop().await;
     }
 }
+
+/// Security item 13: wrong answers spread over 50 client connections still count against
+/// the one account (blocked at 5), and the directory account is not locked by any of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guesses_from_many_clients_trip_the_account_counter() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let daemon = scenarios::daemon(&ldap, work.path()).await;
+    let login = support::unique("spread");
+    ldap.create_user(&login, "Spread-Pass-1234").await;
+    daemon
+        .clients()
+        .await
+        .register(&login, "Spread-Pass-1234")
+        .await;
+    let mut blocked_at = None;
+    for i in 0..50 {
+        // A new TLS connection per guess, as 50 kiosks would make.
+        let mut c = daemon.clients().await;
+        let s = match c
+            .reset
+            .start_reset(ssprd::api::pb::StartResetRequest {
+                username: login.clone(),
+            })
+            .await
+        {
+            Ok(s) => s.into_inner(),
+            Err(e) => {
+                assert_eq!(support::reason(&e), "SSPR_BLOCKED");
+                blocked_at.get_or_insert(i);
+                continue;
+            }
+        };
+        if let Err(e) = c
+            .verify_with(&s.flow_id, &s.methods, |_| "wrong guess".into())
+            .await
+        {
+            assert_eq!(support::reason(&e), "SSPR_BLOCKED");
+            blocked_at.get_or_insert(i);
+        }
+    }
+    assert_eq!(
+        blocked_at,
+        Some(4),
+        "the fifth failure blocks, whichever client sent it"
+    );
+    assert!(
+        ldap.can_bind(&login, "Spread-Pass-1234").await,
+        "directory account untouched"
+    );
+    daemon.stop().await;
+}
+
+/// Security items 32 and 33: empty and NUL-containing passwords are refused before any bind
+/// (an empty simple bind would be an unauthenticated "success"), and a directory whose
+/// certificate is not from the configured CA is never sent a password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_bind_with_empty_passwords_and_no_untrusted_directory() {
+    use ssprd::api::pb;
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let daemon = scenarios::daemon(&ldap, work.path()).await;
+    let mut c = daemon.clients().await;
+    let login = support::unique("emptypw");
+    ldap.create_user(&login, "Empty-Pass-1234").await;
+    for pw in ["", "\0", "Empty-Pass-1234\0"] {
+        let e = c
+            .reg
+            .begin_registration(pb::BeginRegistrationRequest {
+                username: login.clone(),
+                password: pw.into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(support::reason(&e), "INVALID_CREDENTIALS", "{pw:?}");
+    }
+    daemon.stop().await;
+
+    // Trust another CA: the TLS handshake fails, so no bind and no password leave ssprd.
+    let other = ssprd::testbed::TestCa::new("not the directory's CA").unwrap();
+    let wrong_ca = work.path().join("wrong-ca.crt");
+    std::fs::write(&wrong_ca, other.pem()).unwrap();
+    let work2 = tempfile::tempdir().unwrap();
+    let daemon = scenarios::daemon_with(&ldap, work2.path(), |raw| {
+        raw.directory.ca_file = Some(wrong_ca.clone());
+    })
+    .await;
+    let mut c = daemon.clients().await;
+    let e = c
+        .reg
+        .begin_registration(pb::BeginRegistrationRequest {
+            username: login.clone(),
+            password: "Empty-Pass-1234".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
+    assert_eq!(support::reason(&e), "DIRECTORY_UNAVAILABLE");
+    let log = std::fs::read_to_string(ldap.slapd.dir.join("slapd.log")).unwrap();
+    assert!(
+        log.contains("BIND dn=\"cn=sspr,ou=services"),
+        "slapd logs binds in this form (the service account bound over trusted TLS earlier)"
+    );
+    assert!(
+        !log.contains(&format!("BIND dn=\"uid={login}")),
+        "no bind as the user reached slapd"
+    );
+    daemon.stop().await;
+}
