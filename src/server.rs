@@ -212,6 +212,9 @@ pub async fn serve_with_clock(
     let addr = listener.local_addr().ok();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let router = Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            message_too_large_is_resource_exhausted,
+        ))
         .tls_config(tls)?
         .timeout(cfg.server.request_timeout)
         .max_concurrent_streams(cfg.server.max_concurrent_streams)
@@ -250,6 +253,26 @@ pub async fn serve_with_clock(
     result?;
     info!("stopped");
     Ok(())
+}
+
+/// tonic answers OUT_OF_RANGE when a request exceeds the decode limit; gRPC's convention
+/// (and what clients retry on correctly) is RESOURCE_EXHAUSTED. ssprd never sends
+/// OUT_OF_RANGE itself, so every such status is the codec's and is renamed here.
+fn message_too_large_is_resource_exhausted<B>(
+    mut res: tonic::codegen::http::Response<B>,
+) -> tonic::codegen::http::Response<B> {
+    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
+    if res
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == out_of_range.as_bytes())
+    {
+        res.headers_mut().insert(
+            "grpc-status",
+            tonic::codegen::http::HeaderValue::from(tonic::Code::ResourceExhausted as i32),
+        );
+    }
+    res
 }
 
 /// Resolves on SIGTERM or SIGINT.
