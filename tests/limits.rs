@@ -20,7 +20,6 @@ async fn oversized_requests_are_refused() {
         })
         .await
         .unwrap_err();
-    eprintln!("{:?} {}", e.code(), e.message());
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
     // Many answers in one request: refused by count, not processed.
     let e = c

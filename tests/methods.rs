@@ -105,6 +105,15 @@ impl Env {
         (login, pw)
     }
 
+    /// A directory user with a confirmed email address: (login, password, email, token).
+    async fn user_with_email(&mut self, prefix: &str) -> (String, String, String, String) {
+        let (login, pw) = self.user(prefix).await;
+        let email = format!("{login}@example.org");
+        let token = self.begin(&login, &pw).await;
+        self.register_email(&token, &email).await;
+        (login, pw, email, token)
+    }
+
     async fn begin(&mut self, login: &str, pw: &str) -> String {
         self.c
             .reg
@@ -431,10 +440,7 @@ async fn two_methods_and_questions_not_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_rules() {
     let mut e = env(|raw| raw.policy.codes.max_tries = 3).await;
-    let (login, pw) = e.user("codes").await;
-    let email = format!("{login}@example.org");
-    let token = e.begin(&login, &pw).await;
-    e.register_email(&token, &email).await;
+    let (login, _, email, token) = e.user_with_email("codes").await;
     e.register_totp(&token).await;
 
     // Expired: TTL (300 s) + 1 s.
@@ -513,10 +519,7 @@ async fn code_rules() {
 
     // Max tries (3 here) invalidate the code, even for the right one afterwards.
     let mut e = env(|raw| raw.policy.codes.max_tries = 3).await;
-    let (login, pw) = e.user("tries").await;
-    let email = format!("{login}@example.org");
-    let token = e.begin(&login, &pw).await;
-    e.register_email(&token, &email).await;
+    let (login, _, email, _) = e.user_with_email("tries").await;
     let s = e.c.start(&login).await;
     e.send_code(&s.flow_id).await.unwrap();
     let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
@@ -676,10 +679,7 @@ async fn totp_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_down_during_send_code() {
     let mut e = env(|_| {}).await;
-    let (login, pw) = e.user("smtpdown").await;
-    let email = format!("{login}@example.org");
-    let token = e.begin(&login, &pw).await;
-    e.register_email(&token, &email).await;
+    let (login, _, email, token) = e.user_with_email("smtpdown").await;
     e.register_totp(&token).await;
     let s = e.c.start(&login).await;
     e.smtp.stop();
@@ -1098,10 +1098,7 @@ async fn sms_alone_can_be_disallowed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_flooding_is_capped_per_account() {
     let mut e = env(|_| {}).await;
-    let (login, pw) = e.user("flood").await;
-    let email = format!("{login}@example.org");
-    let token = e.begin(&login, &pw).await;
-    e.register_email(&token, &email).await;
+    let (login, _, email, _) = e.user_with_email("flood").await;
     let confirmations = e.smtp.messages_to(&email).len();
     let mut outcomes = Vec::new();
     for name in [login.as_str(), "no-such-person"] {
