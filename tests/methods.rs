@@ -907,6 +907,16 @@ async fn phones_through_the_gateway() {
     assert_eq!(first[0].body["channel"], "sms");
     assert_eq!(first[0].body["purpose"], "confirm_contact");
     assert_eq!(first[1].body["channel"], "voice");
+    // Adding the office phone told the already confirmed mobile, by SMS, without a code.
+    let told = first
+        .iter()
+        .find(|r| r.body["purpose"] == "method_changed")
+        .expect("change notification");
+    assert_eq!(
+        (told.body["channel"].as_str(), told.body["to"].as_str()),
+        (Some("sms"), Some(mobile))
+    );
+    assert_eq!(told.body["code"], "");
 
     let s = e.c.start(&login).await;
     let offered = methods_of(&s);

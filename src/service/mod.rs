@@ -456,19 +456,20 @@ impl Service {
         }
     }
 
-    /// Tells the user's confirmed email addresses that a method changed (best effort: a
-    /// failure is logged, the change stands).
+    /// Tells every confirmed contact of `before` (email, SMS to the mobile, a call to the
+    /// office phone) that a method changed. Best effort: a failure is logged, the change
+    /// stands.
     async fn notify_change(&self, before: &Registration, method: Method, change: &'static str) {
-        for c in before
-            .contacts
-            .iter()
-            .filter(|c| c.kind == ContactKind::Email)
-        {
-            let content = Content::MethodChanged {
-                method: method.name(),
-                change,
+        let content = Content::MethodChanged {
+            method: method.name(),
+            change,
+        };
+        for c in &before.contacts {
+            let to = match c.kind {
+                ContactKind::Email => Channel::Email(c.value.clone()),
+                ContactKind::Mobile => Channel::Sms(c.value.clone()),
+                ContactKind::Office => Channel::Voice(c.value.clone()),
             };
-            let to = Channel::Email(c.value.clone());
             if let Err(e) = self.deliver.deliver(&to, &content).await {
                 warn!(to = %to.masked(), error = %e, "change notification not delivered");
             }
