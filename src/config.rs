@@ -236,7 +236,7 @@ pub struct RawEmail {
     /// Shown in messages.
     pub organization: String,
     /// Directory with `<template>.{subject,txt,html}` overrides (reset_code, confirm_contact,
-    /// method_changed).
+    /// method_changed, account_recovered).
     pub templates_dir: Option<PathBuf>,
     pub timeout_ms: u64,
 }
@@ -380,6 +380,9 @@ pub struct RawPolicy {
     /// Hours before a method added or changed by an already-registered user can be used
     /// for reset (0-720; 0 = at once). The old channels are told at once.
     pub new_method_cooloff_hours: u64,
+    /// Tell users on their confirmed contacts when their password was reset or their
+    /// account unlocked through self-service (never with the password).
+    pub notify_on_reset: bool,
     pub codes: RawCodes,
     pub reset_session_minutes: u64,
     pub registration_token_minutes: u64,
@@ -404,6 +407,7 @@ impl Default for RawPolicy {
             questions_not_only_method: true,
             sms_alone_not_allowed: false,
             new_method_cooloff_hours: 24,
+            notify_on_reset: true,
             codes: RawCodes::default(),
             reset_session_minutes: 15,
             registration_token_minutes: 10,
@@ -1172,6 +1176,7 @@ impl RawConfig {
                 questions_not_only: p.questions_not_only_method,
                 sms_alone_not_allowed: p.sms_alone_not_allowed,
                 cooloff_secs: p.new_method_cooloff_hours * 3600,
+                notify_on_reset: p.notify_on_reset,
                 codes: CodePolicy {
                     length: p.codes.length as usize,
                     ttl_secs: p.codes.lifetime_minutes * 60,

@@ -38,6 +38,8 @@ pub struct MethodPolicy {
     pub sms_alone_not_allowed: bool,
     /// Delay before a method changed by a registered user can be used for reset.
     pub cooloff_secs: u64,
+    /// Tell the user's confirmed contacts about every self-service reset and unlock.
+    pub notify_on_reset: bool,
     pub codes: CodePolicy,
 }
 
@@ -234,6 +236,7 @@ mod tests {
             questions_not_only: true,
             sms_alone_not_allowed: true,
             cooloff_secs: 0,
+            notify_on_reset: true,
             codes: CodePolicy {
                 length: 8,
                 ttl_secs: 300,

@@ -1155,3 +1155,59 @@ async fn code_flooding_is_capped_per_account() {
     );
     e.stop().await;
 }
+
+/// Security item 27: a completed reset tells the user's confirmed contacts (never the
+/// password) and invalidates every other open flow of that user; an unlock is told too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completed_reset_notifies_and_closes_other_flows() {
+    let mut e = env(|_| {}).await;
+    let (login, _, email, token) = e.user_with_email("notify").await;
+    let secret = e.register_totp(&token).await;
+    let a = e.c.start(&login).await;
+    let b = e.c.start(&login).await;
+    e.send_code(&a.flow_id).await.unwrap();
+    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    assert!(
+        e.verify(&a.flow_id, email_proof(&code))
+            .await
+            .unwrap()
+            .verified
+    );
+    let new = "Notified-Reset-5678";
+    e.c.complete(&a.flow_id, new, false).await.unwrap();
+
+    let mail = e.smtp.messages_to(&email).pop().unwrap();
+    assert!(mail.contains("the password was reset"), "{mail}");
+    assert!(!mail.contains(new), "never the password");
+    let err = e
+        .verify(
+            &b.flow_id,
+            Proof::AuthenticatorCode(totp::code_at(&secret, e.clock.now() + 30)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reason(&err),
+        "FLOW_INVALID",
+        "the other open flow was closed"
+    );
+
+    let c = e.c.start(&login).await;
+    let v = e
+        .verify(
+            &c.flow_id,
+            Proof::AuthenticatorCode(totp::code_at(&secret, e.clock.now() + 30)),
+        )
+        .await
+        .unwrap();
+    assert!(v.verified);
+    e.c.reset
+        .unlock_account(pb::UnlockAccountRequest {
+            flow_id: c.flow_id.clone(),
+        })
+        .await
+        .unwrap();
+    let mail = e.smtp.messages_to(&email).pop().unwrap();
+    assert!(mail.contains("the account was unlocked"), "{mail}");
+    e.stop().await;
+}

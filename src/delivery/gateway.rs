@@ -66,6 +66,14 @@ fn text(org: &str, content: &Content) -> (&'static str, String, String, u64) {
             ),
             *minutes,
         ),
+        Content::AccountRecovered { what } => (
+            "account_recovered",
+            String::new(),
+            format!(
+                "Self-service on your {org} account: {what}. If this was not you, call your helpdesk."
+            ),
+            0,
+        ),
         Content::MethodChanged { method, change } => (
             "method_changed",
             String::new(),

@@ -40,6 +40,9 @@ pub enum Content {
         method: &'static str,
         change: &'static str,
     },
+    /// The password was reset or the account unlocked through self-service (`what` says
+    /// which). Never carries the password.
+    AccountRecovered { what: &'static str },
 }
 
 /// Why a message was not delivered.

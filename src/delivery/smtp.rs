@@ -14,13 +14,15 @@ use lettre::{
 };
 use std::path::Path;
 
-/// Templates, each a (subject, text, html) triple with `{{organization}}`, `{{code}}`,
+/// Templates (reset_code, confirm_contact, method_changed, account_recovered), each a
+/// (subject, text, html) triple with `{{organization}}`, `{{code}}`,
 /// `{{minutes}}`, `{{method}}` and `{{change}}` placeholders.
 #[derive(Debug, Clone)]
 pub struct Templates {
     reset_code: [String; 3],
     confirm_contact: [String; 3],
     method_changed: [String; 3],
+    account_recovered: [String; 3],
 }
 
 const DEFAULT_RESET: [&str; 3] = [
@@ -32,6 +34,11 @@ const DEFAULT_CONFIRM: [&str; 3] = [
     "Confirm your {{organization}} contact",
     "Your {{organization}} confirmation code is {{code}}.\n\nEnter it to confirm this address for password reset. It expires in {{minutes}} minutes.\n",
     "<p>Your {{organization}} confirmation code is <b>{{code}}</b>.</p><p>Enter it to confirm this address for password reset. It expires in {{minutes}} minutes.</p>",
+];
+const DEFAULT_RECOVERED: [&str; 3] = [
+    "Your {{organization}} account: {{change}}",
+    "Self-service on your {{organization}} account: {{change}}.\n\nIf this was not you, contact your helpdesk at once.\n",
+    "<p>Self-service on your {{organization}} account: {{change}}.</p><p>If this was not you, contact your helpdesk at once.</p>",
 ];
 const DEFAULT_CHANGED: [&str; 3] = [
     "Your {{organization}} password reset methods changed",
@@ -59,6 +66,7 @@ impl Templates {
             reset_code: one("reset_code", DEFAULT_RESET)?,
             confirm_contact: one("confirm_contact", DEFAULT_CONFIRM)?,
             method_changed: one("method_changed", DEFAULT_CHANGED)?,
+            account_recovered: one("account_recovered", DEFAULT_RECOVERED)?,
         })
     }
 
@@ -74,6 +82,7 @@ impl Templates {
             Content::MethodChanged { method, change } => {
                 (&self.method_changed, "", 0, *method, *change)
             }
+            Content::AccountRecovered { what } => (&self.account_recovered, "", 0, "", *what),
         };
         let fill = |s: &str, html: bool| {
             let org = if html {

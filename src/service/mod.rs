@@ -464,16 +464,27 @@ impl Service {
             method: method.name(),
             change,
         };
-        for c in &before.contacts {
+        self.notify_contacts(before, &content).await;
+    }
+
+    async fn notify_contacts(&self, reg: &Registration, content: &Content) {
+        for c in &reg.contacts {
             let to = match c.kind {
                 ContactKind::Email => Channel::Email(c.value.clone()),
                 ContactKind::Mobile => Channel::Sms(c.value.clone()),
                 ContactKind::Office => Channel::Voice(c.value.clone()),
             };
-            if let Err(e) = self.deliver.deliver(&to, &content).await {
-                warn!(to = %to.masked(), error = %e, "change notification not delivered");
+            if let Err(e) = self.deliver.deliver(&to, content).await {
+                warn!(to = %to.masked(), error = %e, "notification not delivered");
             }
         }
+    }
+
+    /// Tells every confirmed contact that the password was reset or the account unlocked
+    /// (never the password). Best effort, like change notifications.
+    async fn notify_recovered(&self, reg: &Registration, what: &'static str) {
+        self.notify_contacts(reg, &Content::AccountRecovered { what })
+            .await;
     }
 
     /// The delivery channel of a code method for a contact value.

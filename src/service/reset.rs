@@ -548,7 +548,14 @@ impl Service {
         Ok((h, flow, guard))
     }
 
-    async fn finish(&self, h: &TokenHash, flow: &ResetFlow) -> Result<(), ServiceError> {
+    /// Spends the flow, closes the user's other open flows (a reset ends every other attempt
+    /// in progress), resets the failure counters, and tells the user's confirmed contacts.
+    async fn finish(
+        &self,
+        h: &TokenHash,
+        flow: &ResetFlow,
+        what: &'static str,
+    ) -> Result<(), ServiceError> {
         let mut done = flow.clone();
         done.state = FlowState::Completed;
         done.codes.clear();
@@ -556,9 +563,29 @@ impl Service {
             // Cannot happen under the user lock; never report a write as not done.
             warn!("flow changed while completing");
         }
+        for other in self.store.flows_of(&flow.user_key).await? {
+            if other == *h {
+                continue;
+            }
+            if let Some(f) = self.store.flow(&other).await?
+                && f.state == FlowState::Open
+            {
+                let mut closed = f.clone();
+                closed.state = FlowState::Closed;
+                closed.codes.clear();
+                // A racing change to that flow keeps it for now; it cannot complete while
+                // this user's lock is held, and it expires on its own.
+                self.store.swap_flow(&other, &f, &closed).await?;
+            }
+        }
         self.store
             .update_counters(&flow.user_key, &flow::clear_failures)
             .await?;
+        if self.methods.notify_on_reset
+            && let Some(reg) = self.store.registration(&flow.user_key).await?
+        {
+            self.notify_recovered(&reg, what).await;
+        }
         Ok(())
     }
 
@@ -619,7 +646,12 @@ impl Service {
         } else {
             false
         };
-        self.finish(&h, &flow).await?;
+        let what = if unlocked {
+            "the password was reset and the account unlocked"
+        } else {
+            "the password was reset"
+        };
+        self.finish(&h, &flow, what).await?;
         self.audit("reset.complete", &flow.login, "success", "")
             .await;
         Ok(Completed {
@@ -663,7 +695,7 @@ impl Service {
                 .await;
             return Err(e.into());
         }
-        self.finish(&h, &flow).await?;
+        self.finish(&h, &flow, "the account was unlocked").await?;
         self.audit("unlock", &flow.login, "success", "").await;
         Ok(())
     }

@@ -281,6 +281,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn put_flow(&self, id: &TokenHash, flow: &ResetFlow) -> Result<(), StoreError>;
     async fn flow(&self, id: &TokenHash) -> Result<Option<ResetFlow>, StoreError>;
+    /// Ids (hashes) of the stored flows of one user.
+    async fn flows_of(&self, user_key: &str) -> Result<Vec<TokenHash>, StoreError>;
     /// Replaces `old` with `new` only if the stored flow still equals `old`.
     async fn swap_flow(
         &self,

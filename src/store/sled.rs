@@ -2,8 +2,8 @@
 //!
 //! Trees: `registrations` (user id → JSON), `sessions` and `flows` (SHA-256 of the token →
 //! JSON), `expiry` (tag byte ‖ big-endian expiry ‖ token hash → empty: the sweeper's index),
-//! `counters` (user key → JSON), `audit` (big-endian sequence → JSON), and `meta` with the
-//! `schema_version` key. Every write is followed by `flush_async` before it returns.
+//! `user_flows` (user key ‖ 0 ‖ token hash → empty: a user's flows), `counters` (user key →
+//! JSON), `audit` (big-endian sequence → JSON), and `meta` with the `schema_version` key. Every write is followed by `flush_async` before it returns.
 
 use super::{
     AuditEvent, Counters, FlowState, Registration, RegistrationSession, ResetFlow, Store,
@@ -26,6 +26,7 @@ pub struct SledStore {
     registrations: sled::Tree,
     sessions: sled::Tree,
     flows: sled::Tree,
+    user_flows: sled::Tree,
     expiry: sled::Tree,
     counters: sled::Tree,
     audit: sled::Tree,
@@ -49,6 +50,7 @@ impl SledStore {
             registrations: tree("registrations")?,
             sessions: tree("sessions")?,
             flows: tree("flows")?,
+            user_flows: tree("user_flows")?,
             expiry: tree("expiry")?,
             counters: tree("counters")?,
             audit: tree("audit")?,
@@ -137,6 +139,14 @@ impl SledStore {
         k
     }
 
+    fn user_flow_key(user_key: &str, id: &TokenHash) -> Vec<u8> {
+        let mut k = Vec::with_capacity(user_key.len() + 33);
+        k.extend_from_slice(user_key.as_bytes());
+        k.push(0);
+        k.extend_from_slice(&id.0);
+        k
+    }
+
     fn sweep_tag(&self, tag: u8, now: u64) -> Result<usize, StoreError> {
         let start = vec![tag];
         let end = Self::expiry_key(tag, now, &TokenHash([0xff; 32]));
@@ -149,7 +159,15 @@ impl SledStore {
         for item in self.expiry.range(start..=end) {
             let (k, _) = item.map_err(io)?;
             let id = &k[9..];
-            target.remove(id).map_err(io)?;
+            if let Some(old) = target.remove(id).map_err(io)?
+                && tag == TAG_FLOW
+            {
+                let flow: ResetFlow = decode("flow", &old)?;
+                let hash = TokenHash(id.try_into().expect("32-byte key"));
+                self.user_flows
+                    .remove(Self::user_flow_key(&flow.user_key, &hash))
+                    .map_err(io)?;
+            }
             self.expiry.remove(&k).map_err(io)?;
             n += 1;
         }
@@ -245,10 +263,32 @@ impl Store for SledStore {
 
     async fn put_flow(&self, id: &TokenHash, flow: &ResetFlow) -> Result<(), StoreError> {
         self.flows.insert(id.0, encode(flow)).map_err(io)?;
+        self.user_flows
+            .insert(Self::user_flow_key(&flow.user_key, id), &[])
+            .map_err(io)?;
         self.expiry
             .insert(Self::expiry_key(TAG_FLOW, flow.expires_at, id), &[])
             .map_err(io)?;
         self.flush().await
+    }
+
+    async fn flows_of(&self, user_key: &str) -> Result<Vec<TokenHash>, StoreError> {
+        let mut prefix = user_key.as_bytes().to_vec();
+        prefix.push(0);
+        self.user_flows
+            .scan_prefix(&prefix)
+            .map(|r| {
+                let (k, _) = r.map_err(io)?;
+                let id: [u8; 32] =
+                    k[prefix.len()..]
+                        .try_into()
+                        .map_err(|_| StoreError::Decode {
+                            key: "user_flows".into(),
+                            message: "bad key length".into(),
+                        })?;
+                Ok(TokenHash(id))
+            })
+            .collect()
     }
 
     async fn flow(&self, id: &TokenHash) -> Result<Option<ResetFlow>, StoreError> {
@@ -457,8 +497,13 @@ mod tests {
         assert!(!s.swap_flow(&id, &f, &done).await.unwrap());
         assert_eq!(s.sweep(99).await.unwrap(), 0);
         assert!(s.flow(&id).await.unwrap().is_some());
+        assert_eq!(s.flows_of("u1").await.unwrap(), vec![id]);
         assert_eq!(s.sweep(100).await.unwrap(), 1);
         assert!(s.flow(&id).await.unwrap().is_none());
+        assert!(
+            s.flows_of("u1").await.unwrap().is_empty(),
+            "index swept too"
+        );
     }
 
     #[tokio::test]
