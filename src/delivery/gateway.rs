@@ -4,7 +4,7 @@
 //!
 //! ```json
 //! {"id":"<message id>","channel":"sms"|"voice","to":"+15550000012",
-//!  "purpose":"reset_code"|"confirm_contact"|"method_changed",
+//!  "purpose":"reset_code"|"confirm_contact"|"method_changed"|"account_recovered",
 //!  "code":"12345678","minutes":5,"organization":"Example Corp",
 //!  "text":"Your Example Corp password reset code is 12345678. It expires in 5 minutes."}
 //! ```
