@@ -114,6 +114,7 @@ mod tests {
                     user: format!("u{seq}"),
                     outcome: "success".into(),
                     reason: String::new(),
+                    actor: String::new(),
                 };
                 let hash = link(&prev, seq, &event);
                 let r = AuditRecord {

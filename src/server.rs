@@ -215,6 +215,7 @@ pub async fn serve_with_clock(
         .layer(tower::util::MapResponseLayer::new(
             message_too_large_is_resource_exhausted,
         ))
+        .layer(ActorLayer)
         .tls_config(tls)?
         .timeout(cfg.server.request_timeout)
         .max_concurrent_streams(cfg.server.max_concurrent_streams)
@@ -253,6 +254,56 @@ pub async fn serve_with_clock(
     result?;
     info!("stopped");
     Ok(())
+}
+
+/// Names the client of every request for the audit log: `ip:port`, plus `cert:<first 16 hex
+/// of the SHA-256 of its certificate>` under mutual TLS.
+#[derive(Clone)]
+struct ActorLayer;
+
+impl<S> tower::Layer<S> for ActorLayer {
+    type Service = ActorService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ActorService(inner)
+    }
+}
+
+#[derive(Clone)]
+struct ActorService<S>(S);
+
+impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for ActorService<S>
+where
+    S: tower::Service<tonic::codegen::http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
+        use sha2::Digest;
+        use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+        let info = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
+        let mut actor = info
+            .and_then(|i| i.get_ref().remote_addr())
+            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        if let Some(cert) = info
+            .and_then(|i| i.peer_certs())
+            .and_then(|c| c.first().cloned())
+        {
+            let fp = hex::encode(sha2::Sha256::digest(cert.as_ref()));
+            actor.push_str(&format!(" cert:{}", &fp[..16]));
+        }
+        Box::pin(crate::service::as_actor(actor, self.0.call(req)))
+    }
 }
 
 /// tonic answers OUT_OF_RANGE when a request exceeds the decode limit; gRPC's convention

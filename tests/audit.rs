@@ -73,6 +73,13 @@ async fn tampering_is_detected() {
         .collect();
     assert_eq!(lines.len() as u64, n);
     assert!(lines.iter().any(|l| l["event"]["kind"] == "reset.complete"));
+    // Every request-driven record names its client.
+    assert!(
+        lines.iter().all(|l| l["event"]["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("127.0.0.1:"))),
+        "{lines:?}"
+    );
     assert_eq!(lines[0]["seq"], 1);
 
     // Tamper with the database files as someone with disk access would.
@@ -152,4 +159,91 @@ async fn retention_prunes_and_the_rest_still_verifies() {
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("intact: 1 records after #4"), "{out}");
+}
+
+/// With `server.client_ca_file`, clients without a certificate from that CA cannot talk to
+/// the daemon; those with one can, and the audit records carry its fingerprint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_certificates_are_required_and_named() {
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let clients_ca = ssprd::testbed::TestCa::new("kiosk CA").unwrap();
+    let ca_file = work.path().join("clients-ca.crt");
+    std::fs::write(&ca_file, clients_ca.pem()).unwrap();
+    let (mut raw, ca) =
+        Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
+    raw.server.client_ca_file = Some(ca_file);
+    let cfg = work.path().join("ssprd.toml");
+    std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+    let daemon = Daemon::start_with_clock(raw, ca.clone(), TestClock::default().clock()).await;
+
+    let tls = |identity: Option<Identity>| {
+        let mut t = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&ca))
+            .domain_name("localhost");
+        if let Some(i) = identity {
+            t = t.identity(i);
+        }
+        t
+    };
+    let url = format!("https://{}", daemon.addr);
+    // No certificate: the request fails (the handshake is refused).
+    let ch = Channel::from_shared(url.clone())
+        .unwrap()
+        .tls_config(tls(None))
+        .unwrap()
+        .connect_lazy();
+    let r = ssprd::api::pb::reset_service_client::ResetServiceClient::new(ch)
+        .start_reset(ssprd::api::pb::StartResetRequest {
+            username: "x".into(),
+        })
+        .await;
+    assert!(r.is_err(), "no client certificate: refused");
+    // A certificate from another CA: refused too.
+    let stranger = ssprd::testbed::TestCa::new("other CA")
+        .unwrap()
+        .client_cert("kiosk-9")
+        .unwrap();
+    let ch = Channel::from_shared(url.clone())
+        .unwrap()
+        .tls_config(tls(Some(Identity::from_pem(
+            &stranger.cert_pem,
+            &stranger.key_pem,
+        ))))
+        .unwrap()
+        .connect_lazy();
+    let r = ssprd::api::pb::reset_service_client::ResetServiceClient::new(ch)
+        .start_reset(ssprd::api::pb::StartResetRequest {
+            username: "x".into(),
+        })
+        .await;
+    assert!(r.is_err(), "untrusted client certificate: refused");
+    // A kiosk certificate from the configured CA works.
+    let kiosk = clients_ca.client_cert("lobby-kiosk-1").unwrap();
+    let ch = Channel::from_shared(url)
+        .unwrap()
+        .tls_config(tls(Some(Identity::from_pem(
+            &kiosk.cert_pem,
+            &kiosk.key_pem,
+        ))))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    ssprd::api::pb::reset_service_client::ResetServiceClient::new(ch)
+        .start_reset(ssprd::api::pb::StartResetRequest {
+            username: "someone".into(),
+        })
+        .await
+        .unwrap();
+    daemon.stop().await;
+    let o = audit(&cfg, &["export"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("cert:"),
+        "the kiosk's certificate is named: {out}"
+    );
 }

@@ -129,6 +129,16 @@ impl From<DirectoryError> for ServiceError {
     }
 }
 
+tokio::task_local! {
+    /// The client of the request being served (see `api::actor`), for audit records.
+    static ACTOR: String;
+}
+
+/// Runs `f` with `actor` as the client its audit records name.
+pub async fn as_actor<F: std::future::Future>(actor: String, f: F) -> F::Output {
+    ACTOR.scope(actor, f).await
+}
+
 /// The current Unix time in seconds.
 pub fn now() -> u64 {
     SystemTime::now()
@@ -397,8 +407,9 @@ impl Service {
             user: user.into(),
             outcome: outcome.into(),
             reason: reason.into(),
+            actor: ACTOR.try_with(Clone::clone).unwrap_or_default(),
         };
-        info!(kind, user, outcome, reason, "audit");
+        info!(kind, user, outcome, reason, actor = %ev.actor, "audit");
         if let Err(e) = self.store.append_audit(&ev).await {
             tracing::error!(error = %e, "audit event not stored");
         }

@@ -229,6 +229,9 @@ pub struct AuditEvent {
     pub user: String,
     pub outcome: String,
     pub reason: String,
+    /// Who asked: the client's address and, with mutual TLS, its certificate fingerprint.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub actor: String,
 }
 
 /// Store errors. `Unavailable` is an IO problem (disk full, flush failure) that the
