@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 command -v cargo-deny >/dev/null || cargo install --locked cargo-deny@^0.20
 
+# cargo-deny reads the whole package graph, other platforms' dependencies included, which a
+# build on this machine never downloads.
+cargo fetch --locked >/dev/null
+
 snapshot=../shared/advisory-db
 if [ -d "$snapshot" ]; then
   # cargo-deny wants a git repository named after the default database URL.

@@ -117,6 +117,8 @@ pub struct RawServer {
     pub request_timeout_ms: u64,
     pub max_request_bytes: usize,
     pub max_concurrent_streams: u32,
+    /// Requests one client (certificate, else IP address) may make per minute; 0 = no limit.
+    pub per_client_requests_per_minute: u32,
     pub watchdog: bool,
 }
 
@@ -131,6 +133,7 @@ impl Default for RawServer {
             request_timeout_ms: 5_000,
             max_request_bytes: 64 * 1024,
             max_concurrent_streams: 64,
+            per_client_requests_per_minute: 600,
             watchdog: true,
         }
     }
@@ -538,6 +541,7 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     pub max_request_bytes: usize,
     pub max_concurrent_streams: u32,
+    pub per_client_requests_per_minute: u32,
     pub watchdog: bool,
 }
 
@@ -1129,6 +1133,7 @@ impl RawConfig {
                 request_timeout: Duration::from_millis(s.request_timeout_ms),
                 max_request_bytes: s.max_request_bytes,
                 max_concurrent_streams: s.max_concurrent_streams,
+                per_client_requests_per_minute: s.per_client_requests_per_minute,
                 watchdog: s.watchdog,
             },
             store_path: self.store.path.clone(),

@@ -193,29 +193,16 @@ pub async fn serve_with_clock(
         })
     };
 
-    // Watchdog pings at half the interval systemd asks for.
-    let watchdog = match sd_notify::watchdog_enabled() {
-        Some(interval) if cfg.server.watchdog => {
-            let every = interval / 2;
-            info!(?every, "systemd watchdog enabled");
-            Some(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    notify(&[sd_notify::NotifyState::Watchdog]);
-                }
-            }))
-        }
-        _ => None,
-    };
-
     let addr = listener.local_addr().ok();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let router = Server::builder()
         .layer(tower::util::MapResponseLayer::new(
             message_too_large_is_resource_exhausted,
         ))
-        .layer(ActorLayer)
+        .layer(ClientLayer {
+            limiter: std::num::NonZeroU32::new(cfg.server.per_client_requests_per_minute)
+                .map(|n| Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))),
+        })
         .tls_config(tls)?
         .timeout(cfg.server.request_timeout)
         .max_concurrent_streams(cfg.server.max_concurrent_streams)
@@ -236,6 +223,22 @@ pub async fn serve_with_clock(
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("serving"),
     ]);
+    // Watchdog pings at half the interval systemd asks for, from READY on.
+    let watchdog = match sd_notify::watchdog_enabled() {
+        Some(interval) if cfg.server.watchdog => {
+            let every = interval / 2;
+            info!(?every, "systemd watchdog enabled");
+            Some(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }))
+        }
+        _ => None,
+    };
+
     let result = router
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
@@ -256,53 +259,73 @@ pub async fn serve_with_clock(
     Ok(())
 }
 
-/// Names the client of every request for the audit log: `ip:port`, plus `cert:<first 16 hex
-/// of the SHA-256 of its certificate>` under mutual TLS.
-#[derive(Clone)]
-struct ActorLayer;
+type ClientLimiter = governor::DefaultKeyedRateLimiter<String>;
 
-impl<S> tower::Layer<S> for ActorLayer {
-    type Service = ActorService<S>;
+/// Names the client of every request for the audit log — `ip:port`, plus `cert:<first 16 hex
+/// of the SHA-256 of its certificate>` under mutual TLS — and applies the per-client rate
+/// limit, keyed by that certificate, else by the IP address.
+#[derive(Clone)]
+struct ClientLayer {
+    limiter: Option<Arc<ClientLimiter>>,
+}
+
+impl<S> tower::Layer<S> for ClientLayer {
+    type Service = ClientService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        ActorService(inner)
+        ClientService {
+            inner,
+            limiter: self.limiter.clone(),
+        }
     }
 }
 
 #[derive(Clone)]
-struct ActorService<S>(S);
+struct ClientService<S> {
+    inner: S,
+    limiter: Option<Arc<ClientLimiter>>,
+}
 
-impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for ActorService<S>
+type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
+
+impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for ClientService<S>
 where
-    S: tower::Service<tonic::codegen::http::Request<B>>,
+    S: tower::Service<tonic::codegen::http::Request<B>, Response = HttpResponse>,
     S::Future: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = HttpResponse;
     type Error = S::Error;
     type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, S::Error>> + Send>>;
 
     fn poll_ready(
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
         use sha2::Digest;
         use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
         let info = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
-        let mut actor = info
-            .and_then(|i| i.get_ref().remote_addr())
-            .map_or_else(|| "unknown".to_string(), |a| a.to_string());
-        if let Some(cert) = info
+        let addr = info.and_then(|i| i.get_ref().remote_addr());
+        let cert = info
             .and_then(|i| i.peer_certs())
             .and_then(|c| c.first().cloned())
-        {
-            let fp = hex::encode(sha2::Sha256::digest(cert.as_ref()));
-            actor.push_str(&format!(" cert:{}", &fp[..16]));
+            .map(|c| hex::encode(sha2::Sha256::digest(c.as_ref()))[..16].to_string());
+        let mut actor = addr.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        if let Some(fp) = &cert {
+            actor.push_str(&format!(" cert:{fp}"));
         }
-        Box::pin(crate::service::as_actor(actor, self.0.call(req)))
+        if let Some(limiter) = &self.limiter {
+            let key = cert.unwrap_or_else(|| addr.map_or_else(String::new, |a| a.ip().to_string()));
+            if limiter.check_key(&key).is_err() {
+                warn!(client = %actor, "per-client rate limit reached");
+                let status: tonic::Status = crate::service::ServiceError::ClientRateLimited.into();
+                return Box::pin(async move { Ok(status.into_http()) });
+            }
+        }
+        Box::pin(crate::service::as_actor(actor, self.inner.call(req)))
     }
 }
 

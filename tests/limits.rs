@@ -45,3 +45,66 @@ async fn oversized_requests_are_refused() {
     assert!(!s.flow_id.is_empty());
     daemon.stop().await;
 }
+
+/// Per-client limits: keyed by the client certificate under mutual TLS (one kiosk hitting
+/// its limit does not slow another), else by IP address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_client_rate_limits() {
+    use ssprd::api::pb::reset_service_client::ResetServiceClient;
+    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let kiosks = ssprd::testbed::TestCa::new("kiosk CA").unwrap();
+    let ca_file = work.path().join("kiosks.crt");
+    std::fs::write(&ca_file, kiosks.pem()).unwrap();
+    let daemon = scenarios::daemon_with(&ldap, work.path(), |raw| {
+        raw.server.client_ca_file = Some(ca_file.clone());
+        raw.server.per_client_requests_per_minute = 5;
+    })
+    .await;
+    let client = |cn: &str| {
+        let pair = kiosks.client_cert(cn).unwrap();
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&daemon.ca_pem))
+            .domain_name("localhost")
+            .identity(Identity::from_pem(&pair.cert_pem, &pair.key_pem));
+        let ch = Channel::from_shared(format!("https://{}", daemon.addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect_lazy();
+        ResetServiceClient::new(ch)
+    };
+    let start = |name: &str| pb::StartResetRequest {
+        username: name.into(),
+    };
+    let mut a = client("kiosk-a");
+    for i in 0..5 {
+        a.start_reset(start("someone"))
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e:?}"));
+    }
+    let e = a.start_reset(start("someone")).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(support::reason(&e), "CLIENT_RATE_LIMITED");
+    let mut b = client("kiosk-b");
+    b.start_reset(start("someone"))
+        .await
+        .expect("another kiosk is not slowed");
+    daemon.stop().await;
+
+    // Without client certificates the limit is per IP address.
+    let work = tempfile::tempdir().unwrap();
+    let daemon = scenarios::daemon_with(&ldap, work.path(), |raw| {
+        raw.server.per_client_requests_per_minute = 3;
+    })
+    .await;
+    let mut c = daemon.clients().await;
+    for _ in 0..3 {
+        c.reset.start_reset(start("someone")).await.unwrap();
+    }
+    let e = c.reset.start_reset(start("someone")).await.unwrap_err();
+    assert_eq!(support::reason(&e), "CLIENT_RATE_LIMITED");
+    daemon.stop().await;
+}

@@ -47,6 +47,7 @@ pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
         E::DirectoryUnavailable => (Code::Unavailable, "DIRECTORY_UNAVAILABLE"),
         E::DirectoryFailed => (Code::Internal, "DIRECTORY_ERROR"),
         E::StoreUnavailable => (Code::Unavailable, "STORE_UNAVAILABLE"),
+        E::ClientRateLimited => (Code::ResourceExhausted, "CLIENT_RATE_LIMITED"),
     }
 }
 

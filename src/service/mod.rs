@@ -83,6 +83,8 @@ pub enum ServiceError {
     DirectoryFailed,
     #[error("storage is unavailable; nothing was changed")]
     StoreUnavailable,
+    #[error("this client sends too many requests; slow down")]
+    ClientRateLimited,
 }
 
 impl ServiceError {
