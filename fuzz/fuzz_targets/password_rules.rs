@@ -6,7 +6,11 @@ use ssprd::secret::Secret;
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
-    let (pw, rest) = s.split_at(s.char_indices().nth(s.chars().count() / 2).map_or(0, |(i, _)| i));
+    let (pw, rest) = s.split_at(
+        s.char_indices()
+            .nth(s.chars().count() / 2)
+            .map_or(0, |(i, _)| i),
+    );
     let rules = PasswordRules {
         min_length: 1,
         max_length: 256,
