@@ -165,7 +165,7 @@ async fn retention_prunes_and_the_rest_still_verifies() {
 /// the daemon; those with one can, and the audit records carry its fingerprint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_are_required_and_named() {
-    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+    use ssprd::api::pb::{StartResetRequest, reset_service_client::ResetServiceClient};
     support::init();
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
@@ -179,65 +179,29 @@ async fn client_certificates_are_required_and_named() {
     std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
     let daemon = Daemon::start_with_clock(raw, ca.clone(), TestClock::default().clock()).await;
 
-    let tls = |identity: Option<Identity>| {
-        let mut t = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(&ca))
-            .domain_name("localhost");
-        if let Some(i) = identity {
-            t = t.identity(i);
-        }
-        t
+    let start = |ch| async move {
+        ResetServiceClient::new(ch)
+            .start_reset(StartResetRequest {
+                username: "someone".into(),
+            })
+            .await
     };
-    let url = format!("https://{}", daemon.addr);
-    // No certificate: the request fails (the handshake is refused).
-    let ch = Channel::from_shared(url.clone())
-        .unwrap()
-        .tls_config(tls(None))
-        .unwrap()
-        .connect_lazy();
-    let r = ssprd::api::pb::reset_service_client::ResetServiceClient::new(ch)
-        .start_reset(ssprd::api::pb::StartResetRequest {
-            username: "x".into(),
-        })
-        .await;
-    assert!(r.is_err(), "no client certificate: refused");
-    // A certificate from another CA: refused too.
+    // No certificate, or one from another CA: refused (the handshake fails).
+    assert!(
+        start(daemon.channel_as(None)).await.is_err(),
+        "no client certificate"
+    );
     let stranger = ssprd::testbed::TestCa::new("other CA")
         .unwrap()
         .client_cert("kiosk-9")
         .unwrap();
-    let ch = Channel::from_shared(url.clone())
-        .unwrap()
-        .tls_config(tls(Some(Identity::from_pem(
-            &stranger.cert_pem,
-            &stranger.key_pem,
-        ))))
-        .unwrap()
-        .connect_lazy();
-    let r = ssprd::api::pb::reset_service_client::ResetServiceClient::new(ch)
-        .start_reset(ssprd::api::pb::StartResetRequest {
-            username: "x".into(),
-        })
-        .await;
-    assert!(r.is_err(), "untrusted client certificate: refused");
+    assert!(
+        start(daemon.channel_as(Some(&stranger))).await.is_err(),
+        "untrusted client certificate"
+    );
     // A kiosk certificate from the configured CA works.
     let kiosk = clients_ca.client_cert("lobby-kiosk-1").unwrap();
-    let ch = Channel::from_shared(url)
-        .unwrap()
-        .tls_config(tls(Some(Identity::from_pem(
-            &kiosk.cert_pem,
-            &kiosk.key_pem,
-        ))))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    ssprd::api::pb::reset_service_client::ResetServiceClient::new(ch)
-        .start_reset(ssprd::api::pb::StartResetRequest {
-            username: "someone".into(),
-        })
-        .await
-        .unwrap();
+    start(daemon.channel_as(Some(&kiosk))).await.unwrap();
     daemon.stop().await;
     let o = audit(&cfg, &["export"]);
     assert!(o.status.success(), "{}", text(&o));

@@ -51,7 +51,6 @@ async fn oversized_requests_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_client_rate_limits() {
     use ssprd::api::pb::reset_service_client::ResetServiceClient;
-    use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
     support::init();
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
@@ -64,17 +63,7 @@ async fn per_client_rate_limits() {
     })
     .await;
     let client = |cn: &str| {
-        let pair = kiosks.client_cert(cn).unwrap();
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(&daemon.ca_pem))
-            .domain_name("localhost")
-            .identity(Identity::from_pem(&pair.cert_pem, &pair.key_pem));
-        let ch = Channel::from_shared(format!("https://{}", daemon.addr))
-            .unwrap()
-            .tls_config(tls)
-            .unwrap()
-            .connect_lazy();
-        ResetServiceClient::new(ch)
+        ResetServiceClient::new(daemon.channel_as(Some(&kiosks.client_cert(cn).unwrap())))
     };
     let start = |name: &str| pb::StartResetRequest {
         username: name.into(),

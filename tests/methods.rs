@@ -229,6 +229,19 @@ impl Env {
             .map(tonic::Response::into_inner)
     }
 
+    /// A new flow with an emailed code sent: (flow id, code).
+    async fn flow_with_code(&mut self, login: &str, email: &str) -> (String, String) {
+        let s = self.c.start(login).await;
+        self.send_code(&s.flow_id).await.unwrap();
+        let code = self.smtp.last_code(email, CODE_LEN).unwrap();
+        (s.flow_id, code)
+    }
+
+    /// Whether VerifyMethod accepted the proof (an RPC error fails the test).
+    async fn verified(&mut self, flow: &str, proof: Proof) -> bool {
+        self.verify(flow, proof).await.unwrap().verified
+    }
+
     fn hook(&self) -> &WebhookServer {
         self.hook.as_ref().expect("phones enabled")
     }
@@ -444,16 +457,9 @@ async fn code_rules() {
     e.register_totp(&token).await;
 
     // Expired: TTL (300 s) + 1 s.
-    let s = e.c.start(&login).await;
-    e.send_code(&s.flow_id).await.unwrap();
-    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let (flow, code) = e.flow_with_code(&login, &email).await;
     e.clock.advance(301);
-    assert!(
-        !e.verify(&s.flow_id, email_proof(&code))
-            .await
-            .unwrap()
-            .verified
-    );
+    assert!(!e.verified(&flow, email_proof(&code)).await);
 
     // Resend replaces: the first code is refused, the second works.
     let s = e.c.start(&login).await;
@@ -462,18 +468,8 @@ async fn code_rules() {
     e.send_code(&s.flow_id).await.unwrap();
     let second = e.smtp.last_code(&email, CODE_LEN).unwrap();
     assert_ne!(first, second);
-    assert!(
-        !e.verify(&s.flow_id, email_proof(&first))
-            .await
-            .unwrap()
-            .verified
-    );
-    assert!(
-        e.verify(&s.flow_id, email_proof(&second))
-            .await
-            .unwrap()
-            .verified
-    );
+    assert!(!e.verified(&s.flow_id, email_proof(&first)).await);
+    assert!(e.verified(&s.flow_id, email_proof(&second)).await);
     // Reuse after success: the method is done in this flow.
     let err = e
         .verify(&s.flow_id, email_proof(&second))
@@ -487,23 +483,16 @@ async fn code_rules() {
     e.send_code(&a.flow_id).await.unwrap();
     let code_a = e.smtp.last_code(&email, CODE_LEN).unwrap();
     e.send_code(&b.flow_id).await.unwrap();
-    assert!(
-        !e.verify(&b.flow_id, email_proof(&code_a))
-            .await
-            .unwrap()
-            .verified
-    );
+    assert!(!e.verified(&b.flow_id, email_proof(&code_a)).await);
 
     // Two racing submissions of one code: exactly one wins.
-    let s = e.c.start(&login).await;
-    e.send_code(&s.flow_id).await.unwrap();
-    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let (flow, code) = e.flow_with_code(&login, &email).await;
     let (mut c1, mut c2) = (
         e.daemon.as_ref().unwrap().clients().await,
         e.daemon.as_ref().unwrap().clients().await,
     );
     let req = |c: &str| pb::VerifyMethodRequest {
-        flow_id: s.flow_id.clone(),
+        flow_id: flow.clone(),
         proof: Some(email_proof(c)),
     };
     let (r1, r2) = tokio::join!(
@@ -520,36 +509,18 @@ async fn code_rules() {
     // Max tries (3 here) invalidate the code, even for the right one afterwards.
     let mut e = env(|raw| raw.policy.codes.max_tries = 3).await;
     let (login, _, email, _) = e.user_with_email("tries").await;
-    let s = e.c.start(&login).await;
-    e.send_code(&s.flow_id).await.unwrap();
-    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let (flow, code) = e.flow_with_code(&login, &email).await;
     let wrong = wrong_code(&code);
     for _ in 0..3 {
-        assert!(
-            !e.verify(&s.flow_id, email_proof(wrong))
-                .await
-                .unwrap()
-                .verified
-        );
+        assert!(!e.verified(&flow, email_proof(wrong)).await);
     }
-    assert!(
-        !e.verify(&s.flow_id, email_proof(&code))
-            .await
-            .unwrap()
-            .verified,
-        "invalidated"
-    );
+    assert!(!e.verified(&flow, email_proof(&code)).await, "invalidated");
     // Wrong codes count against the account like wrong answers: the fifth blocks SSPR.
-    e.send_code(&s.flow_id).await.unwrap();
+    e.send_code(&flow).await.unwrap();
     let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
     let wrong = wrong_code(&code);
-    assert!(
-        !e.verify(&s.flow_id, email_proof(wrong))
-            .await
-            .unwrap()
-            .verified
-    );
-    let err = e.verify(&s.flow_id, email_proof(wrong)).await.unwrap_err();
+    assert!(!e.verified(&flow, email_proof(wrong)).await);
+    let err = e.verify(&flow, email_proof(wrong)).await.unwrap_err();
     assert_eq!(reason(&err), "SSPR_BLOCKED");
     e.stop().await;
 }
@@ -691,12 +662,7 @@ async fn smtp_down_during_send_code() {
     e.smtp.restart().await;
     e.send_code(&s.flow_id).await.unwrap();
     let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
-    assert!(
-        e.verify(&s.flow_id, email_proof(&code))
-            .await
-            .unwrap()
-            .verified
-    );
+    assert!(e.verified(&s.flow_id, email_proof(&code)).await);
     e.c.complete(&s.flow_id, "Smtp-Back-5678", false)
         .await
         .unwrap();
@@ -1063,10 +1029,8 @@ async fn sms_alone_can_be_disallowed() {
     e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
     let code = e.hook().last_code(mobile).unwrap();
     assert!(
-        e.verify(&s.flow_id, code_proof(pb::Method::MobileSms, &code))
+        e.verified(&s.flow_id, code_proof(pb::Method::MobileSms, &code))
             .await
-            .unwrap()
-            .verified
     );
     let err =
         e.c.complete(&s.flow_id, "Sms-Alone-5678", false)
@@ -1076,12 +1040,7 @@ async fn sms_alone_can_be_disallowed() {
     assert!(err.message().contains("SMS"), "{}", err.message());
     e.send_code(&s.flow_id).await.unwrap();
     let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
-    assert!(
-        e.verify(&s.flow_id, email_proof(&code))
-            .await
-            .unwrap()
-            .verified
-    );
+    assert!(e.verified(&s.flow_id, email_proof(&code)).await);
     e.c.complete(&s.flow_id, "Sms-Alone-5678", false)
         .await
         .unwrap();
@@ -1091,10 +1050,8 @@ async fn sms_alone_can_be_disallowed() {
     e.send(&s.flow_id, pb::Method::MobileVoice).await.unwrap();
     let code = e.hook().last_code(mobile).unwrap();
     assert!(
-        e.verify(&s.flow_id, code_proof(pb::Method::MobileVoice, &code))
+        e.verified(&s.flow_id, code_proof(pb::Method::MobileVoice, &code))
             .await
-            .unwrap()
-            .verified
     );
     e.c.complete(&s.flow_id, "Voice-Alone-9012", false)
         .await
@@ -1167,12 +1124,7 @@ async fn completed_reset_notifies_and_closes_other_flows() {
     let b = e.c.start(&login).await;
     e.send_code(&a.flow_id).await.unwrap();
     let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
-    assert!(
-        e.verify(&a.flow_id, email_proof(&code))
-            .await
-            .unwrap()
-            .verified
-    );
+    assert!(e.verified(&a.flow_id, email_proof(&code)).await);
     let new = "Notified-Reset-5678";
     e.c.complete(&a.flow_id, new, false).await.unwrap();
 

@@ -132,6 +132,24 @@ impl Daemon {
             .await
     }
 
+    /// A lazily connected channel, presenting `identity` (a client certificate) if given.
+    pub fn channel_as(&self, identity: Option<&ssprd::testbed::CertPair>) -> Channel {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .domain_name("localhost");
+        if let Some(id) = identity {
+            tls = tls.identity(tonic::transport::Identity::from_pem(
+                &id.cert_pem,
+                &id.key_pem,
+            ));
+        }
+        Channel::from_shared(format!("https://{}", self.addr))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect_lazy()
+    }
+
     pub async fn clients(&self) -> Clients {
         let ch = self.channel().await.expect("channel");
         Clients {
