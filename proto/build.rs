@@ -3,7 +3,8 @@
 //! errors carry) is saved for the reflection service.
 use std::{env, path::PathBuf};
 
-const SSPRD: [&str; 3] = [
+const SSPRD: [&str; 4] = [
+    "proto/ssprd/v1/admin.proto",
     "proto/ssprd/v1/common.proto",
     "proto/ssprd/v1/registration.proto",
     "proto/ssprd/v1/reset.proto",

@@ -1,4 +1,5 @@
-//! Command line: `ssprd serve`, `ssprd check-config`, `ssprd demo`.
+//! Command line: `ssprd serve`, `ssprd check-config`, `ssprd audit`, `ssprd admin` (see
+//! [`crate::admin_cli`]), `ssprd demo`.
 
 use crate::config::{self, Config, DEFAULT_CONFIG_PATH, LogFormat};
 use clap::{Parser, Subcommand};
@@ -25,6 +26,15 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Administer a running daemon over gRPC (client certificate with the admin or helpdesk
+    /// role). Exit codes: 65 invalid input, 66 no such user, 69 unavailable, 75 changed
+    /// meanwhile (retry), 77 not permitted.
+    Admin {
+        #[command(flatten)]
+        connection: crate::admin_cli::Connection,
+        #[command(subcommand)]
+        command: crate::admin_cli::AdminCommand,
     },
     /// Start a throwaway OpenLDAP with a demo user and run the daemon against it.
     Demo {
@@ -86,6 +96,10 @@ pub fn main() -> ExitCode {
     install_crypto_provider();
     let cli = Cli::parse();
     match cli.command {
+        Command::Admin {
+            connection,
+            command,
+        } => crate::admin_cli::run(connection, command),
         Command::CheckConfig => match load(&cli.config) {
             Ok(_) => {
                 println!("{}: configuration is valid", cli.config.display());

@@ -8,8 +8,12 @@
 //! a [`SecretSource`] names a file, or a systemd credential resolved in
 //! `$CREDENTIALS_DIRECTORY` (`LoadCredential=` in the unit).
 
+use crate::api::auth::{Access, ClientRule, Matcher, Role};
 use crate::method::Method;
-use crate::policy::{CodePolicy, MethodPolicy, QuestionBank, QuestionPolicy, ResetPolicy};
+use crate::policy::{
+    CodePolicy, MethodPolicy, Migration, PolicyContext, QuestionBank, ResetPolicy, Scope,
+    SsprPolicy,
+};
 use crate::secret::Secret;
 use figment::{
     Figment,
@@ -111,8 +115,12 @@ pub struct RawServer {
     pub tls_cert_file: PathBuf,
     /// Default: the systemd credential `tls-key`.
     pub tls_key: Option<SecretSource>,
-    /// When set, clients must present a certificate signed by this CA (mTLS).
+    /// CA whose client certificates are trusted (mutual TLS). Certificates are mapped to
+    /// roles by `[[clients]]`; a certificate from another CA is refused at the handshake.
     pub client_ca_file: Option<PathBuf>,
+    /// Role of clients that present no certificate: "none", "kiosk" or "portal".
+    /// Default: "portal" without `client_ca_file`, "none" with it.
+    pub anonymous_role: Option<Role>,
     pub reflection: bool,
     pub request_timeout_ms: u64,
     pub max_request_bytes: usize,
@@ -129,6 +137,7 @@ impl Default for RawServer {
             tls_cert_file: "/etc/ssprd/tls/server.crt".into(),
             tls_key: None,
             client_ca_file: None,
+            anonymous_role: None,
             reflection: true,
             request_timeout_ms: 5_000,
             max_request_bytes: 64 * 1024,
@@ -171,6 +180,8 @@ pub struct RawDirectory {
     /// Default: the systemd credential `ldap-bind-password`.
     pub bind_password: Option<SecretSource>,
     pub base_dn: String,
+    /// OpenLDAP: where groups are searched for nested membership (default: base_dn).
+    pub group_base_dn: String,
     /// Extra filter ANDed into the user search, e.g. `(objectClass=inetOrgPerson)`.
     pub user_filter: String,
     /// Attribute users type as their login name (`uid`, `sAMAccountName`, `mail`...).
@@ -200,6 +211,7 @@ impl Default for RawDirectory {
             bind_dn: String::new(),
             bind_password: None,
             base_dn: String::new(),
+            group_base_dn: String::new(),
             user_filter: String::new(),
             login_attribute: String::new(),
             timeout_ms: 3_000,
@@ -371,9 +383,33 @@ impl Default for RawQuestions {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawPolicy {
-    /// Methods users may register and prove: security_questions, email, mobile_sms,
-    /// mobile_voice, office_voice, authenticator_code.
+    /// Who may use SSPR: "none", "selected" (members of `scope_groups`, nested membership
+    /// counts) or "all".
+    pub scope: Scope,
+    /// Group DNs for scope "selected".
+    pub scope_groups: Vec<String>,
+    /// The SSPR policy's methods: security_questions, email, mobile_sms, mobile_voice,
+    /// office_voice, authenticator_code (governs reset before and during migration).
     pub enabled_methods: Vec<String>,
+    /// The unified authentication methods policy's enabled methods.
+    pub unified_methods: Vec<String>,
+    /// "pre_migration" (enabled_methods count), "in_progress" (either list counts) or
+    /// "complete" (unified_methods only).
+    pub migration: Migration,
+    /// Administrators need two methods and may not use security questions.
+    pub admin_policy: bool,
+    /// Members (nested) of these groups are administrators.
+    pub admin_groups: Vec<String>,
+    /// AD: `adminCount=1` accounts are administrators.
+    pub admin_count_is_admin: bool,
+    /// Users in scope must register: portals are told after a login.
+    pub require_registration: bool,
+    /// Ask users to re-confirm their methods every N days (0-730; 0 = never).
+    pub reconfirm_days: u32,
+    /// Tell every administrator (`admin_notify_emails`) when an administrator's password
+    /// is reset.
+    pub notify_admins_on_admin_reset: bool,
+    pub admin_notify_emails: Vec<String>,
     /// Distinct methods to prove before a reset (1 or 2).
     pub methods_required: u32,
     /// Security questions never count as the only method proved.
@@ -401,11 +437,22 @@ pub struct RawPolicy {
 impl Default for RawPolicy {
     fn default() -> Self {
         Self {
+            scope: Scope::All,
+            scope_groups: Vec::new(),
             enabled_methods: vec![
                 "security_questions".into(),
                 "email".into(),
                 "authenticator_code".into(),
             ],
+            unified_methods: Vec::new(),
+            migration: Migration::PreMigration,
+            admin_policy: true,
+            admin_groups: Vec::new(),
+            admin_count_is_admin: true,
+            require_registration: false,
+            reconfirm_days: 180,
+            notify_admins_on_admin_reset: true,
+            admin_notify_emails: Vec::new(),
             methods_required: 1,
             questions_not_only_method: true,
             sms_alone_not_allowed: false,
@@ -487,6 +534,63 @@ impl Default for RawLog {
     }
 }
 
+/// Directory attributes `ssprd admin prefill` copies into users' contacts (empty: skip).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPrefill {
+    pub email: String,
+    pub mobile: String,
+    pub office: String,
+    /// e.g. AD `otherMailbox`; not set by default.
+    pub alternate_email: String,
+}
+
+impl Default for RawPrefill {
+    fn default() -> Self {
+        Self {
+            email: "mail".into(),
+            mobile: "mobile".into(),
+            office: "telephoneNumber".into(),
+            alternate_email: String::new(),
+        }
+    }
+}
+
+/// Delivery of notifications from the durable outbox.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOutbox {
+    /// Longest wait between two delivery attempts (the wait doubles from 1 s; 1-3600).
+    pub max_retry_interval_secs: u64,
+    /// Undelivered notifications are dropped after this many hours (1-720).
+    pub give_up_hours: u64,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        Self {
+            max_retry_interval_secs: 300,
+            give_up_hours: 72,
+        }
+    }
+}
+
+/// A client known by its certificate (`[[clients]]`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawClient {
+    /// Name used in audit records and quotas.
+    pub name: String,
+    /// Recognised by the certificate's subject common name...
+    pub common_name: Option<String>,
+    /// ...or by a DNS, email or URI subject alternative name.
+    pub san: Option<String>,
+    /// kiosk, portal, helpdesk or admin.
+    pub role: Option<Role>,
+    /// This client's own quota (requests per minute); default: the server's per-client limit.
+    pub requests_per_minute: Option<u32>,
+}
+
 /// The configuration as written, before validation.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -501,6 +605,9 @@ pub struct RawConfig {
     pub password: RawPassword,
     pub audit: RawAudit,
     pub log: RawLog,
+    pub prefill: RawPrefill,
+    pub outbox: RawOutbox,
+    pub clients: Vec<RawClient>,
 }
 
 /// An error loading or validating the configuration.
@@ -530,6 +637,18 @@ pub fn load(path: &Path, required: bool) -> Result<RawConfig, ConfigError> {
     })
 }
 
+/// The `[policy]` key of an [`SsprPolicy`] field.
+fn config_key(field: &str) -> &str {
+    match field {
+        "reset_methods" => "enabled_methods",
+        "questions_to_register" => "security_questions.register_count",
+        "questions_to_answer" => "security_questions.reset_count",
+        "notify_users" => "notify_on_reset",
+        "notify_admins" => "notify_admins_on_admin_reset",
+        other => other,
+    }
+}
+
 /// Validated server settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -537,6 +656,8 @@ pub struct ServerConfig {
     pub tls_cert_pem: Vec<u8>,
     pub tls_key_pem: Secret,
     pub client_ca_pem: Option<Vec<u8>>,
+    /// Client certificates → roles, and the role of clients without one.
+    pub access: Access,
     pub reflection: bool,
     pub request_timeout: Duration,
     pub max_request_bytes: usize,
@@ -556,6 +677,7 @@ pub struct DirectoryConfig {
     pub bind_dn: String,
     pub bind_password: Secret,
     pub base_dn: String,
+    pub group_base_dn: String,
     pub user_filter: String,
     pub login_attribute: String,
     pub timeout: Duration,
@@ -588,10 +710,15 @@ pub struct Config {
     pub sweep_interval: Duration,
     pub directory: DirectoryConfig,
     pub reset: ResetPolicy,
-    pub questions: QuestionPolicy,
     pub bank: QuestionBank,
     pub max_concurrent_hashes: usize,
+    /// Code, cool-off and notification settings (the enabled methods and the number
+    /// required come from `sspr` per user).
     pub methods: MethodPolicy,
+    /// The administrator's SSPR policy as configured (the stored one wins once set).
+    pub sspr: SsprPolicy,
+    /// What the daemon can deliver: policy updates are validated against it.
+    pub policy_context: PolicyContext,
     pub email: Option<EmailConfig>,
     pub gateway: Option<crate::delivery::gateway::GatewayConfig>,
     /// Issuer and sealing key text for authenticator apps (when enabled).
@@ -599,6 +726,8 @@ pub struct Config {
     /// Audit records older than this are pruned (`None`: kept forever).
     pub audit_retention: Option<Duration>,
     pub password: std::sync::Arc<crate::password::PasswordRules>,
+    pub prefill: crate::service::admin::PrefillMap,
+    pub outbox: crate::service::OutboxPolicy,
     pub log: RawLog,
 }
 
@@ -653,6 +782,72 @@ impl RawConfig {
         }
         if s.max_concurrent_streams == 0 {
             bad("server.max_concurrent_streams", "must be at least 1".into());
+        }
+        let anonymous = s.anonymous_role.unwrap_or(if s.client_ca_file.is_some() {
+            Role::None
+        } else {
+            Role::Portal
+        });
+        if matches!(anonymous, Role::Admin | Role::Helpdesk) {
+            bad(
+                "server.anonymous_role",
+                format!(
+                    "{:?}: clients without a certificate may be none, kiosk or portal",
+                    anonymous.name()
+                ),
+            );
+        }
+
+        // [[clients]]
+        if !self.clients.is_empty() && s.client_ca_file.is_none() {
+            bad(
+                "clients",
+                "client certificates are mapped to roles only under mutual TLS: set server.client_ca_file"
+                    .into(),
+            );
+        }
+        let mut client_rules: Vec<ClientRule> = Vec::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let key = format!("clients[{i}]");
+            let name = c.name.trim();
+            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                bad(
+                    &format!("{key}.name"),
+                    "1-64 characters without control characters".into(),
+                );
+            } else if client_rules.iter().any(|r| r.name == name) {
+                bad(&format!("{key}.name"), format!("{name:?} is used twice"));
+            }
+            let matcher = match (&c.common_name, &c.san) {
+                (Some(cn), None) if !cn.trim().is_empty() => Matcher::CommonName(cn.trim().into()),
+                (None, Some(san)) if !san.trim().is_empty() => Matcher::San(san.trim().into()),
+                _ => {
+                    bad(
+                        &key,
+                        "set exactly one of common_name or san (not empty)".into(),
+                    );
+                    Matcher::CommonName(String::new())
+                }
+            };
+            let role = c.role.unwrap_or_else(|| {
+                bad(
+                    &format!("{key}.role"),
+                    "required: kiosk, portal, helpdesk or admin".into(),
+                );
+                Role::None
+            });
+            if c.requests_per_minute == Some(0) {
+                bad(
+                    &format!("{key}.requests_per_minute"),
+                    "must be at least 1 (leave it out for the server default)".into(),
+                );
+            }
+            client_rules.push(ClientRule {
+                name: name.to_string(),
+                matcher,
+                role,
+                requests_per_minute: c.requests_per_minute,
+            });
         }
 
         // [store]
@@ -765,56 +960,35 @@ impl RawConfig {
         // [policy]
         let p = &self.policy;
         let q = &p.security_questions;
-        let mut enabled = Vec::new();
-        for (i, name) in p.enabled_methods.iter().enumerate() {
-            match Method::ALL.iter().find(|m| m.name() == name) {
-                Some(m) if !enabled.contains(m) => enabled.push(*m),
-                Some(_) => bad(
-                    &format!("policy.enabled_methods[{i}]"),
-                    format!("{name:?} is listed twice"),
-                ),
-                None => bad(
-                    &format!("policy.enabled_methods[{i}]"),
-                    format!(
-                        "{name:?} is not a method ({})",
-                        Method::ALL.map(Method::name).join(", ")
+        let mut parse_methods = |key: &str, names: &[String]| {
+            let mut out = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                match Method::ALL.iter().find(|m| m.name() == name) {
+                    Some(m) if !out.contains(m) => out.push(*m),
+                    Some(_) => bad(
+                        &format!("policy.{key}[{i}]"),
+                        format!("{name:?} is listed twice"),
                     ),
-                ),
+                    None => bad(
+                        &format!("policy.{key}[{i}]"),
+                        format!(
+                            "{name:?} is not a method ({})",
+                            Method::ALL.map(Method::name).join(", ")
+                        ),
+                    ),
+                }
             }
-        }
+            out.sort();
+            out
+        };
+        let reset_methods = parse_methods("enabled_methods", &p.enabled_methods);
+        let unified_methods = parse_methods("unified_methods", &p.unified_methods);
+        // Providers are set up for every method either list names (or when configured),
+        // so an administrator can enable them at run time.
+        let mut enabled: Vec<Method> = reset_methods.clone();
+        enabled.extend(unified_methods.iter().copied());
         enabled.sort();
-        if enabled.is_empty() {
-            bad(
-                "policy.enabled_methods",
-                "enable at least one method".into(),
-            );
-        }
-        let factors: std::collections::BTreeSet<_> = enabled.iter().map(|m| m.factor()).collect();
-        if !(1..=2).contains(&p.methods_required) {
-            bad(
-                "policy.methods_required",
-                format!("{} must be 1 or 2", p.methods_required),
-            );
-        } else if factors.len() < p.methods_required as usize {
-            bad(
-                "policy.methods_required",
-                format!(
-                    "{} distinct methods required but only {} enabled",
-                    p.methods_required,
-                    factors.len()
-                ),
-            );
-        }
-        if p.questions_not_only_method
-            && enabled.contains(&Method::SecurityQuestions)
-            && factors.len() == 1
-        {
-            bad(
-                "policy.questions_not_only_method",
-                "security questions are the only enabled method: enable another, or set this to false"
-                    .into(),
-            );
-        }
+        enabled.dedup();
         if p.new_method_cooloff_hours > 720 {
             bad(
                 "policy.new_method_cooloff_hours",
@@ -861,7 +1035,7 @@ impl RawConfig {
 
         // [email]
         let e = &self.email;
-        let email = if enabled.contains(&Method::Email) {
+        let email = if enabled.contains(&Method::Email) || !e.host.trim().is_empty() {
             if e.host.trim().is_empty() {
                 bad(
                     "email.host",
@@ -929,12 +1103,13 @@ impl RawConfig {
 
         // [gateway]
         let g = &self.gateway;
-        let needs_gateway = enabled.iter().any(|m| {
-            matches!(
-                m,
-                Method::MobileSms | Method::MobileVoice | Method::OfficeVoice
-            )
-        });
+        let needs_gateway = !g.url.is_empty()
+            || enabled.iter().any(|m| {
+                matches!(
+                    m,
+                    Method::MobileSms | Method::MobileVoice | Method::OfficeVoice
+                )
+            });
         let gateway = if needs_gateway {
             if !g.url.starts_with("https://") {
                 bad(
@@ -1021,23 +1196,24 @@ impl RawConfig {
         });
 
         // [authenticator]
-        let authenticator = if enabled.contains(&Method::AuthenticatorCode) {
-            let key = self
-                .authenticator
-                .key
-                .clone()
-                .unwrap_or_else(|| SecretSource::Credential("totp-key".into()))
-                .read()
-                .and_then(|k| crate::method::totp::Sealer::from_key_text(&k).map(|_| k))
-                .map_err(|er| bad("authenticator.key", er))
-                .ok();
-            if self.authenticator.issuer.trim().is_empty() {
-                bad("authenticator.issuer", "must not be empty".into());
-            }
-            key.map(|k| (self.authenticator.issuer.trim().to_string(), k))
-        } else {
-            None
-        };
+        let authenticator =
+            if enabled.contains(&Method::AuthenticatorCode) || self.authenticator.key.is_some() {
+                let key = self
+                    .authenticator
+                    .key
+                    .clone()
+                    .unwrap_or_else(|| SecretSource::Credential("totp-key".into()))
+                    .read()
+                    .and_then(|k| crate::method::totp::Sealer::from_key_text(&k).map(|_| k))
+                    .map_err(|er| bad("authenticator.key", er))
+                    .ok();
+                if self.authenticator.issuer.trim().is_empty() {
+                    bad("authenticator.issuer", "must not be empty".into());
+                }
+                key.map(|k| (self.authenticator.issuer.trim().to_string(), k))
+            } else {
+                None
+            };
         if !(5..=60).contains(&p.reset_session_minutes) {
             bad(
                 "policy.reset_session_minutes",
@@ -1074,40 +1250,81 @@ impl RawConfig {
                 format!("{} is outside 1..=168", p.block_hours),
             );
         }
-        if !(3..=5).contains(&q.register_count) {
-            bad(
-                "policy.security_questions.register_count",
-                format!("{} is outside 3..=5", q.register_count),
-            );
-        }
-        if !(3..=5).contains(&q.reset_count) {
-            bad(
-                "policy.security_questions.reset_count",
-                format!("{} is outside 3..=5", q.reset_count),
-            );
-        } else if q.reset_count > q.register_count {
-            bad(
-                "policy.security_questions.reset_count",
-                format!(
-                    "{} exceeds register_count ({}): users cannot be asked more questions than they registered",
-                    q.reset_count, q.register_count
-                ),
-            );
-        }
         let bank = QuestionBank::build(q.use_predefined, &q.custom).unwrap_or_else(|es| {
             for (key, why) in es {
                 bad(&format!("policy.security_questions.{key}"), why);
             }
             QuestionBank::empty()
         });
-        if bank.len() < q.register_count as usize {
+        let sspr = SsprPolicy {
+            version: 0,
+            scope: p.scope,
+            scope_groups: p
+                .scope_groups
+                .iter()
+                .map(|g| g.trim().to_string())
+                .collect(),
+            methods_required: p.methods_required,
+            reset_methods,
+            unified_methods,
+            migration: p.migration,
+            questions_to_register: q.register_count,
+            questions_to_answer: q.reset_count,
+            questions_not_only_method: p.questions_not_only_method,
+            sms_alone_not_allowed: p.sms_alone_not_allowed,
+            admin_policy: p.admin_policy,
+            admin_groups: p
+                .admin_groups
+                .iter()
+                .map(|g| g.trim().to_string())
+                .collect(),
+            admin_count_is_admin: p.admin_count_is_admin,
+            require_registration: p.require_registration,
+            reconfirm_days: p.reconfirm_days,
+            notify_users: p.notify_on_reset,
+            notify_admins: p.notify_admins_on_admin_reset,
+            admin_notify_emails: p.admin_notify_emails.clone(),
+            updated_at: 0,
+            updated_by: "configuration".into(),
+        };
+        let policy_context = PolicyContext {
+            email_configured: email.is_some(),
+            gateway_configured: gateway.is_some(),
+            authenticator_configured: authenticator.is_some(),
+            bank_size: bank.len(),
+        };
+        for (field, why) in sspr.problems(&policy_context) {
+            bad(&format!("policy.{}", config_key(&field)), why);
+        }
+
+        // [prefill]
+        for (key, attr) in [
+            ("prefill.email", &self.prefill.email),
+            ("prefill.mobile", &self.prefill.mobile),
+            ("prefill.office", &self.prefill.office),
+            ("prefill.alternate_email", &self.prefill.alternate_email),
+        ] {
+            let ok = attr.is_empty()
+                || (attr.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            if !ok {
+                bad(key, format!("{attr:?} is not an attribute name"));
+            }
+        }
+        // [outbox]
+        if !(1..=3600).contains(&self.outbox.max_retry_interval_secs) {
             bad(
-                "policy.security_questions",
+                "outbox.max_retry_interval_secs",
                 format!(
-                    "the bank offers {} questions, fewer than register_count ({})",
-                    bank.len(),
-                    q.register_count
+                    "{} is outside 1..=3600",
+                    self.outbox.max_retry_interval_secs
                 ),
+            );
+        }
+        if !(1..=720).contains(&self.outbox.give_up_hours) {
+            bad(
+                "outbox.give_up_hours",
+                format!("{} is outside 1..=720", self.outbox.give_up_hours),
             );
         }
 
@@ -1129,6 +1346,10 @@ impl RawConfig {
                 tls_cert_pem,
                 tls_key_pem,
                 client_ca_pem,
+                access: Access {
+                    clients: client_rules,
+                    anonymous,
+                },
                 reflection: s.reflection,
                 request_timeout: Duration::from_millis(s.request_timeout_ms),
                 max_request_bytes: s.max_request_bytes,
@@ -1147,6 +1368,7 @@ impl RawConfig {
                 bind_dn: d.bind_dn.clone(),
                 bind_password,
                 base_dn: d.base_dn.clone(),
+                group_base_dn: d.group_base_dn.trim().to_string(),
                 user_filter: d.user_filter.clone(),
                 login_attribute,
                 timeout: Duration::from_millis(d.timeout_ms),
@@ -1165,10 +1387,6 @@ impl RawConfig {
                 failure_window_secs: p.failure_window_hours * 3600,
                 block_secs: p.block_hours * 3600,
             },
-            questions: QuestionPolicy {
-                register_count: q.register_count as usize,
-                reset_count: q.reset_count as usize,
-            },
             bank,
             max_concurrent_hashes: if q.max_concurrent_hashes == 0 {
                 cpus
@@ -1176,7 +1394,7 @@ impl RawConfig {
                 q.max_concurrent_hashes
             },
             methods: MethodPolicy {
-                enabled,
+                enabled: sspr.effective_methods(),
                 required: p.methods_required,
                 questions_not_only: p.questions_not_only_method,
                 sms_alone_not_allowed: p.sms_alone_not_allowed,
@@ -1191,6 +1409,8 @@ impl RawConfig {
                     account_window_secs: p.codes.account_window_minutes * 60,
                 },
             },
+            sspr,
+            policy_context,
             email,
             gateway,
             authenticator,
@@ -1204,6 +1424,16 @@ impl RawConfig {
             }),
             audit_retention: (self.audit.retention_days > 0)
                 .then(|| Duration::from_secs(self.audit.retention_days * 86_400)),
+            prefill: crate::service::admin::PrefillMap {
+                email: self.prefill.email.clone(),
+                mobile: self.prefill.mobile.clone(),
+                office: self.prefill.office.clone(),
+                alternate_email: self.prefill.alternate_email.clone(),
+            },
+            outbox: crate::service::OutboxPolicy {
+                max_retry_interval_secs: self.outbox.max_retry_interval_secs,
+                give_up_after_secs: self.outbox.give_up_hours * 3600,
+            },
             log: self.log.clone(),
         })
     }
@@ -1238,7 +1468,7 @@ mod tests {
         raw.policy.security_questions.reset_count = 4;
         let err = raw.validate().unwrap_err().to_string();
         assert!(
-            err.contains("policy.security_questions.reset_count: 4 exceeds register_count (3)"),
+            err.contains("policy.security_questions.reset_count: 4 exceeds the number of questions to register (3)"),
             "{err}"
         );
         raw.policy.security_questions.register_count = 6;

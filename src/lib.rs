@@ -5,7 +5,8 @@
 //! and ssprd writes the new password to the directory over LDAPS, then verifies it by a bind.
 //!
 //! # Layout
-//! - [`cli`]: command line (`serve`, `check-config`, `demo`) and logging setup.
+//! - [`cli`]: command line (`serve`, `check-config`, `audit`, `admin`, `demo`), logging.
+//! - [`admin_cli`]: `ssprd admin …`, the gRPC client of `AdminService`.
 //! - [`config`]: figment layers (defaults < TOML < `SSPRD_*`), validation, secret files.
 //! - [`secret`]: the redacting, zeroizing [`secret::Secret`] type.
 //! - [`policy`]: reset limits, question counts, the question bank.
@@ -21,6 +22,7 @@
 //! - [`tls`]: the rustls client configuration shared by outbound connections.
 //! - [`testbed`]: a throwaway slapd with a demo directory (used by `ssprd demo` and tests).
 
+pub mod admin_cli;
 pub mod api;
 pub mod audit;
 pub mod cli;

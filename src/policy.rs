@@ -3,6 +3,7 @@
 
 use crate::config::RawCustomQuestion;
 use crate::method::{Factor, Method};
+use serde::{Deserialize, Serialize};
 
 /// Reset and registration limits (validated; see `config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +224,289 @@ impl QuestionBank {
     pub fn get(&self, id: &str) -> Option<&Question> {
         self.questions.iter().find(|q| q.id == id)
     }
+}
+
+/// Who may use self-service reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Nobody (every StartReset gets a decoy flow).
+    None,
+    /// Members (nested membership counts) of one of `SsprPolicy::scope_groups`.
+    Selected,
+    All,
+}
+
+/// Migration state of the unified authentication methods policy (Entra semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Migration {
+    /// The SSPR policy's own method list (`reset_methods`) governs reset.
+    PreMigration,
+    /// A method enabled in either list may be used.
+    InProgress,
+    /// Only the unified list (`unified_methods`) counts.
+    Complete,
+}
+
+/// The administrator's SSPR policy: the part of the policy an admin edits at run time
+/// through `AdminService` (seeded from `[policy]` in the configuration until the first
+/// update; then the stored, versioned document wins).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsprPolicy {
+    /// 0 for the configuration's policy; incremented by every update.
+    pub version: u64,
+    pub scope: Scope,
+    /// Group DNs for `Scope::Selected`.
+    pub scope_groups: Vec<String>,
+    /// Distinct methods to prove (1 or 2).
+    pub methods_required: u32,
+    /// The SSPR policy's method list (used before and during migration).
+    pub reset_methods: Vec<Method>,
+    /// The unified authentication methods policy's enabled methods.
+    pub unified_methods: Vec<Method>,
+    pub migration: Migration,
+    pub questions_to_register: u32,
+    pub questions_to_answer: u32,
+    pub questions_not_only_method: bool,
+    pub sms_alone_not_allowed: bool,
+    /// Administrators need two methods and may not use security questions.
+    pub admin_policy: bool,
+    /// Members (nested) of these groups are administrators.
+    pub admin_groups: Vec<String>,
+    /// AD: accounts with `adminCount=1` (protected by AdminSDHolder) are administrators.
+    pub admin_count_is_admin: bool,
+    /// Users in scope must register (portals are told after a login).
+    pub require_registration: bool,
+    /// Days after which users are asked to re-confirm their methods (0 = never).
+    pub reconfirm_days: u32,
+    /// Tell users on their confirmed contacts about resets, unlocks and method changes.
+    pub notify_users: bool,
+    /// Tell every administrator when an administrator's password is reset.
+    pub notify_admins: bool,
+    /// Addresses that receive admin notifications.
+    pub admin_notify_emails: Vec<String>,
+    pub updated_at: u64,
+    pub updated_by: String,
+}
+
+/// What a policy may be validated against: facts of the running daemon.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PolicyContext {
+    pub email_configured: bool,
+    pub gateway_configured: bool,
+    pub authenticator_configured: bool,
+    pub bank_size: usize,
+}
+
+impl SsprPolicy {
+    /// The methods usable for reset and registration in the current migration state.
+    pub fn effective_methods(&self) -> Vec<Method> {
+        let mut out: Vec<Method> = match self.migration {
+            Migration::PreMigration => self.reset_methods.clone(),
+            Migration::InProgress => {
+                let mut v = self.reset_methods.clone();
+                v.extend(self.unified_methods.iter().copied());
+                v
+            }
+            Migration::Complete => self.unified_methods.clone(),
+        };
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Every problem, as `(field, why)` pairs (field names as in the API and `[policy]`).
+    pub fn problems(&self, ctx: &PolicyContext) -> Vec<(String, String)> {
+        let mut errs: Vec<(String, String)> = Vec::new();
+        let mut bad = |k: &str, why: String| errs.push((k.to_string(), why));
+        for (field, list) in [
+            ("reset_methods", &self.reset_methods),
+            ("unified_methods", &self.unified_methods),
+        ] {
+            let mut seen = std::collections::HashSet::new();
+            for m in list {
+                if !seen.insert(m) {
+                    bad(field, format!("{} is listed twice", m.name()));
+                }
+            }
+        }
+        let enabled = self.effective_methods();
+        if enabled.is_empty() {
+            bad(
+                "reset_methods",
+                "no method is enabled in the current migration state".into(),
+            );
+        }
+        for m in &enabled {
+            let missing = match m {
+                Method::Email => (!ctx.email_configured).then_some("[email]"),
+                Method::MobileSms | Method::MobileVoice | Method::OfficeVoice => {
+                    (!ctx.gateway_configured).then_some("[gateway]")
+                }
+                Method::AuthenticatorCode => {
+                    (!ctx.authenticator_configured).then_some("[authenticator] key")
+                }
+                Method::SecurityQuestions => None,
+            };
+            if let Some(section) = missing {
+                bad(
+                    "reset_methods",
+                    format!(
+                        "{} is enabled but the daemon has no {section} configured",
+                        m.name()
+                    ),
+                );
+            }
+        }
+        let factors: std::collections::BTreeSet<_> = enabled.iter().map(|m| m.factor()).collect();
+        if !(1..=2).contains(&self.methods_required) {
+            bad(
+                "methods_required",
+                format!("{} must be 1 or 2", self.methods_required),
+            );
+        } else if factors.len() < self.methods_required as usize {
+            bad(
+                "methods_required",
+                format!(
+                    "{} distinct methods required but only {} enabled",
+                    self.methods_required,
+                    factors.len()
+                ),
+            );
+        }
+        if self.questions_not_only_method
+            && enabled.contains(&Method::SecurityQuestions)
+            && factors.len() == 1
+        {
+            bad(
+                "questions_not_only_method",
+                "security questions are the only enabled method: enable another, or set this to false"
+                    .into(),
+            );
+        }
+        if !(3..=5).contains(&self.questions_to_register) {
+            bad(
+                "questions_to_register",
+                format!("{} is outside 3..=5", self.questions_to_register),
+            );
+        }
+        if !(3..=5).contains(&self.questions_to_answer) {
+            bad(
+                "questions_to_answer",
+                format!("{} is outside 3..=5", self.questions_to_answer),
+            );
+        } else if self.questions_to_answer > self.questions_to_register {
+            bad(
+                "questions_to_answer",
+                format!(
+                    "{} exceeds the number of questions to register ({}): users cannot be asked more questions than they registered",
+                    self.questions_to_answer, self.questions_to_register
+                ),
+            );
+        }
+        if enabled.contains(&Method::SecurityQuestions)
+            && ctx.bank_size < self.questions_to_register as usize
+        {
+            bad(
+                "questions_to_register",
+                format!(
+                    "the question bank offers {} questions, fewer than {}",
+                    ctx.bank_size, self.questions_to_register
+                ),
+            );
+        }
+        if self.reconfirm_days > 730 {
+            bad(
+                "reconfirm_days",
+                format!("{} is outside 0..=730", self.reconfirm_days),
+            );
+        }
+        match self.scope {
+            Scope::Selected if self.scope_groups.is_empty() => bad(
+                "scope_groups",
+                "scope \"selected\" needs at least one group".into(),
+            ),
+            _ => {}
+        }
+        for (field, groups) in [
+            ("scope_groups", &self.scope_groups),
+            ("admin_groups", &self.admin_groups),
+        ] {
+            if groups.len() > 50 {
+                bad(field, format!("{} groups; at most 50", groups.len()));
+            }
+            for g in groups {
+                if !looks_like_dn(g) {
+                    bad(
+                        field,
+                        format!(
+                            "{g:?} is not a distinguished name like cn=staff,ou=groups,dc=example,dc=org"
+                        ),
+                    );
+                }
+            }
+        }
+        for a in &self.admin_notify_emails {
+            if crate::method::contact::normalise(crate::method::contact::ContactKind::Email, a)
+                .is_err()
+            {
+                bad(
+                    "admin_notify_emails",
+                    format!("{a:?} is not an email address"),
+                );
+            }
+        }
+        errs
+    }
+
+    /// The method policy for an ordinary user or an administrator. For administrators under
+    /// the admin policy: security questions are not offered and two methods are required;
+    /// when fewer than two other methods are enabled, administrators cannot use SSPR
+    /// (`None`).
+    pub fn methods_for(&self, base: &MethodPolicy, admin: bool) -> Option<MethodPolicy> {
+        let mut enabled = self.effective_methods();
+        let mut required = self.methods_required;
+        if admin && self.admin_policy {
+            enabled.retain(|m| *m != Method::SecurityQuestions);
+            required = 2;
+            let factors: std::collections::BTreeSet<_> =
+                enabled.iter().map(|m| m.factor()).collect();
+            if factors.len() < 2 {
+                return None;
+            }
+        }
+        Some(MethodPolicy {
+            enabled,
+            required,
+            questions_not_only: self.questions_not_only_method,
+            sms_alone_not_allowed: self.sms_alone_not_allowed,
+            notify_on_reset: self.notify_users,
+            ..base.clone()
+        })
+    }
+
+    pub fn question_policy(&self) -> QuestionPolicy {
+        QuestionPolicy {
+            register_count: self.questions_to_register as usize,
+            reset_count: self.questions_to_answer as usize,
+        }
+    }
+}
+
+/// A loose DN syntax check: `attr=value` components separated by commas.
+fn looks_like_dn(s: &str) -> bool {
+    s.len() <= 1024
+        && !s.chars().any(char::is_control)
+        && s.split(',').all(|rdn| {
+            rdn.split_once('=').is_some_and(|(a, v)| {
+                let a = a.trim();
+                !a.is_empty()
+                    && a.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                    && !v.trim().is_empty()
+            })
+        })
 }
 
 #[cfg(test)]

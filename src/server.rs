@@ -2,9 +2,12 @@
 //! over TLS with health, optional reflection, request limits, the expiry sweeper, and
 //! systemd readiness / watchdog notifications.
 
+use crate::api::auth::{Access, CertNames};
 use crate::api::{
     FILE_DESCRIPTOR_SET,
+    admin::AdminApi,
     pb::{
+        admin_service_server::AdminServiceServer,
         registration_service_server::RegistrationServiceServer,
         reset_service_server::ResetServiceServer,
     },
@@ -87,9 +90,10 @@ pub async fn build_service(cfg: &Config, clock: Clock) -> Result<Arc<Service>, S
         },
         Policies {
             reset: cfg.reset.clone(),
-            questions: cfg.questions,
             bank: cfg.bank.clone(),
             methods: cfg.methods.clone(),
+            sspr: cfg.sspr.clone(),
+            context: cfg.policy_context,
             password: cfg.password.clone(),
         },
         ServiceOptions {
@@ -100,6 +104,7 @@ pub async fn build_service(cfg: &Config, clock: Clock) -> Result<Arc<Service>, S
                 .authenticator
                 .as_ref()
                 .map_or_else(|| "ssprd".to_string(), |(issuer, _)| issuer.clone()),
+            prefill: cfg.prefill.clone(),
         },
     )
     .await?;
@@ -129,7 +134,11 @@ pub async fn serve_with_clock(
         cfg.server.tls_key_pem.expose().as_bytes(),
     ));
     if let Some(ca) = &cfg.server.client_ca_pem {
-        tls = tls.client_ca_root(Certificate::from_pem(ca));
+        // Optional at the handshake so a call without a certificate gets a gRPC
+        // UNAUTHENTICATED from the access check instead of a bare TLS failure.
+        tls = tls
+            .client_ca_root(Certificate::from_pem(ca))
+            .client_auth_optional(true);
     }
 
     let (health, health_svc) = tonic_health::server::health_reporter();
@@ -137,6 +146,7 @@ pub async fn serve_with_clock(
         .set_serving::<RegistrationServiceServer<RegistrationApi>>()
         .await;
     health.set_serving::<ResetServiceServer<ResetApi>>().await;
+    health.set_serving::<AdminServiceServer<AdminApi>>().await;
 
     // Both reflection versions: grpcurl up to 1.8 and many tools still ask v1alpha.
     let (reflection_v1, reflection_v1alpha) = if cfg.server.reflection {
@@ -165,6 +175,11 @@ pub async fn serve_with_clock(
         service: service.clone(),
     })
     .max_decoding_message_size(limit);
+    let admin = AdminServiceServer::new(AdminApi {
+        service: service.clone(),
+    })
+    .max_decoding_message_size(limit);
+    let outbox = tokio::spawn(service.clone().run_outbox(cfg.outbox));
 
     // Expired flows and sessions are deleted in the background.
     let sweeper = {
@@ -199,10 +214,7 @@ pub async fn serve_with_clock(
         .layer(tower::util::MapResponseLayer::new(
             message_too_large_is_resource_exhausted,
         ))
-        .layer(ClientLayer {
-            limiter: std::num::NonZeroU32::new(cfg.server.per_client_requests_per_minute)
-                .map(|n| Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))),
-        })
+        .layer(ClientLayer::new(&cfg.server))
         .tls_config(tls)?
         .timeout(cfg.server.request_timeout)
         .max_concurrent_streams(cfg.server.max_concurrent_streams)
@@ -211,7 +223,8 @@ pub async fn serve_with_clock(
         .add_optional_service(reflection_v1)
         .add_optional_service(reflection_v1alpha)
         .add_service(registration)
-        .add_service(reset);
+        .add_service(reset)
+        .add_service(admin);
 
     info!(
         ?addr,
@@ -250,6 +263,8 @@ pub async fn serve_with_clock(
     // the next daemon (or `ssprd audit`) can open it.
     sweeper.abort();
     let _ = sweeper.await;
+    outbox.abort();
+    let _ = outbox.await;
     if let Some(w) = watchdog {
         w.abort();
         let _ = w.await;
@@ -260,13 +275,41 @@ pub async fn serve_with_clock(
 }
 
 type ClientLimiter = governor::DefaultKeyedRateLimiter<String>;
+type OwnLimiter = governor::DefaultDirectRateLimiter;
 
-/// Names the client of every request for the audit log — `ip:port`, plus `cert:<first 16 hex
-/// of the SHA-256 of its certificate>` under mutual TLS — and applies the per-client rate
-/// limit, keyed by that certificate, else by the IP address.
+/// Identifies the client of every request and decides whether it may make the call:
+/// the certificate is mapped to a configured client and its role ([`Access`]); the call's
+/// path is checked against the role; the client's quota is applied (its own, else the
+/// per-client default keyed by certificate, else by IP address); and the request runs with
+/// an actor name for the audit log — `name ip:port cert:<first 16 hex of the SHA-256 of the
+/// certificate>`.
 #[derive(Clone)]
 struct ClientLayer {
+    access: Arc<Access>,
     limiter: Option<Arc<ClientLimiter>>,
+    /// Per configured client: its own quota, when it has one.
+    own: Arc<Vec<Option<OwnLimiter>>>,
+}
+
+impl ClientLayer {
+    fn new(server: &crate::config::ServerConfig) -> Self {
+        let own = server
+            .access
+            .clients
+            .iter()
+            .map(|c| {
+                c.requests_per_minute
+                    .and_then(std::num::NonZeroU32::new)
+                    .map(|n| governor::RateLimiter::direct(governor::Quota::per_minute(n)))
+            })
+            .collect();
+        Self {
+            access: Arc::new(server.access.clone()),
+            limiter: std::num::NonZeroU32::new(server.per_client_requests_per_minute)
+                .map(|n| Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))),
+            own: Arc::new(own),
+        }
+    }
 }
 
 impl<S> tower::Layer<S> for ClientLayer {
@@ -274,7 +317,7 @@ impl<S> tower::Layer<S> for ClientLayer {
     fn layer(&self, inner: S) -> Self::Service {
         ClientService {
             inner,
-            limiter: self.limiter.clone(),
+            layer: self.clone(),
         }
     }
 }
@@ -282,7 +325,7 @@ impl<S> tower::Layer<S> for ClientLayer {
 #[derive(Clone)]
 struct ClientService<S> {
     inner: S,
-    limiter: Option<Arc<ClientLimiter>>,
+    layer: ClientLayer,
 }
 
 type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
@@ -309,21 +352,45 @@ where
         use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
         let info = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
         let addr = info.and_then(|i| i.get_ref().remote_addr());
-        let cert = info
+        let der = info
             .and_then(|i| i.peer_certs())
-            .and_then(|c| c.first().cloned())
+            .and_then(|c| c.first().cloned());
+        let cert = der
+            .as_ref()
             .map(|c| hex::encode(sha2::Sha256::digest(c.as_ref()))[..16].to_string());
+        let names = der
+            .as_ref()
+            .map(|d| CertNames::from_der(d.as_ref()).unwrap_or_default());
+        let who = self.layer.access.identify(names.as_ref());
         let mut actor = addr.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+        if !who.client.is_empty() {
+            actor = format!("{} {actor}", who.client);
+        }
         if let Some(fp) = &cert {
             actor.push_str(&format!(" cert:{fp}"));
         }
-        if let Some(limiter) = &self.limiter {
-            let key = cert.unwrap_or_else(|| addr.map_or_else(String::new, |a| a.ip().to_string()));
-            if limiter.check_key(&key).is_err() {
-                warn!(client = %actor, "per-client rate limit reached");
-                let status: tonic::Status = crate::service::ServiceError::ClientRateLimited.into();
-                return Box::pin(async move { Ok(status.into_http()) });
+        let path = req.uri().path().to_string();
+        if let Err(status) = self.layer.access.check(&who, der.is_some(), &path) {
+            warn!(client = %actor, role = who.role.name(), %path, "call refused by role");
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        let own = who
+            .rule
+            .and_then(|i| self.layer.own.get(i))
+            .and_then(Option::as_ref);
+        let limited = match (own, &self.layer.limiter) {
+            (Some(own), _) => own.check().is_err(),
+            (None, Some(limiter)) => {
+                let key =
+                    cert.unwrap_or_else(|| addr.map_or_else(String::new, |a| a.ip().to_string()));
+                limiter.check_key(&key).is_err()
             }
+            (None, None) => false,
+        };
+        if limited {
+            warn!(client = %actor, "per-client rate limit reached");
+            let status: tonic::Status = crate::service::ServiceError::ClientRateLimited.into();
+            return Box::pin(async move { Ok(status.into_http()) });
         }
         Box::pin(crate::service::as_actor(actor, self.inner.call(req)))
     }

@@ -613,6 +613,27 @@ impl SmtpSink {
             .collect()
     }
 
+    /// Waits (up to 15 s) for a message to `to` whose text (quoted-printable soft breaks
+    /// removed) contains every one of `needles`; notifications go through the daemon's
+    /// outbox, so they arrive shortly after the call that caused them.
+    pub async fn wait_for(&self, to: &str, needles: &[&str]) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(m) = self
+                .messages_to(to)
+                .into_iter()
+                .map(|m| m.replace("=\r\n", "").replace("=\n", ""))
+                .find(|m| needles.iter().all(|n| m.contains(n)))
+            {
+                return Some(m);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The `len`-digit code in the newest message to `to` (the digits after "code is").
     pub fn last_code(&self, to: &str, len: usize) -> Option<String> {
         let m = self.messages_to(to).pop()?;

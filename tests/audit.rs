@@ -161,8 +161,10 @@ async fn retention_prunes_and_the_rest_still_verifies() {
     assert!(out.contains("intact: 1 records after #4"), "{out}");
 }
 
-/// With `server.client_ca_file`, clients without a certificate from that CA cannot talk to
-/// the daemon; those with one can, and the audit records carry its fingerprint.
+/// With `server.client_ca_file`, clients without a certificate are UNAUTHENTICATED,
+/// certificates from another CA fail the handshake, a certificate from that CA that no
+/// `[[clients]]` entry names has no rights, and a configured client is served and named
+/// (with its certificate fingerprint) in the audit records.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_are_required_and_named() {
     use ssprd::api::pb::{StartResetRequest, reset_service_client::ResetServiceClient};
@@ -175,6 +177,12 @@ async fn client_certificates_are_required_and_named() {
     let (mut raw, ca) =
         Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
     raw.server.client_ca_file = Some(ca_file);
+    raw.clients = vec![ssprd::config::RawClient {
+        name: "lobby-1".into(),
+        common_name: Some("lobby-kiosk-1".into()),
+        role: Some(ssprd::api::auth::Role::Kiosk),
+        ..Default::default()
+    }];
     let cfg = work.path().join("ssprd.toml");
     std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
     let daemon = Daemon::start_with_clock(raw, ca.clone(), TestClock::default().clock()).await;
@@ -186,11 +194,10 @@ async fn client_certificates_are_required_and_named() {
             })
             .await
     };
-    // No certificate, or one from another CA: refused (the handshake fails).
-    assert!(
-        start(daemon.channel_as(None)).await.is_err(),
-        "no client certificate"
-    );
+    // No certificate: UNAUTHENTICATED; one from another CA: the handshake fails.
+    let e = start(daemon.channel_as(None)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert_eq!(support::reason(&e), "CLIENT_CERTIFICATE_REQUIRED");
     let stranger = ssprd::testbed::TestCa::new("other CA")
         .unwrap()
         .client_cert("kiosk-9")
@@ -199,7 +206,12 @@ async fn client_certificates_are_required_and_named() {
         start(daemon.channel_as(Some(&stranger))).await.is_err(),
         "untrusted client certificate"
     );
-    // A kiosk certificate from the configured CA works.
+    // A certificate from the right CA that no client entry names: no rights.
+    let unnamed = clients_ca.client_cert("lobby-kiosk-2").unwrap();
+    let e = start(daemon.channel_as(Some(&unnamed))).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert_eq!(support::reason(&e), "CLIENT_UNKNOWN");
+    // A configured kiosk works.
     let kiosk = clients_ca.client_cert("lobby-kiosk-1").unwrap();
     start(daemon.channel_as(Some(&kiosk))).await.unwrap();
     daemon.stop().await;
@@ -207,7 +219,7 @@ async fn client_certificates_are_required_and_named() {
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
-        out.contains("cert:"),
-        "the kiosk's certificate is named: {out}"
+        out.contains("lobby-1 127.0.0.1:") && out.contains("cert:"),
+        "the kiosk is named with its certificate: {out}"
     );
 }

@@ -47,7 +47,8 @@ async fn oversized_requests_are_refused() {
 }
 
 /// Per-client limits: keyed by the client certificate under mutual TLS (one kiosk hitting
-/// its limit does not slow another), else by IP address.
+/// its limit does not slow another), a client's own quota where configured, else by IP
+/// address.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_client_rate_limits() {
     use ssprd::api::pb::reset_service_client::ResetServiceClient;
@@ -60,6 +61,16 @@ async fn per_client_rate_limits() {
     let daemon = scenarios::daemon_with(&ldap, work.path(), |raw| {
         raw.server.client_ca_file = Some(ca_file.clone());
         raw.server.per_client_requests_per_minute = 5;
+        raw.clients = ["kiosk-a", "kiosk-b", "kiosk-c"]
+            .iter()
+            .map(|cn| ssprd::config::RawClient {
+                name: cn.to_string(),
+                common_name: Some(cn.to_string()),
+                role: Some(ssprd::api::auth::Role::Kiosk),
+                requests_per_minute: (*cn == "kiosk-c").then_some(2),
+                ..Default::default()
+            })
+            .collect();
     })
     .await;
     let client = |cn: &str| {
@@ -81,6 +92,13 @@ async fn per_client_rate_limits() {
     b.start_reset(start("someone"))
         .await
         .expect("another kiosk is not slowed");
+    // kiosk-c has its own, smaller quota.
+    let mut c = client("kiosk-c");
+    for _ in 0..2 {
+        c.start_reset(start("someone")).await.unwrap();
+    }
+    let e = c.start_reset(start("someone")).await.unwrap_err();
+    assert_eq!(support::reason(&e), "CLIENT_RATE_LIMITED");
     daemon.stop().await;
 
     // Without client certificates the limit is per IP address.

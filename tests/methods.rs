@@ -719,11 +719,11 @@ async fn contact_registration_rules() {
     // is not offered for reset during the cool-off period (24 h by default), then is.
     let token = e.begin(&login, &pw).await;
     e.register_email(&token, &new).await;
-    let told = e.smtp.messages_to(&old);
+    let told = e.smtp.wait_for(&old, &["methods changed", ": email"]).await;
     assert!(
-        told.iter()
-            .any(|m| m.contains("methods changed") && m.contains("email")),
-        "old address notified: {told:?}"
+        told.is_some(),
+        "old address notified: {:?}",
+        e.smtp.messages_to(&old)
     );
     let s = e.c.start(&login).await;
     assert_eq!(
@@ -760,7 +760,6 @@ async fn contact_registration_rules() {
 
     // Removing a method notifies the confirmed address.
     let token = e.begin(&login, &pw).await;
-    let n = e.smtp.messages_to(&new).len();
     let st =
         e.c.reg
             .remove_method(pb::RemoveMethodRequest {
@@ -776,7 +775,14 @@ async fn contact_registration_rules() {
         !st.registered_methods
             .contains(&(pb::Method::AuthenticatorCode as i32))
     );
-    assert!(e.smtp.messages_to(&new).len() > n, "removal notified");
+    assert!(
+        e.smtp
+            .wait_for(&new, &["was removed: authenticator_code"])
+            .await
+            .is_some(),
+        "removal notified: {:?}",
+        e.smtp.messages_to(&new)
+    );
 
     // A `mail` attribute in the directory is not a channel unless confirmed here.
     let (other, pw2) = e.user("dirmail").await;
@@ -869,7 +875,15 @@ async fn phones_through_the_gateway() {
         true,
     )
     .await;
-    let first = e.hook().received();
+    // The change notification goes through the outbox: wait for it.
+    let mut first = e.hook().received();
+    for _ in 0..300 {
+        if first.iter().any(|r| r.body["purpose"] == "method_changed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        first = e.hook().received();
+    }
     assert_eq!(first[0].body["channel"], "sms");
     assert_eq!(first[0].body["purpose"], "confirm_contact");
     assert_eq!(first[1].body["channel"], "voice");
@@ -1128,8 +1142,11 @@ async fn completed_reset_notifies_and_closes_other_flows() {
     let new = "Notified-Reset-5678";
     e.c.complete(&a.flow_id, new, false).await.unwrap();
 
-    let mail = e.smtp.messages_to(&email).pop().unwrap();
-    assert!(mail.contains("the password was reset"), "{mail}");
+    let mail = e
+        .smtp
+        .wait_for(&email, &["the password was reset"])
+        .await
+        .expect("reset notification");
     assert!(!mail.contains(new), "never the password");
     let err = e
         .verify(
@@ -1159,7 +1176,12 @@ async fn completed_reset_notifies_and_closes_other_flows() {
         })
         .await
         .unwrap();
-    let mail = e.smtp.messages_to(&email).pop().unwrap();
-    assert!(mail.contains("the account was unlocked"), "{mail}");
+    assert!(
+        e.smtp
+            .wait_for(&email, &["the account was unlocked"])
+            .await
+            .is_some(),
+        "unlock notification"
+    );
     e.stop().await;
 }

@@ -2,6 +2,8 @@
 //! mapping from [`ServiceError`] to `tonic::Status` with a `google.rpc.ErrorInfo` detail
 //! (domain [`ERROR_DOMAIN`], a machine-readable reason) and a human message.
 
+pub mod admin;
+pub mod auth;
 pub mod registration;
 pub mod reset;
 
@@ -47,6 +49,10 @@ pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
         E::DirectoryUnavailable => (Code::Unavailable, "DIRECTORY_UNAVAILABLE"),
         E::DirectoryFailed => (Code::Internal, "DIRECTORY_ERROR"),
         E::StoreUnavailable => (Code::Unavailable, "STORE_UNAVAILABLE"),
+        E::NotInScope => (Code::FailedPrecondition, "NOT_IN_SCOPE"),
+        E::UserNotFound => (Code::NotFound, "USER_NOT_FOUND"),
+        E::PolicyConflict(_) => (Code::Aborted, "POLICY_VERSION_CONFLICT"),
+        E::InvalidPolicy(_) => (Code::InvalidArgument, "POLICY_INVALID"),
         E::ClientRateLimited => (Code::ResourceExhausted, "CLIENT_RATE_LIMITED"),
     }
 }
@@ -58,6 +64,11 @@ impl From<ServiceError> for Status {
         details.set_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::new());
         if let ServiceError::InvalidArgument { field, message, .. } = &e {
             details.add_bad_request_violation(*field, message.clone());
+        }
+        if let ServiceError::InvalidPolicy(problems) = &e {
+            for (field, why) in problems {
+                details.add_bad_request_violation(format!("policy.{field}"), why.clone());
+            }
         }
         Status::with_error_details(code, e.to_string(), details)
     }

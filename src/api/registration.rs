@@ -34,7 +34,7 @@ fn kind_from_pb(v: i32) -> Result<ContactKind, Status> {
     }
 }
 
-fn status_pb(s: RegistrationStatus) -> pb::RegistrationStatus {
+pub(crate) fn status_pb(s: RegistrationStatus) -> pb::RegistrationStatus {
     pb::RegistrationStatus {
         username: s.login,
         complete: s.complete,
@@ -50,6 +50,14 @@ fn status_pb(s: RegistrationStatus) -> pb::RegistrationStatus {
             })
             .collect(),
         methods_required: s.methods_required,
+        registration_required: s.registration_required,
+        reconfirm_due: s.reconfirm_due,
+        enabled_methods: s
+            .enabled_methods
+            .into_iter()
+            .map(|m| method_pb(m) as i32)
+            .collect(),
+        reconfirmed_at: s.reconfirmed_at as i64,
     }
 }
 
@@ -96,6 +104,19 @@ impl RegistrationService for RegistrationApi {
             .get_registration(&req.into_inner().registration_token)
             .await?;
         Ok(Response::new(pb::GetRegistrationResponse {
+            status: Some(status_pb(status)),
+        }))
+    }
+
+    async fn reconfirm_registration(
+        &self,
+        req: Request<pb::ReconfirmRegistrationRequest>,
+    ) -> Result<Response<pb::ReconfirmRegistrationResponse>, Status> {
+        let status = self
+            .service
+            .reconfirm_registration(&req.into_inner().registration_token)
+            .await?;
+        Ok(Response::new(pb::ReconfirmRegistrationResponse {
             status: Some(status_pb(status)),
         }))
     }

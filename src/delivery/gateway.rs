@@ -15,7 +15,7 @@
 //! timestamps older than a few minutes. 2xx = delivered; 429 and 5xx and network errors are
 //! retried with exponential backoff; other 4xx = the recipient is refused.
 
-use super::{Channel, Content, DeliveryError};
+use super::{Channel, Content, DeliveryError, Notice};
 use crate::secret::Secret;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -66,7 +66,7 @@ fn text(org: &str, content: &Content) -> (&'static str, String, String, u64) {
             ),
             *minutes,
         ),
-        Content::AccountRecovered { what } => (
+        Content::Notice(Notice::AccountRecovered { what }) => (
             "account_recovered",
             String::new(),
             format!(
@@ -74,12 +74,26 @@ fn text(org: &str, content: &Content) -> (&'static str, String, String, u64) {
             ),
             0,
         ),
-        Content::MethodChanged { method, change } => (
+        Content::Notice(Notice::MethodChanged { method, change }) => (
             "method_changed",
             String::new(),
             format!(
                 "A verification method of your {org} account was {change}: {method}. If this was not you, call your helpdesk."
             ),
+            0,
+        ),
+        Content::Notice(Notice::AdminResetInstructions { login, .. }) => (
+            "admin_reset",
+            String::new(),
+            format!(
+                "An administrator reset the password of your {org} account {login}. If you did not ask for this, call your helpdesk."
+            ),
+            0,
+        ),
+        Content::Notice(Notice::AdminAlert { login, what }) => (
+            "admin_alert",
+            String::new(),
+            format!("{org} administrator account {login}: {what}."),
             0,
         ),
     }

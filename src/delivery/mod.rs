@@ -11,7 +11,8 @@ use crate::method::contact::{self, ContactKind};
 use crate::secret::Secret;
 
 /// Where a message goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Channel {
     Email(String),
     Sms(String),
@@ -35,14 +36,23 @@ pub enum Content {
     ResetCode { code: Secret, minutes: u64 },
     /// A code to confirm a new contact.
     ConfirmContact { code: Secret, minutes: u64 },
-    /// A registered method was added, changed or removed.
-    MethodChanged {
-        method: &'static str,
-        change: &'static str,
-    },
-    /// The password was reset or the account unlocked through self-service (`what` says
-    /// which). Never carries the password.
-    AccountRecovered { what: &'static str },
+    /// A notification (never carries a password or code).
+    Notice(Notice),
+}
+
+/// A notification: stored in the outbox until delivered, so it holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notice {
+    /// A registered method was added, changed or removed (by the user or an administrator).
+    MethodChanged { method: String, change: String },
+    /// The password was reset or the account unlocked (`what` says which and by whom).
+    AccountRecovered { what: String },
+    /// Sent to the alternate email after an administrator reset: how to sign in and
+    /// change the password (the password itself is given by the administrator, not here).
+    AdminResetInstructions { login: String, must_change: bool },
+    /// Sent to administrators: something happened to an administrator's account.
+    AdminAlert { login: String, what: String },
 }
 
 /// Why a message was not delivered.

@@ -23,6 +23,8 @@ pub struct Templates {
     confirm_contact: [String; 3],
     method_changed: [String; 3],
     account_recovered: [String; 3],
+    admin_reset: [String; 3],
+    admin_alert: [String; 3],
 }
 
 const DEFAULT_RESET: [&str; 3] = [
@@ -46,6 +48,17 @@ const DEFAULT_CHANGED: [&str; 3] = [
     "<p>A verification method of your {{organization}} account was {{change}}: {{method}}.</p><p>If this was not you, contact your helpdesk at once.</p>",
 ];
 
+const DEFAULT_ADMIN_RESET: [&str; 3] = [
+    "Your {{organization}} password was reset by an administrator",
+    "An administrator reset the password of your {{organization}} account {{login}}.\n\nThe administrator gives you the new password in person or by phone; it is never sent by email. {{change}}\n\nIf you did not ask for this, contact your helpdesk at once.\n",
+    "<p>An administrator reset the password of your {{organization}} account <b>{{login}}</b>.</p><p>The administrator gives you the new password in person or by phone; it is never sent by email. {{change}}</p><p>If you did not ask for this, contact your helpdesk at once.</p>",
+];
+const DEFAULT_ADMIN_ALERT: [&str; 3] = [
+    "{{organization}} administrator account {{login}}: {{change}}",
+    "The {{organization}} administrator account {{login}}: {{change}}.\n\nYou receive this because you are listed as an administrator to notify. If this is unexpected, investigate at once.\n",
+    "<p>The {{organization}} administrator account <b>{{login}}</b>: {{change}}.</p><p>You receive this because you are listed as an administrator to notify. If this is unexpected, investigate at once.</p>",
+];
+
 impl Templates {
     /// Built-in templates, each replaced by `<dir>/<name>.{subject,txt,html}` when present.
     pub fn load(dir: Option<&Path>) -> Result<Self, String> {
@@ -67,22 +80,47 @@ impl Templates {
             confirm_contact: one("confirm_contact", DEFAULT_CONFIRM)?,
             method_changed: one("method_changed", DEFAULT_CHANGED)?,
             account_recovered: one("account_recovered", DEFAULT_RECOVERED)?,
+            admin_reset: one("admin_reset", DEFAULT_ADMIN_RESET)?,
+            admin_alert: one("admin_alert", DEFAULT_ADMIN_ALERT)?,
         })
     }
 
     /// Subject, text and HTML for `content`.
     pub fn render(&self, organization: &str, content: &Content) -> [String; 3] {
-        let (t, code, minutes, method, change) = match content {
+        use crate::delivery::Notice as N;
+        let must_change = "You must choose a new password at your next sign-in.";
+        let (t, code, minutes, method, change, login) = match content {
             Content::ResetCode { code, minutes } => {
-                (&self.reset_code, code.expose(), *minutes, "", "")
+                (&self.reset_code, code.expose(), *minutes, "", "", "")
             }
             Content::ConfirmContact { code, minutes } => {
-                (&self.confirm_contact, code.expose(), *minutes, "", "")
+                (&self.confirm_contact, code.expose(), *minutes, "", "", "")
             }
-            Content::MethodChanged { method, change } => {
-                (&self.method_changed, "", 0, *method, *change)
+            Content::Notice(N::MethodChanged { method, change }) => (
+                &self.method_changed,
+                "",
+                0,
+                method.as_str(),
+                change.as_str(),
+                "",
+            ),
+            Content::Notice(N::AccountRecovered { what }) => {
+                (&self.account_recovered, "", 0, "", what.as_str(), "")
             }
-            Content::AccountRecovered { what } => (&self.account_recovered, "", 0, "", *what),
+            Content::Notice(N::AdminResetInstructions {
+                login,
+                must_change: m,
+            }) => (
+                &self.admin_reset,
+                "",
+                0,
+                "",
+                if *m { must_change } else { "" },
+                login.as_str(),
+            ),
+            Content::Notice(N::AdminAlert { login, what }) => {
+                (&self.admin_alert, "", 0, "", what.as_str(), login.as_str())
+            }
         };
         let fill = |s: &str, html: bool| {
             let org = if html {
@@ -90,7 +128,13 @@ impl Templates {
             } else {
                 organization.to_string()
             };
+            let login = if html {
+                html_escape(login)
+            } else {
+                login.to_string()
+            };
             s.replace("{{organization}}", &org)
+                .replace("{{login}}", &login)
                 .replace("{{code}}", code)
                 .replace("{{minutes}}", &minutes.to_string())
                 .replace("{{method}}", method)

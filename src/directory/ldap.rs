@@ -16,7 +16,7 @@ use ldap3::{
     Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, Scope, SearchEntry,
     controls::RawControl, exop::PasswordModify,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, instrument, warn};
@@ -232,23 +232,7 @@ impl Directory for LdapDirectory {
             attr,
             ldap3::ldap_escape(login)
         );
-        let attrs: Vec<&str> = if self.is_ad() {
-            vec![
-                attr.as_str(),
-                "objectGUID",
-                "displayName",
-                "cn",
-                "userAccountControl",
-            ]
-        } else {
-            vec![
-                attr.as_str(),
-                "entryUUID",
-                "displayName",
-                "cn",
-                "pwdAccountLockedTime",
-            ]
-        };
+        let attrs = self.user_attrs();
         let t = self.timeout();
         let search = conn
             .ldap
@@ -277,20 +261,14 @@ impl Directory for LdapDirectory {
             return Ok(None);
         }
         let entry = SearchEntry::construct(entries.into_iter().next().expect("one entry"));
-        let display_name = first(&entry, "displayName")
-            .or_else(|| first(&entry, "cn"))
-            .unwrap_or_default();
-        let login = first(&entry, attr).unwrap_or_else(|| login.to_string());
-        let user = if self.is_ad() {
-            let Some(guid) = first_bin(&entry, "objectGUID") else {
+        let mut user = match self.user_of_entry(&entry, login) {
+            Ok(u) => u,
+            Err(e) => {
                 conn.close().await;
-                return Err(DirectoryError::Protocol(
-                    "user entry has no objectGUID".into(),
-                ));
-            };
-            let uac: u32 = first(&entry, "userAccountControl")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+                return Err(e);
+            }
+        };
+        if self.is_ad() {
             // The lockout bit is only in the constructed attribute, read with a base search.
             let computed = conn
                 .ldap
@@ -303,7 +281,7 @@ impl Directory for LdapDirectory {
                 )
                 .await
                 .map_err(op_error)?;
-            let locked = computed
+            user.locked = computed
                 .0
                 .into_iter()
                 .next()
@@ -311,33 +289,7 @@ impl Directory for LdapDirectory {
                 .and_then(|e| first(&e, "msDS-User-Account-Control-Computed"))
                 .and_then(|v| v.parse::<u32>().ok())
                 .is_some_and(|v| v & 0x10 != 0);
-            DirectoryUser {
-                dn: entry.dn.clone(),
-                id: hex::encode(guid),
-                login,
-                display_name,
-                locked,
-                disabled: uac & 0x2 != 0,
-            }
-        } else {
-            let Some(uuid) = first(&entry, "entryUUID") else {
-                conn.close().await;
-                return Err(DirectoryError::Protocol(
-                    "user entry has no entryUUID (is the service account allowed to read it?)"
-                        .into(),
-                ));
-            };
-            let locked_time = first(&entry, "pwdAccountLockedTime");
-            DirectoryUser {
-                dn: entry.dn.clone(),
-                id: uuid,
-                login,
-                display_name,
-                // 000001010000Z is ppolicy's "locked by an administrator".
-                disabled: locked_time.as_deref() == Some("000001010000Z"),
-                locked: locked_time.is_some(),
-            }
-        };
+        }
         conn.close().await;
         Ok(Some(user))
     }
@@ -523,6 +475,81 @@ impl Directory for LdapDirectory {
     }
 
     #[instrument(skip_all)]
+    async fn list_users(
+        &self,
+        attrs: &[String],
+    ) -> Result<Vec<(DirectoryUser, HashMap<String, String>)>, DirectoryError> {
+        use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+        let mut conn = self.service().await?;
+        let filter = if self.cfg.user_filter.is_empty() {
+            format!("({}=*)", self.cfg.login_attribute)
+        } else {
+            format!(
+                "(&{}({}=*))",
+                self.cfg.user_filter, self.cfg.login_attribute
+            )
+        };
+        let mut wanted = self.user_attrs();
+        wanted.extend(attrs.iter().map(String::as_str));
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(200)),
+        ];
+        let mut stream = conn
+            .ldap
+            .with_timeout(self.timeout())
+            .streaming_search_with(adapters, &self.cfg.base_dn, Scope::Subtree, &filter, wanted)
+            .await
+            .map_err(op_error)?;
+        let mut out = Vec::new();
+        loop {
+            let next = tokio::time::timeout(self.timeout(), stream.next())
+                .await
+                .map_err(|_| DirectoryError::Unavailable("user listing timed out".into()))?
+                .map_err(op_error)?;
+            let Some(raw) = next else { break };
+            let entry = SearchEntry::construct(raw);
+            match self.user_of_entry(&entry, "") {
+                Ok(user) => {
+                    let values = attrs
+                        .iter()
+                        .filter_map(|a| first(&entry, a).map(|v| (a.clone(), v)))
+                        .collect();
+                    out.push((user, values));
+                }
+                Err(e) => debug!(error = %e, "entry skipped in user listing"),
+            }
+        }
+        let res = stream.finish().await;
+        conn.close().await;
+        match res.rc {
+            rc::SUCCESS => Ok(out),
+            rc::BUSY | rc::UNAVAILABLE => Err(DirectoryError::Unavailable(res.text)),
+            other => Err(DirectoryError::Protocol(format!(
+                "user listing: result {other} {}",
+                res.text
+            ))),
+        }
+    }
+
+    async fn member_of_any(
+        &self,
+        user: &DirectoryUser,
+        groups: &[String],
+    ) -> Result<bool, DirectoryError> {
+        if groups.is_empty() {
+            return Ok(false);
+        }
+        let mut conn = self.service().await?;
+        let result = if self.is_ad() {
+            self.member_in_chain(&mut conn, user, groups).await
+        } else {
+            self.member_by_levels(&mut conn, user, groups).await
+        };
+        conn.close().await;
+        result
+    }
+
     async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
         let mut conn = self.service().await?;
         let mods = if self.is_ad() {
@@ -545,7 +572,93 @@ impl Directory for LdapDirectory {
     }
 }
 
+/// DNs compared loosely: case and spaces around separators do not matter.
+pub(crate) fn dn_key(dn: &str) -> String {
+    dn.split(',')
+        .map(|rdn| {
+            rdn.split_once('=').map_or_else(
+                || rdn.trim().to_lowercase(),
+                |(a, v)| format!("{}={}", a.trim().to_lowercase(), v.trim().to_lowercase()),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Nesting levels followed in OpenLDAP group membership.
+const MAX_GROUP_DEPTH: usize = 10;
+
 impl LdapDirectory {
+    /// The attributes a [`DirectoryUser`] is built from.
+    fn user_attrs(&self) -> Vec<&str> {
+        let attr = self.cfg.login_attribute.as_str();
+        if self.is_ad() {
+            vec![
+                attr,
+                "objectGUID",
+                "displayName",
+                "cn",
+                "userAccountControl",
+                "adminCount",
+            ]
+        } else {
+            vec![
+                attr,
+                "entryUUID",
+                "displayName",
+                "cn",
+                "pwdAccountLockedTime",
+            ]
+        }
+    }
+
+    /// A user from a search entry with [`Self::user_attrs`]. (AD's lockout bit needs a
+    /// separate read: `locked` is false here.)
+    fn user_of_entry(
+        &self,
+        entry: &SearchEntry,
+        login: &str,
+    ) -> Result<DirectoryUser, DirectoryError> {
+        let display_name = first(entry, "displayName")
+            .or_else(|| first(entry, "cn"))
+            .unwrap_or_default();
+        let login = first(entry, &self.cfg.login_attribute).unwrap_or_else(|| login.to_string());
+        if self.is_ad() {
+            let guid = first_bin(entry, "objectGUID")
+                .ok_or_else(|| DirectoryError::Protocol("user entry has no objectGUID".into()))?;
+            let uac: u32 = first(entry, "userAccountControl")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            Ok(DirectoryUser {
+                dn: entry.dn.clone(),
+                id: hex::encode(guid),
+                login,
+                display_name,
+                locked: false,
+                disabled: uac & 0x2 != 0,
+                admin_count: first(entry, "adminCount").as_deref() == Some("1"),
+            })
+        } else {
+            let uuid = first(entry, "entryUUID").ok_or_else(|| {
+                DirectoryError::Protocol(
+                    "user entry has no entryUUID (is the service account allowed to read it?)"
+                        .into(),
+                )
+            })?;
+            let locked_time = first(entry, "pwdAccountLockedTime");
+            Ok(DirectoryUser {
+                dn: entry.dn.clone(),
+                id: uuid,
+                login,
+                display_name,
+                // 000001010000Z is ppolicy's "locked by an administrator".
+                disabled: locked_time.as_deref() == Some("000001010000Z"),
+                locked: locked_time.is_some(),
+                admin_count: false,
+            })
+        }
+    }
+
     /// Attributes of one entry (base search); `None` when absent or not readable.
     async fn read_entry(
         &self,
@@ -565,6 +678,104 @@ impl LdapDirectory {
             return Ok(None);
         }
         Ok(res.0.into_iter().next().map(SearchEntry::construct))
+    }
+
+    /// AD: one base search on the user with LDAP_MATCHING_RULE_IN_CHAIN over `memberOf`.
+    async fn member_in_chain(
+        &self,
+        conn: &mut Conn,
+        user: &DirectoryUser,
+        groups: &[String],
+    ) -> Result<bool, DirectoryError> {
+        let any: String = groups
+            .iter()
+            .map(|g| {
+                format!(
+                    "(memberOf:1.2.840.113556.1.4.1941:={})",
+                    ldap3::ldap_escape(g)
+                )
+            })
+            .collect();
+        let filter = format!("(|{any})");
+        let res = conn
+            .ldap
+            .with_timeout(self.timeout())
+            .search(&user.dn, Scope::Base, &filter, vec!["1.1"])
+            .await
+            .map_err(op_error)?;
+        match res.1.rc {
+            rc::SUCCESS => Ok(!res.0.is_empty()),
+            rc::BUSY | rc::UNAVAILABLE => Err(DirectoryError::Unavailable(res.1.text)),
+            other => Err(DirectoryError::Protocol(format!(
+                "group membership search: result {other}"
+            ))),
+        }
+    }
+
+    /// OpenLDAP: walks up the group graph one level per search, from the user to the
+    /// groups holding it, then the groups holding those, … until a wanted group is found,
+    /// nothing new appears, or [`MAX_GROUP_DEPTH`] levels were followed.
+    async fn member_by_levels(
+        &self,
+        conn: &mut Conn,
+        user: &DirectoryUser,
+        groups: &[String],
+    ) -> Result<bool, DirectoryError> {
+        let wanted: HashSet<String> = groups.iter().map(|g| dn_key(g)).collect();
+        let mut seen: HashSet<String> = HashSet::from([dn_key(&user.dn)]);
+        let mut level: Vec<String> = vec![user.dn.clone()];
+        let base = if self.cfg.group_base_dn.is_empty() {
+            &self.cfg.base_dn
+        } else {
+            &self.cfg.group_base_dn
+        };
+        for _ in 0..MAX_GROUP_DEPTH {
+            let mut next = Vec::new();
+            for chunk in level.chunks(50) {
+                let members: String = chunk
+                    .iter()
+                    .map(|dn| {
+                        let e = ldap3::ldap_escape(dn);
+                        format!("(member={e})(uniqueMember={e})")
+                    })
+                    .collect();
+                let filter = format!(
+                    "(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))(|{members}))"
+                );
+                let res = conn
+                    .ldap
+                    .with_timeout(self.timeout())
+                    .search(base, Scope::Subtree, &filter, vec!["1.1"])
+                    .await
+                    .map_err(op_error)?;
+                match res.1.rc {
+                    rc::SUCCESS => {}
+                    rc::BUSY | rc::UNAVAILABLE => {
+                        return Err(DirectoryError::Unavailable(res.1.text));
+                    }
+                    other => {
+                        return Err(DirectoryError::Protocol(format!(
+                            "group membership search: result {other}"
+                        )));
+                    }
+                }
+                for e in res.0 {
+                    let dn = SearchEntry::construct(e).dn;
+                    let key = dn_key(&dn);
+                    if wanted.contains(&key) {
+                        return Ok(true);
+                    }
+                    if seen.insert(key) {
+                        next.push(dn);
+                    }
+                }
+            }
+            if next.is_empty() {
+                return Ok(false);
+            }
+            level = next;
+        }
+        Ok(false)
     }
 
     async fn write_password(

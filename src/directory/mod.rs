@@ -20,6 +20,8 @@ pub struct DirectoryUser {
     pub display_name: String,
     pub locked: bool,
     pub disabled: bool,
+    /// AD `adminCount=1`: a protected (AdminSDHolder) account.
+    pub admin_count: bool,
 }
 
 /// Why the directory refused a new password. Each maps to a fixed, safe message.
@@ -134,6 +136,20 @@ pub trait Directory: Send + Sync + 'static {
         password: &Secret,
         must_change: bool,
     ) -> Result<(), DirectoryError>;
+    /// Every user under the search base (paged), with the first value of each of `attrs`
+    /// the entry has.
+    async fn list_users(
+        &self,
+        attrs: &[String],
+    ) -> Result<Vec<(DirectoryUser, std::collections::HashMap<String, String>)>, DirectoryError>;
+    /// Whether the user is a member of any of `groups` (DNs), directly or through nested
+    /// groups (AD: the in-chain matching rule; OpenLDAP: a search per nesting level for
+    /// groups whose `member`/`uniqueMember` holds the user or a group found so far).
+    async fn member_of_any(
+        &self,
+        user: &DirectoryUser,
+        groups: &[String],
+    ) -> Result<bool, DirectoryError>;
     /// Clears the lockout (OpenLDAP `pwdAccountLockedTime`, AD `lockoutTime=0`).
     async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError>;
     /// The password rules the directory applies to this user (OpenLDAP: the user's ppolicy

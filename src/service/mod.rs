@@ -5,16 +5,23 @@
 //!
 //! - this file: shared types, validation helpers, the [`Service`] value;
 //! - [`registration`]: BeginRegistration … RemoveMethod;
-//! - [`reset`]: StartReset … UnlockAccount.
+//! - [`reset`]: StartReset … UnlockAccount;
+//! - [`admin`]: the administrator's use cases (policy, users, admin reset, reports);
+//! - [`notify`]: notifications through the durable outbox.
 
+pub mod admin;
+mod notify;
+pub use notify::OutboxPolicy;
 mod registration;
 mod reset;
 
-use crate::delivery::{Channel, Content, Deliver, DeliveryError};
+use crate::delivery::{Channel, Deliver, DeliveryError};
 use crate::directory::{Directory, DirectoryError, PolicyReason};
 use crate::method::contact::{self, ContactKind};
 use crate::method::{Method, questions, totp};
-use crate::policy::{MethodPolicy, QuestionBank, QuestionPolicy, ResetPolicy};
+use crate::policy::{
+    MethodPolicy, PolicyContext, QuestionBank, QuestionPolicy, ResetPolicy, Scope, SsprPolicy,
+};
 use crate::secret::Secret;
 use crate::store::{AuditEvent, Registration, Store, StoreError, TokenHash};
 use base64::Engine;
@@ -83,6 +90,14 @@ pub enum ServiceError {
     DirectoryFailed,
     #[error("storage is unavailable; nothing was changed")]
     StoreUnavailable,
+    #[error("self-service password reset is not enabled for this account; contact the helpdesk")]
+    NotInScope,
+    #[error("no such user in the directory")]
+    UserNotFound,
+    #[error("the policy changed meanwhile (now version {0}); read it again and retry")]
+    PolicyConflict(u64),
+    #[error("invalid policy: {}", .0.iter().map(|(f, w)| format!("{f}: {w}")).collect::<Vec<_>>().join("; "))]
+    InvalidPolicy(Vec<(String, String)>),
     #[error("this client sends too many requests; slow down")]
     ClientRateLimited,
 }
@@ -134,6 +149,11 @@ impl From<DirectoryError> for ServiceError {
 tokio::task_local! {
     /// The client of the request being served (see `api::actor`), for audit records.
     static ACTOR: String;
+}
+
+/// The client of the request being served ("" outside a request).
+pub fn current_actor() -> String {
+    ACTOR.try_with(Clone::clone).unwrap_or_default()
 }
 
 /// Runs `f` with `actor` as the client its audit records name.
@@ -232,6 +252,14 @@ pub fn check_new_password(pw: &Secret) -> Result<(), ServiceError> {
 pub struct RegistrationStatus {
     pub login: String,
     pub complete: bool,
+    /// The policy requires registration and this user has not completed it.
+    pub registration_required: bool,
+    /// The user should re-confirm the registered methods now.
+    pub reconfirm_due: bool,
+    /// Methods this user may register.
+    pub enabled_methods: Vec<Method>,
+    /// When the user last confirmed the registered methods (0: never registered).
+    pub reconfirmed_at: u64,
     pub methods: Vec<Method>,
     pub question_ids: Vec<String>,
     /// Confirmed contacts: kind and masked value.
@@ -307,6 +335,8 @@ pub struct ServiceOptions {
     pub decoy_email_domain: String,
     /// Authenticator issuer name.
     pub issuer: String,
+    /// Directory attributes prefill copies into contacts.
+    pub prefill: admin::PrefillMap,
 }
 
 /// The IO the service uses.
@@ -323,10 +353,21 @@ pub struct Backends {
 /// The policy the service applies.
 pub struct Policies {
     pub reset: ResetPolicy,
-    pub questions: QuestionPolicy,
     pub bank: QuestionBank,
+    /// Code, cool-off and notification settings; the enabled methods and the number
+    /// required come from the SSPR policy per user.
     pub methods: MethodPolicy,
+    /// The configured SSPR policy (a stored one, set through the admin API, wins).
+    pub sspr: SsprPolicy,
+    pub context: PolicyContext,
     pub password: Arc<crate::password::PasswordRules>,
+}
+
+/// Where a user stands under the current SSPR policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub in_scope: bool,
+    pub admin: bool,
 }
 
 pub struct Service {
@@ -337,13 +378,17 @@ pub struct Service {
     sealer: Option<totp::Sealer>,
     clock: Clock,
     policy: ResetPolicy,
-    questions: QuestionPolicy,
     bank: QuestionBank,
-    methods: MethodPolicy,
+    /// Code, cool-off and notification settings (see [`Policies::methods`]).
+    base: MethodPolicy,
+    sspr: std::sync::RwLock<Arc<SsprPolicy>>,
+    context: PolicyContext,
     password: Arc<crate::password::PasswordRules>,
     opts: ServiceOptions,
     decoy_key: [u8; 32],
     code_key: [u8; 32],
+    /// Wakes the outbox worker when a notification is queued.
+    outbox_wake: tokio::sync::Notify,
     /// Writes are serialised per user (one directory write at a time per account).
     user_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -356,6 +401,16 @@ impl Service {
     ) -> Result<Self, StoreError> {
         let decoy_key = io.store.server_key("decoy").await?;
         let code_key = io.store.server_key("codes").await?;
+        let sspr = match io.store.policy().await? {
+            Some(stored) => {
+                info!(
+                    version = stored.version,
+                    "the SSPR policy set through the admin API applies ([policy] in the configuration seeds it only)"
+                );
+                stored
+            }
+            None => policies.sspr,
+        };
         Ok(Self {
             store: io.store,
             directory: io.directory,
@@ -364,13 +419,15 @@ impl Service {
             sealer: io.sealer,
             clock: io.clock,
             policy: policies.reset,
-            questions: policies.questions,
             bank: policies.bank,
-            methods: policies.methods,
+            base: policies.methods,
+            sspr: std::sync::RwLock::new(Arc::new(sspr)),
+            context: policies.context,
             password: policies.password,
             opts,
             decoy_key,
             code_key,
+            outbox_wake: tokio::sync::Notify::new(),
             user_locks: Mutex::new(HashMap::new()),
         })
     }
@@ -381,7 +438,51 @@ impl Service {
     }
 
     pub fn code_length(&self) -> usize {
-        self.methods.codes.length
+        self.base.codes.length
+    }
+
+    /// The SSPR policy in force now.
+    pub fn sspr(&self) -> Arc<SsprPolicy> {
+        self.sspr.read().expect("policy lock poisoned").clone()
+    }
+
+    /// The method policy for an ordinary user or an administrator (`None`: administrators
+    /// cannot use SSPR with the methods enabled now).
+    fn methods_of(&self, admin: bool) -> Option<MethodPolicy> {
+        self.sspr().methods_for(&self.base, admin)
+    }
+
+    /// [`Self::methods_of`], or a policy offering nothing when none applies.
+    fn methods_or_none(&self, admin: bool) -> MethodPolicy {
+        self.methods_of(admin).unwrap_or_else(|| MethodPolicy {
+            enabled: Vec::new(),
+            required: 2,
+            ..self.base.clone()
+        })
+    }
+
+    /// Whether the user is in scope and an administrator, asked of the directory.
+    async fn standing(
+        &self,
+        sspr: &SsprPolicy,
+        user: &crate::directory::DirectoryUser,
+    ) -> Result<Standing, ServiceError> {
+        let in_scope = match sspr.scope {
+            Scope::None => false,
+            Scope::All => true,
+            Scope::Selected => {
+                self.directory
+                    .member_of_any(user, &sspr.scope_groups)
+                    .await?
+            }
+        };
+        let admin = (sspr.admin_count_is_admin && user.admin_count)
+            || (!sspr.admin_groups.is_empty()
+                && self
+                    .directory
+                    .member_of_any(user, &sspr.admin_groups)
+                    .await?);
+        Ok(Standing { in_scope, admin })
     }
 
     pub fn bank(&self) -> &QuestionBank {
@@ -389,7 +490,7 @@ impl Service {
     }
 
     pub fn question_policy(&self) -> QuestionPolicy {
-        self.questions
+        self.sspr().question_policy()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -419,13 +520,14 @@ impl Service {
 
     /// The methods a registration makes usable now under the current policy, with hints.
     /// Methods still in their cool-off period are left out.
-    fn usable(&self, reg: &Registration) -> Vec<crate::store::Offer> {
+    fn usable(&self, reg: &Registration, mp: &MethodPolicy) -> Vec<crate::store::Offer> {
         let t = self.now();
+        let reset_count = self.question_policy().reset_count;
         let mut out = Vec::new();
-        for m in &self.methods.enabled {
+        for m in &mp.enabled {
             let hint = match (m, m.contact_kind()) {
                 (Method::SecurityQuestions, _) => {
-                    (reg.questions.len() >= self.questions.reset_count).then(String::new)
+                    (reg.questions.len() >= reset_count).then(String::new)
                 }
                 (Method::AuthenticatorCode, _) => reg
                     .authenticator
@@ -445,13 +547,26 @@ impl Service {
         out
     }
 
-    fn status(&self, login: &str, reg: Option<&Registration>) -> RegistrationStatus {
+    fn status(
+        &self,
+        login: &str,
+        reg: Option<&Registration>,
+        mp: &MethodPolicy,
+    ) -> RegistrationStatus {
         let usable: Vec<Method> = reg
-            .map(|r| self.usable(r).into_iter().map(|o| o.method).collect())
+            .map(|r| self.usable(r, mp).into_iter().map(|o| o.method).collect())
             .unwrap_or_default();
+        let sspr = self.sspr();
+        let complete = !usable.is_empty() && mp.unmet(&usable).is_none();
+        let last_confirmed = reg.map_or(0, |r| r.reconfirmed_at.max(r.created_at));
         RegistrationStatus {
             login: login.into(),
-            complete: !usable.is_empty() && self.methods.unmet(&usable).is_none(),
+            complete,
+            registration_required: sspr.require_registration && !complete,
+            reconfirm_due: complete
+                && sspr.reconfirm_days > 0
+                && self.now() >= last_confirmed + u64::from(sspr.reconfirm_days) * 86_400,
+            enabled_methods: mp.enabled.clone(),
             question_ids: reg
                 .map(|r| r.questions.iter().map(|q| q.question_id.clone()).collect())
                 .unwrap_or_default(),
@@ -464,40 +579,10 @@ impl Service {
                 })
                 .unwrap_or_default(),
             methods: usable,
-            methods_required: self.methods.required,
+            methods_required: mp.required,
             updated_at: reg.map_or(0, |r| r.updated_at),
+            reconfirmed_at: last_confirmed,
         }
-    }
-
-    /// Tells every confirmed contact of `before` (email, SMS to the mobile, a call to the
-    /// office phone) that a method changed. Best effort: a failure is logged, the change
-    /// stands.
-    async fn notify_change(&self, before: &Registration, method: Method, change: &'static str) {
-        let content = Content::MethodChanged {
-            method: method.name(),
-            change,
-        };
-        self.notify_contacts(before, &content).await;
-    }
-
-    async fn notify_contacts(&self, reg: &Registration, content: &Content) {
-        for c in &reg.contacts {
-            let to = match c.kind {
-                ContactKind::Email => Channel::Email(c.value.clone()),
-                ContactKind::Mobile => Channel::Sms(c.value.clone()),
-                ContactKind::Office => Channel::Voice(c.value.clone()),
-            };
-            if let Err(e) = self.deliver.deliver(&to, content).await {
-                warn!(to = %to.masked(), error = %e, "notification not delivered");
-            }
-        }
-    }
-
-    /// Tells every confirmed contact that the password was reset or the account unlocked
-    /// (never the password). Best effort, like change notifications.
-    async fn notify_recovered(&self, reg: &Registration, what: &'static str) {
-        self.notify_contacts(reg, &Content::AccountRecovered { what })
-            .await;
     }
 
     /// The delivery channel of a code method for a contact value.

@@ -48,6 +48,15 @@ impl Service {
                 return Err(ServiceError::InvalidCredentials);
             }
         }
+        let standing = self.standing(&self.sspr(), &user).await?;
+        let Some(mp) = self
+            .methods_of(standing.admin)
+            .filter(|_| standing.in_scope)
+        else {
+            self.audit("registration.begin", &user.login, "failure", "not_in_scope")
+                .await;
+            return Err(ServiceError::NotInScope);
+        };
         let token = new_token();
         let expires_at = self.now() + self.policy.registration_ttl_secs;
         let reg = self.store.registration(&user.id).await?;
@@ -56,7 +65,8 @@ impl Service {
             login: user.login.clone(),
             dn: user.dn.clone(),
             expires_at,
-            established: self.status(&user.login, reg.as_ref()).complete,
+            established: self.status(&user.login, reg.as_ref(), &mp).complete,
+            admin: standing.admin,
             pending_contacts: vec![],
             pending_authenticator: None,
         };
@@ -65,7 +75,11 @@ impl Service {
             .await?;
         self.audit("registration.begin", &user.login, "success", "")
             .await;
-        Ok((token, expires_at, self.status(&user.login, reg.as_ref())))
+        Ok((
+            token,
+            expires_at,
+            self.status(&user.login, reg.as_ref(), &mp),
+        ))
     }
 
     async fn session(&self, token: &str) -> Result<(TokenHash, RegistrationSession), ServiceError> {
@@ -79,7 +93,26 @@ impl Service {
     pub async fn get_registration(&self, token: &str) -> Result<RegistrationStatus, ServiceError> {
         let (_, s) = self.session(token).await?;
         let reg = self.store.registration(&s.user_id).await?;
-        Ok(self.status(&s.login, reg.as_ref()))
+        Ok(self.status(&s.login, reg.as_ref(), &self.methods_or_none(s.admin)))
+    }
+
+    /// The user confirms the registered methods are still theirs.
+    #[instrument(skip_all)]
+    pub async fn reconfirm_registration(
+        &self,
+        token: &str,
+    ) -> Result<RegistrationStatus, ServiceError> {
+        let (_, s) = self.session(token).await?;
+        if self.store.registration(&s.user_id).await?.is_none() {
+            return Err(ServiceError::NothingToConfirm("nothing is registered yet"));
+        }
+        let t = self.now();
+        let (_, after) = self
+            .update_registration(&s, |r| r.reconfirmed_at = t)
+            .await?;
+        self.audit("registration.reconfirm", &s.login, "success", "")
+            .await;
+        Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
     }
 
     /// Applies `change` to the user's registration (created if absent) with compare-and-swap,
@@ -100,6 +133,8 @@ impl Service {
                 authenticator: None,
                 created_at: t,
                 updated_at: t,
+                reconfirmed_at: t,
+                alternate_email: None,
             });
             change(&mut after);
             after.updated_at = t;
@@ -129,9 +164,18 @@ impl Service {
         )
         .await;
         if let Some(before) = before
-            && !self.usable(before).is_empty()
+            && !self
+                .usable(before, &self.methods_or_none(s.admin))
+                .is_empty()
         {
-            self.notify_change(before, method, change).await;
+            self.notify_contacts(
+                before,
+                crate::delivery::Notice::MethodChanged {
+                    method: method.name().to_string(),
+                    change: change.to_string(),
+                },
+            )
+            .await;
         }
     }
 
@@ -139,14 +183,14 @@ impl Service {
     /// registration, after the cool-off period for a change by a registered user.
     fn usable_from(&self, s: &RegistrationSession) -> u64 {
         if s.established {
-            self.now() + self.methods.cooloff_secs
+            self.now() + self.base.cooloff_secs
         } else {
             0
         }
     }
 
-    fn require_enabled(&self, m: Method) -> Result<(), ServiceError> {
-        if self.methods.is_enabled(m) {
+    fn require_enabled(&self, s: &RegistrationSession, m: Method) -> Result<(), ServiceError> {
+        if self.methods_or_none(s.admin).is_enabled(m) {
             Ok(())
         } else {
             Err(ServiceError::MethodNotEnabled(m.name()))
@@ -161,8 +205,8 @@ impl Service {
         answers: Vec<(String, Secret)>,
     ) -> Result<RegistrationStatus, ServiceError> {
         let (_, s) = self.session(token).await?;
-        self.require_enabled(Method::SecurityQuestions)?;
-        let want = self.questions.register_count;
+        self.require_enabled(&s, Method::SecurityQuestions)?;
+        let want = self.question_policy().register_count;
         if answers.len() != want {
             return Err(ServiceError::invalid(
                 "answers",
@@ -228,18 +272,23 @@ impl Service {
         };
         self.after_change(&s, &before, Method::SecurityQuestions, change)
             .await;
-        Ok(self.status(&s.login, Some(&after)))
+        Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
     }
 
     /// The method a contact kind registers (for the enabled check).
-    fn contact_enabled(&self, kind: ContactKind, voice: bool) -> Result<Method, ServiceError> {
+    fn contact_enabled(
+        &self,
+        s: &RegistrationSession,
+        kind: ContactKind,
+        voice: bool,
+    ) -> Result<Method, ServiceError> {
         let m = match (kind, voice) {
             (ContactKind::Email, _) => Method::Email,
             (ContactKind::Mobile, false) => Method::MobileSms,
             (ContactKind::Mobile, true) => Method::MobileVoice,
             (ContactKind::Office, _) => Method::OfficeVoice,
         };
-        self.require_enabled(m)?;
+        self.require_enabled(s, m)?;
         Ok(m)
     }
 
@@ -253,7 +302,7 @@ impl Service {
         voice: bool,
     ) -> Result<(String, u64), ServiceError> {
         let (h, s) = self.session(token).await?;
-        let method = self.contact_enabled(kind, voice)?;
+        let method = self.contact_enabled(&s, kind, voice)?;
         let value = contact::normalise(kind, value).map_err(|e| {
             ServiceError::invalid(
                 "value",
@@ -264,20 +313,20 @@ impl Service {
                 e.to_string(),
             )
         })?;
-        let code = code::generate(self.methods.codes.length);
+        let code = code::generate(self.base.codes.length);
         let context = format!("reg:{}:{kind:?}", hex::encode(h.0));
-        let expires_at = self.now() + self.methods.codes.ttl_secs;
+        let expires_at = self.now() + self.base.codes.ttl_secs;
         let pending = PendingContact {
             kind,
             value: value.clone(),
             code_mac: code::mac(&self.code_key, &context, code.expose()),
             expires_at,
-            tries_left: self.methods.codes.max_tries,
+            tries_left: self.base.codes.max_tries,
         };
         let to = Self::channel(method, &value).expect("a contact method");
         let content = Content::ConfirmContact {
             code,
-            minutes: self.methods.codes.ttl_secs / 60,
+            minutes: self.base.codes.ttl_secs / 60,
         };
         self.deliver.deliver(&to, &content).await?;
         let mut next = s.clone();
@@ -355,7 +404,7 @@ impl Service {
             "added"
         };
         self.after_change(&s, &before, method, change).await;
-        Ok(self.status(&s.login, Some(&after)))
+        Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
     }
 
     fn sealer(&self) -> Result<&totp::Sealer, ServiceError> {
@@ -371,7 +420,7 @@ impl Service {
         token: &str,
     ) -> Result<AuthenticatorEnrolment, ServiceError> {
         let (h, s) = self.session(token).await?;
-        self.require_enabled(Method::AuthenticatorCode)?;
+        self.require_enabled(&s, Method::AuthenticatorCode)?;
         let sealer = self.sealer()?;
         let e = totp::enrol(&self.opts.issuer, &s.login);
         let mut next = s.clone();
@@ -436,7 +485,7 @@ impl Service {
         };
         self.after_change(&s, &before, Method::AuthenticatorCode, change)
             .await;
-        Ok(self.status(&s.login, Some(&after)))
+        Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
     }
 
     /// Removes a registered method; old channels (the removed one included) are told.
@@ -458,6 +507,6 @@ impl Service {
             })
             .await?;
         self.after_change(&s, &before, method, "removed").await;
-        Ok(self.status(&s.login, Some(&after)))
+        Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
     }
 }

@@ -9,6 +9,7 @@ use crate::directory::{BindOutcome, DirectoryError, DirectoryUser};
 use crate::flow;
 use crate::method::contact::{self, ContactKind};
 use crate::method::{Method, code, questions, totp};
+use crate::policy::MethodPolicy;
 use crate::secret::Secret;
 use crate::store::{FlowCode, FlowState, Offer, Registration, ResetFlow, TokenHash};
 use sha2::{Digest, Sha256};
@@ -24,14 +25,15 @@ impl Service {
         h.update(self.decoy_key);
         h.update(login.to_lowercase().as_bytes());
         let d = h.finalize();
+        let mp = self.methods_or_none(false);
         let mut out = Vec::new();
         let mut factors = HashSet::new();
-        for (i, m) in self.methods.enabled.iter().enumerate() {
+        for (i, m) in mp.enabled.iter().enumerate() {
             let take = match m {
                 Method::SecurityQuestions | Method::Email => true,
                 _ => d[i] & 1 == 1,
             };
-            if take || factors.len() < self.methods.required as usize {
+            if take || factors.len() < mp.required as usize {
                 let hint = match m {
                     Method::Email => {
                         let first = char::from(b'a' + d[20] % 26);
@@ -60,7 +62,7 @@ impl Service {
             m => Challenge::Code {
                 method: m,
                 hint: offer.hint.clone(),
-                length: self.methods.codes.length,
+                length: self.base.codes.length,
             },
         }
     }
@@ -80,30 +82,46 @@ impl Service {
     #[instrument(skip_all)]
     pub async fn start_reset(&self, login: &str) -> Result<StartedReset, ServiceError> {
         let login = check_login(login)?;
+        let sspr = self.sspr();
         let user = self.directory.find_user(login).await?;
-        let reg = match &user {
-            Some(u) if !u.disabled => self.store.registration(&u.id).await?,
-            _ => None,
+        // Out of scope, or an administrator who cannot meet the admin policy: a decoy too.
+        let (standing, reg) = match &user {
+            Some(u) if !u.disabled => {
+                let st = self.standing(&sspr, u).await?;
+                let reg = if st.in_scope {
+                    self.store.registration(&u.id).await?
+                } else {
+                    None
+                };
+                (Some(st), reg)
+            }
+            _ => (None, None),
         };
         let t = self.now();
-        let real = match (&user, &reg) {
-            (Some(u), Some(r)) => {
-                let offers = self.usable(r);
+        let qp = sspr.question_policy();
+        let real = match (&user, &reg, standing) {
+            (Some(u), Some(r), Some(st)) => self.methods_of(st.admin).and_then(|mp| {
+                let offers = self.usable(r, &mp);
                 let methods: Vec<Method> = offers.iter().map(|o| o.method).collect();
-                (self.methods.unmet(&methods).is_none()).then_some((u, r, offers))
-            }
+                (mp.unmet(&methods).is_none()).then_some((u, r, offers, mp.required, st.admin))
+            }),
             _ => None,
         };
-        // (counter key, login, display name, DN, decoy?, question pool, offered methods)
-        let (user_key, login, display_name, dn, decoy, pool, offered) = match real {
-            Some((u, r, offered)) => (
+        let decoy_required = self.methods_or_none(false).required;
+        // (counter key, login, display name, DN, decoy?, admin?, question pool, offered
+        // methods, methods required)
+        let (user_key, login, display_name, dn, decoy, admin, pool, offered, required) = match real
+        {
+            Some((u, r, offered, required, admin)) => (
                 u.id.clone(),
                 u.login.clone(),
                 u.display_name.clone(),
                 u.dn.clone(),
                 false,
+                admin,
                 r.questions.iter().map(|q| q.question_id.clone()).collect(),
                 offered,
+                required,
             ),
             None => (
                 flow::decoy_user_key(&self.decoy_key, login),
@@ -111,13 +129,10 @@ impl Service {
                 String::new(),
                 String::new(),
                 true,
-                flow::decoy_registration(
-                    &self.bank,
-                    &self.decoy_key,
-                    login,
-                    self.questions.register_count,
-                ),
+                false,
+                flow::decoy_registration(&self.bank, &self.decoy_key, login, qp.register_count),
                 self.decoy_offers(login),
+                decoy_required,
             ),
         };
         let asks_questions = offered
@@ -129,11 +144,12 @@ impl Service {
             display_name,
             dn,
             decoy,
+            admin,
             created_at: t,
             expires_at: t + self.policy.session_ttl_secs,
-            methods_required: self.methods.required,
+            methods_required: required,
             questions_drawn: if asks_questions {
-                flow::draw_questions(&pool, self.questions.reset_count)
+                flow::draw_questions(&pool, qp.reset_count)
             } else {
                 vec![]
             },
@@ -308,10 +324,10 @@ impl Service {
                     &self.bank,
                     &self.decoy_key,
                     &flow.login,
-                    self.questions.register_count,
+                    self.question_policy().register_count,
                 ),
             };
-            next.questions_drawn = flow::draw_questions(&pool, self.questions.reset_count);
+            next.questions_drawn = flow::draw_questions(&pool, self.question_policy().reset_count);
         }
         if !self.store.swap_flow(&h, &flow, &next).await? {
             return Err(ServiceError::FlowInvalid);
@@ -337,11 +353,11 @@ impl Service {
             ));
         };
         Self::check_offered(&flow, method)?;
-        if flow.sends >= self.methods.codes.max_sends_per_flow {
+        if flow.sends >= self.base.codes.max_sends_per_flow {
             return Err(ServiceError::TooManyCodes);
         }
         // Per account, whichever flow or client asks (decoys alike).
-        let (t, codes, policy) = (self.now(), self.methods.codes.clone(), self.policy.clone());
+        let (t, codes, policy) = (self.now(), self.base.codes.clone(), self.policy.clone());
         let counters = self
             .store
             .update_counters(&flow.user_key, &move |c| {
@@ -359,8 +375,8 @@ impl Service {
                 .await;
             return Err(ServiceError::Blocked);
         }
-        let code = code::generate(self.methods.codes.length);
-        let expires_at = self.now() + self.methods.codes.ttl_secs;
+        let code = code::generate(self.base.codes.length);
+        let expires_at = self.now() + self.base.codes.ttl_secs;
         let mut next = flow.clone();
         next.sends += 1;
         next.codes.retain(|c| c.method != method);
@@ -368,7 +384,7 @@ impl Service {
             method,
             mac: code::mac(&self.code_key, &code_context(&h, method), code.expose()),
             expires_at,
-            tries_left: self.methods.codes.max_tries,
+            tries_left: self.base.codes.max_tries,
         });
         if !self.store.swap_flow(&h, &flow, &next).await? {
             return Err(ServiceError::FlowInvalid);
@@ -386,7 +402,7 @@ impl Service {
             let to = Self::channel(method, &value).expect("a code method");
             let content = Content::ResetCode {
                 code,
-                minutes: self.methods.codes.ttl_secs / 60,
+                minutes: self.base.codes.ttl_secs / 60,
             };
             if let Err(e) = self.deliver.deliver(&to, &content).await {
                 self.audit("reset.code_sent", &flow.login, "failure", method.name())
@@ -521,6 +537,7 @@ impl Service {
             display_name: String::new(),
             locked: false,
             disabled: false,
+            admin_count: false,
         }
     }
 
@@ -535,14 +552,19 @@ impl Service {
         // Re-read under the lock: a racing call may have completed it.
         let (h, flow) = self.live_flow_by_hash(&h).await?;
         self.check_not_blocked(&flow).await?;
+        let mp = self.methods_or_none(flow.admin);
         if flow.decoy {
-            let why = self
-                .methods
+            let why = mp
                 .unmet(&[])
                 .unwrap_or_else(|| "verify the required methods first".into());
             return Err(ServiceError::NotVerified(why));
         }
-        if let Some(why) = self.methods.unmet(&flow.verified) {
+        // The flow's own number of methods counts (it may be stricter than the policy now).
+        let required = MethodPolicy {
+            required: mp.required.max(flow.methods_required),
+            ..mp
+        };
+        if let Some(why) = required.unmet(&flow.verified) {
             return Err(ServiceError::NotVerified(why));
         }
         Ok((h, flow, guard))
@@ -581,10 +603,16 @@ impl Service {
         self.store
             .update_counters(&flow.user_key, &flow::clear_failures)
             .await?;
-        if self.methods.notify_on_reset
+        if self.sspr().notify_users
             && let Some(reg) = self.store.registration(&flow.user_key).await?
         {
-            self.notify_recovered(&reg, what).await;
+            self.notify_contacts(
+                &reg,
+                crate::delivery::Notice::AccountRecovered {
+                    what: what.to_string(),
+                },
+            )
+            .await;
         }
         Ok(())
     }

@@ -89,6 +89,13 @@ pub struct Registration {
     pub authenticator: Option<Authenticator>,
     pub created_at: u64,
     pub updated_at: u64,
+    /// When the user last re-confirmed the registered methods (0: at registration).
+    #[serde(default)]
+    pub reconfirmed_at: u64,
+    /// Alternate email set by an administrator: where admin-reset instructions go. Not a
+    /// reset method.
+    #[serde(default)]
+    pub alternate_email: Option<String>,
 }
 
 impl Registration {
@@ -129,6 +136,9 @@ pub struct RegistrationSession {
     /// changes, subject to the cool-off period.
     #[serde(default)]
     pub established: bool,
+    /// The user is an administrator under the SSPR policy (stricter method rules).
+    #[serde(default)]
+    pub admin: bool,
     #[serde(default)]
     pub pending_contacts: Vec<PendingContact>,
     /// Sealed TOTP secret of an enrolment not yet confirmed by a first code.
@@ -188,6 +198,9 @@ pub struct ResetFlow {
     /// DN from the directory search; empty for a decoy.
     pub dn: String,
     pub decoy: bool,
+    /// The user is an administrator under the SSPR policy (stricter method rules).
+    #[serde(default)]
+    pub admin: bool,
     pub created_at: u64,
     pub expires_at: u64,
     pub methods_required: u32,
@@ -229,9 +242,25 @@ pub struct AuditEvent {
     pub user: String,
     pub outcome: String,
     pub reason: String,
-    /// Who asked: the client's address and, with mutual TLS, its certificate fingerprint.
+    /// Who asked: the client's name and address and, with mutual TLS, its certificate
+    /// fingerprint.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub actor: String,
+}
+
+/// A notification waiting in the outbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub to: crate::delivery::Channel,
+    pub notice: crate::delivery::Notice,
+    /// The user (login) it concerns, for the audit log.
+    pub user: String,
+    pub created_at: u64,
+    pub attempts: u32,
+    /// Not tried again before this Unix time.
+    pub next_at: u64,
+    #[serde(default)]
+    pub last_error: String,
 }
 
 /// Store errors. `Unavailable` is an IO problem (disk full, flush failure) that the
@@ -314,6 +343,28 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes records older than `before` (Unix time) from the start of the chain, moving
     /// the anchor to the last one deleted. Returns how many.
     async fn prune_audit(&self, before: u64) -> Result<usize, StoreError>;
+
+    /// The administrator's SSPR policy, once set through the admin API.
+    async fn policy(&self) -> Result<Option<crate::policy::SsprPolicy>, StoreError>;
+    /// Writes `new` only if the stored policy still equals `old` (`None`: none stored).
+    async fn swap_policy(
+        &self,
+        old: Option<&crate::policy::SsprPolicy>,
+        new: &crate::policy::SsprPolicy,
+    ) -> Result<bool, StoreError>;
+    /// Every registration (for reports).
+    async fn registrations(&self) -> Result<Vec<Registration>, StoreError>;
+    /// Every account's counters (for reports of blocked accounts).
+    async fn all_counters(&self) -> Result<Vec<(String, Counters)>, StoreError>;
+
+    /// Adds a notification to the outbox (durable when this returns); returns its number.
+    async fn enqueue(&self, item: &OutboxItem) -> Result<u64, StoreError>;
+    /// Every notification in the outbox, oldest first.
+    async fn outbox(&self) -> Result<Vec<(u64, OutboxItem)>, StoreError>;
+    /// Replaces a notification (after a failed attempt).
+    async fn put_outbox(&self, seq: u64, item: &OutboxItem) -> Result<(), StoreError>;
+    /// Removes a notification (delivered, or given up).
+    async fn remove_outbox(&self, seq: u64) -> Result<(), StoreError>;
 
     /// A 256-bit server key named `name`, created from the OS CSPRNG on first use.
     async fn server_key(&self, name: &str) -> Result<[u8; 32], StoreError>;

@@ -3,11 +3,12 @@
 //! Trees: `registrations` (user id → JSON), `sessions` and `flows` (SHA-256 of the token →
 //! JSON), `expiry` (tag byte ‖ big-endian expiry ‖ token hash → empty: the sweeper's index),
 //! `user_flows` (user key ‖ 0 ‖ token hash → empty: a user's flows), `counters` (user key →
-//! JSON), `audit` (big-endian sequence → JSON), and `meta` with the `schema_version` key. Every write is followed by `flush_async` before it returns.
+//! JSON), `audit` (big-endian sequence → JSON), `outbox` (big-endian id → JSON: notifications
+//! not delivered yet), and `meta` with the `schema_version`, `audit_anchor` and `sspr_policy` keys. Every write is followed by `flush_async` before it returns.
 
 use super::{
-    AuditEvent, Counters, FlowState, Registration, RegistrationSession, ResetFlow, Store,
-    StoreError, TokenHash,
+    AuditEvent, Counters, FlowState, OutboxItem, Registration, RegistrationSession, ResetFlow,
+    Store, StoreError, TokenHash,
 };
 use crate::audit::{Anchor, AuditRecord};
 use serde::{Serialize, de::DeserializeOwned};
@@ -17,6 +18,7 @@ use std::path::Path;
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
 const ANCHOR_KEY: &[u8] = b"audit_anchor";
+const POLICY_KEY: &[u8] = b"sspr_policy";
 const TAG_FLOW: u8 = b'f';
 const TAG_SESSION: u8 = b's';
 
@@ -30,6 +32,7 @@ pub struct SledStore {
     expiry: sled::Tree,
     counters: sled::Tree,
     audit: sled::Tree,
+    outbox: sled::Tree,
     /// Audit appends read the last record and write the next: one at a time.
     audit_lock: tokio::sync::Mutex<()>,
 }
@@ -54,6 +57,7 @@ impl SledStore {
             expiry: tree("expiry")?,
             counters: tree("counters")?,
             audit: tree("audit")?,
+            outbox: tree("outbox")?,
             audit_lock: tokio::sync::Mutex::new(()),
             db,
         };
@@ -405,6 +409,80 @@ impl Store for SledStore {
         Ok(n)
     }
 
+    async fn policy(&self) -> Result<Option<crate::policy::SsprPolicy>, StoreError> {
+        self.meta
+            .get(POLICY_KEY)
+            .map_err(io)?
+            .map(|v| decode("policy", &v))
+            .transpose()
+    }
+
+    async fn swap_policy(
+        &self,
+        old: Option<&crate::policy::SsprPolicy>,
+        new: &crate::policy::SsprPolicy,
+    ) -> Result<bool, StoreError> {
+        self.swap(&self.meta, POLICY_KEY, old, new).await
+    }
+
+    async fn registrations(&self) -> Result<Vec<Registration>, StoreError> {
+        self.registrations
+            .iter()
+            .values()
+            .map(|v| decode("registration", &v.map_err(io)?))
+            .collect()
+    }
+
+    async fn all_counters(&self) -> Result<Vec<(String, Counters)>, StoreError> {
+        self.counters
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(io)?;
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    decode("counters", &v)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn enqueue(&self, item: &OutboxItem) -> Result<u64, StoreError> {
+        let seq = self.db.generate_id().map_err(io)?;
+        self.outbox
+            .insert(seq.to_be_bytes(), encode(item))
+            .map_err(io)?;
+        self.flush().await?;
+        Ok(seq)
+    }
+
+    async fn outbox(&self) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        self.outbox
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(io)?;
+                let seq = <[u8; 8]>::try_from(k.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Decode {
+                        key: "outbox".into(),
+                        message: "key is not a sequence number".into(),
+                    })?;
+                Ok((seq, decode("outbox", &v)?))
+            })
+            .collect()
+    }
+
+    async fn put_outbox(&self, seq: u64, item: &OutboxItem) -> Result<(), StoreError> {
+        self.outbox
+            .insert(seq.to_be_bytes(), encode(item))
+            .map_err(io)?;
+        self.flush().await
+    }
+
+    async fn remove_outbox(&self, seq: u64) -> Result<(), StoreError> {
+        self.outbox.remove(seq.to_be_bytes()).map_err(io)?;
+        self.flush().await
+    }
+
     async fn server_key(&self, name: &str) -> Result<[u8; 32], StoreError> {
         let k = format!("key:{name}");
         if let Some(v) = self.meta.get(&k).map_err(io)? {
@@ -446,6 +524,7 @@ mod tests {
             display_name: String::new(),
             dn: "uid=alice".into(),
             decoy: false,
+            admin: false,
             created_at: 1,
             expires_at,
             methods_required: 1,
@@ -518,7 +597,17 @@ mod tests {
             .await
             .unwrap();
         }
-        let s = SledStore::open(dir.path()).unwrap();
+        // sled's background flusher keeps the file lock for up to one flush interval after
+        // the last handle is dropped.
+        let mut reopened = SledStore::open(dir.path());
+        for _ in 0..30 {
+            if !matches!(reopened, Err(StoreError::Locked { .. })) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            reopened = SledStore::open(dir.path());
+        }
+        let s = reopened.unwrap();
         assert_eq!(s.counters("u1").await.unwrap().failures, vec![5]);
     }
 }
