@@ -43,6 +43,8 @@ async fn samba_ad_end_to_end() {
     scenarios::long_and_unicode_passwords(&ad, &mut c).await;
     eprintln!("== must_change");
     scenarios::must_change(&ad, &work.path().join("mustchange")).await;
+    eprintln!("== administration");
+    scenarios::administration(&ad, &work.path().join("admin")).await;
     eprintln!("== directory_down");
     scenarios::directory_down(&mut ad, &mut c).await;
 

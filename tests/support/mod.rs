@@ -42,11 +42,63 @@ pub trait TestDirectory: Send + Sync {
     /// True when the directory will make the user change `password` at next sign-in
     /// (OpenLDAP `pwdReset: TRUE`, AD bind refused with `data 773`).
     async fn must_change(&self, login: &str, password: &str) -> bool;
+    /// The DN of a user made by `create_user`.
+    fn user_dn(&self, login: &str) -> String;
+    /// Creates a group holding `members` (DNs of users or groups); returns its DN.
+    async fn create_group(&self, name: &str, members: &[String]) -> String;
+    /// Sets a directory attribute of a user (e.g. `mail`, `mobile`, `adminCount`).
+    async fn set_attribute(&self, login: &str, attr: &str, value: &str);
     /// The directory's own policy for ordinary users: (min length, history, complexity).
     fn expected_policy(&self) -> (u32, u32, bool);
     /// (new password, expected ErrorInfo reason) pairs the directory's policy refuses,
     /// given that the user's current password is `current`.
     fn refusals(&self, current: &str) -> Vec<(String, &'static str)>;
+}
+
+/// Client certificates of one test: a CA the daemon trusts and one certificate per role,
+/// plus one from that CA that no `[[clients]]` entry names.
+pub struct Certs {
+    pub ca: TestCa,
+    pub admin: ssprd::testbed::CertPair,
+    pub helpdesk: ssprd::testbed::CertPair,
+    pub kiosk: ssprd::testbed::CertPair,
+    pub portal: ssprd::testbed::CertPair,
+    pub unmapped: ssprd::testbed::CertPair,
+    pub ca_file: PathBuf,
+}
+
+impl Certs {
+    /// Makes the certificates and maps them in `raw` (mutual TLS on; clients without a
+    /// certificate keep the portal role so the plain [`Clients`] still work).
+    pub fn install(raw: &mut RawConfig, dir: &Path) -> Self {
+        use ssprd::api::auth::Role;
+        let ca = TestCa::new("ssprd test client CA").unwrap();
+        let ca_file = dir.join("clients-ca.crt");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        raw.server.client_ca_file = Some(ca_file.clone());
+        raw.server.anonymous_role = Some(Role::Portal);
+        let entry = |name: &str, role: Role| ssprd::config::RawClient {
+            name: name.into(),
+            common_name: Some(format!("{name}.example.org")),
+            role: Some(role),
+            ..Default::default()
+        };
+        raw.clients = vec![
+            entry("ops-admin", Role::Admin),
+            entry("helpdesk-1", Role::Helpdesk),
+            entry("lobby-kiosk", Role::Kiosk),
+            entry("web-portal", Role::Portal),
+        ];
+        Self {
+            admin: ca.client_cert("ops-admin.example.org").unwrap(),
+            helpdesk: ca.client_cert("helpdesk-1.example.org").unwrap(),
+            kiosk: ca.client_cert("lobby-kiosk.example.org").unwrap(),
+            portal: ca.client_cert("web-portal.example.org").unwrap(),
+            unmapped: ca.client_cert("someone-else.example.org").unwrap(),
+            ca,
+            ca_file,
+        }
+    }
 }
 
 /// The daemon under test.
@@ -148,6 +200,14 @@ impl Daemon {
             .tls_config(tls)
             .unwrap()
             .connect_lazy()
+    }
+
+    /// An AdminService client presenting `cert`.
+    pub fn admin(
+        &self,
+        cert: &ssprd::testbed::CertPair,
+    ) -> pb::admin_service_client::AdminServiceClient<Channel> {
+        pb::admin_service_client::AdminServiceClient::new(self.channel_as(Some(cert)))
     }
 
     pub async fn clients(&self) -> Clients {
@@ -397,6 +457,7 @@ impl TestDirectory for OpenLdap {
             user_filter: "(objectClass=inetOrgPerson)".into(),
             login_attribute: "uid".into(),
             ppolicy_dn: format!("cn=default,ou=policies,{}", ssprd::testbed::SUFFIX),
+            group_base_dn: format!("ou=groups,{}", ssprd::testbed::SUFFIX),
             timeout_ms: 2_000,
             ..RawDirectory::default()
         }
@@ -437,6 +498,49 @@ impl TestDirectory for OpenLdap {
             .into_iter()
             .map(ldap3::SearchEntry::construct)
             .any(|e| e.attrs.get("pwdReset").is_some_and(|v| v == &["TRUE"]))
+    }
+
+    fn user_dn(&self, login: &str) -> String {
+        Self::dn(login)
+    }
+
+    async fn create_group(&self, name: &str, members: &[String]) -> String {
+        let dn = format!("cn={name},ou=groups,{}", ssprd::testbed::SUFFIX);
+        let mut ldap = self.slapd.root_bind().await.unwrap();
+        let members: std::collections::HashSet<&str> = members.iter().map(String::as_str).collect();
+        ldap.add(
+            &dn,
+            vec![
+                (
+                    "objectClass",
+                    std::collections::HashSet::from(["groupOfNames"]),
+                ),
+                ("cn", std::collections::HashSet::from([name])),
+                ("member", members),
+            ],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        let _ = ldap.unbind().await;
+        dn
+    }
+
+    async fn set_attribute(&self, login: &str, attr: &str, value: &str) {
+        let mut ldap = self.slapd.root_bind().await.unwrap();
+        ldap.modify(
+            &Self::dn(login),
+            vec![ldap3::Mod::Replace(
+                attr,
+                std::collections::HashSet::from([value]),
+            )],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        let _ = ldap.unbind().await;
     }
 
     async fn stop(&mut self) {

@@ -283,6 +283,19 @@ fn utf16_quoted(pw: &str) -> Vec<u8> {
         .collect()
 }
 
+impl SambaAd {
+    /// A connection bound as the domain administrator (for seeding test data).
+    async fn admin_bind(&self) -> ldap3::Ldap {
+        let mut ldap = self.connect().await.unwrap();
+        ldap.simple_bind(&format!("administrator@{REALM}"), ADMIN_PW)
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        ldap
+    }
+}
+
 #[async_trait::async_trait]
 impl TestDirectory for SambaAd {
     fn name(&self) -> &'static str {
@@ -310,12 +323,7 @@ impl TestDirectory for SambaAd {
     }
 
     async fn create_user(&self, login: &str, password: &str) {
-        let mut ldap = self.connect().await.unwrap();
-        ldap.simple_bind(&format!("administrator@{REALM}"), ADMIN_PW)
-            .await
-            .unwrap()
-            .success()
-            .unwrap();
+        let mut ldap = self.admin_bind().await;
         let dn = format!("CN={login},{PEOPLE}");
         let upn = format!("{login}@example.test");
         let pw = utf16_quoted(password);
@@ -368,6 +376,46 @@ impl TestDirectory for SambaAd {
             .unwrap();
         let _ = ldap.unbind().await;
         res.rc == 49 && res.text.contains("data 773")
+    }
+
+    fn user_dn(&self, login: &str) -> String {
+        format!("CN={login},{PEOPLE}")
+    }
+
+    async fn create_group(&self, name: &str, members: &[String]) -> String {
+        let mut ldap = self.admin_bind().await;
+        let dn = format!("CN={name},{PEOPLE}");
+        let attrs: Vec<(Vec<u8>, HashSet<Vec<u8>>)> = vec![
+            (
+                b"objectClass".to_vec(),
+                HashSet::from([b"top".to_vec(), b"group".to_vec()]),
+            ),
+            (b"cn".to_vec(), HashSet::from([name.as_bytes().to_vec()])),
+            (
+                b"sAMAccountName".to_vec(),
+                HashSet::from([name.as_bytes().to_vec()]),
+            ),
+            (
+                b"member".to_vec(),
+                members.iter().map(|m| m.as_bytes().to_vec()).collect(),
+            ),
+        ];
+        ldap.add(&dn, attrs).await.unwrap().success().unwrap();
+        let _ = ldap.unbind().await;
+        dn
+    }
+
+    async fn set_attribute(&self, login: &str, attr: &str, value: &str) {
+        let mut ldap = self.admin_bind().await;
+        ldap.modify(
+            &format!("CN={login},{PEOPLE}"),
+            vec![ldap3::Mod::Replace(attr, HashSet::from([value]))],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        let _ = ldap.unbind().await;
     }
 
     async fn stop(&mut self) {

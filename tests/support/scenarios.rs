@@ -510,3 +510,179 @@ pub async fn long_and_unicode_passwords(dir: &dyn TestDirectory, c: &mut Clients
         );
     }
 }
+
+/// The policy in force, changed by `edit`, written with compare-and-set.
+pub async fn set_policy(
+    admin: &mut pb::admin_service_client::AdminServiceClient<tonic::transport::Channel>,
+    edit: impl FnOnce(&mut pb::Policy),
+) -> pb::Policy {
+    let current = admin
+        .get_policy(pb::GetPolicyRequest {})
+        .await
+        .expect("GetPolicy")
+        .into_inner();
+    let mut next = current.clone();
+    edit(&mut next);
+    admin
+        .update_policy(pb::UpdatePolicyRequest {
+            policy: Some(next),
+            expected_version: current.version,
+        })
+        .await
+        .expect("UpdatePolicy")
+        .into_inner()
+}
+
+/// StartReset + the right answers: whether the flow verified (a decoy never does).
+async fn answers_verify(c: &mut Clients, login: &str) -> bool {
+    let s = c.start(login).await;
+    c.verify_with(&s.flow_id, &s.methods, answer_for)
+        .await
+        .map(|v| v.verified)
+        .unwrap_or(false)
+}
+
+/// Scope (none / selected with nested groups / all), the admin policy (admin groups, AD
+/// adminCount), an admin reset that requires a change at next sign-in, and an admin unlock
+/// — through AdminService with a client certificate in the admin role.
+pub async fn administration(dir: &dyn TestDirectory, work: &Path) {
+    let (mut raw, ca) = Daemon::config(work, dir.directory_config(&work.join("dir")));
+    let certs = super::Certs::install(&mut raw, work);
+    let d = Daemon::start(raw, ca).await;
+    let mut c = d.clients().await;
+    let mut admin = d.admin(&certs.admin);
+    let user = |login: &str| pb::GetUserRequest {
+        username: login.into(),
+    };
+
+    let pw = "Admin-Scenario-1234";
+    let (inner, outer, boss) = (unique("inner"), unique("outer"), unique("boss"));
+    for u in [&inner, &outer, &boss] {
+        dir.create_user(u, pw).await;
+        c.register(u, pw).await;
+    }
+    // staff ⊃ team ⊃ inner: membership through a nested group.
+    let team = dir
+        .create_group(&unique("team"), &[dir.user_dn(&inner)])
+        .await;
+    let staff = dir.create_group(&unique("staff"), &[team]).await;
+    let admins = dir
+        .create_group(&unique("admins"), &[dir.user_dn(&boss)])
+        .await;
+
+    // Selected: members of staff, nested membership counting.
+    let p = set_policy(&mut admin, |p| {
+        p.scope = pb::Scope::Selected as i32;
+        p.scope_groups = vec![staff.clone()];
+    })
+    .await;
+    assert!(p.version >= 1);
+    let u = admin.get_user(user(&inner)).await.unwrap().into_inner();
+    assert!(u.in_scope, "nested member in scope");
+    let u = admin.get_user(user(&outer)).await.unwrap().into_inner();
+    assert!(!u.in_scope, "non-member out of scope");
+    assert!(answers_verify(&mut c, &inner).await, "in scope: real flow");
+    assert!(
+        !answers_verify(&mut c, &outer).await,
+        "out of scope: a decoy flow, indistinguishable until verification fails"
+    );
+    let e = c
+        .reg
+        .begin_registration(pb::BeginRegistrationRequest {
+            username: outer.clone(),
+            password: pw.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e), "NOT_IN_SCOPE");
+
+    // None: nobody; All: everybody.
+    set_policy(&mut admin, |p| p.scope = pb::Scope::None as i32).await;
+    assert!(!answers_verify(&mut c, &inner).await, "scope none");
+    set_policy(&mut admin, |p| {
+        p.scope = pb::Scope::All as i32;
+        p.scope_groups.clear();
+    })
+    .await;
+    assert!(answers_verify(&mut c, &outer).await, "scope all");
+
+    // Admin policy: members of the admin group need two methods and no questions; with
+    // questions only enabled here, they cannot use SSPR.
+    set_policy(&mut admin, |p| p.admin_groups = vec![admins.clone()]).await;
+    let u = admin.get_user(user(&boss)).await.unwrap().into_inner();
+    assert!(u.admin);
+    let reg = u.registration.unwrap();
+    assert_eq!(reg.methods_required, 2);
+    assert!(!reg.complete);
+    assert!(
+        !reg.enabled_methods
+            .contains(&(pb::Method::SecurityQuestions as i32))
+    );
+    assert!(!answers_verify(&mut c, &boss).await, "admin refused");
+    set_policy(&mut admin, |p| p.admin_policy = false).await;
+    assert!(answers_verify(&mut c, &boss).await, "admin policy off");
+    set_policy(&mut admin, |p| p.admin_policy = true).await;
+    if dir.name() == "samba-ad" {
+        // AD: adminCount=1 (AdminSDHolder-protected) accounts are administrators.
+        dir.set_attribute(&outer, "adminCount", "1").await;
+        let u = admin.get_user(user(&outer)).await.unwrap().into_inner();
+        assert!(u.admin, "adminCount=1 is an administrator");
+        assert!(!answers_verify(&mut c, &outer).await);
+        set_policy(&mut admin, |p| p.admin_count_is_admin = false).await;
+        assert!(
+            !admin
+                .get_user(user(&outer))
+                .await
+                .unwrap()
+                .into_inner()
+                .admin
+        );
+    }
+
+    // Admin reset: a generated password, a change required at next sign-in.
+    let r = admin
+        .reset_user_password(pb::ResetUserPasswordRequest {
+            username: boss.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.must_change);
+    assert!(r.generated_password.len() >= 16);
+    assert!(!dir.can_bind(&boss, pw).await, "old password gone");
+    assert!(
+        dir.must_change(&boss, &r.generated_password).await,
+        "the directory demands a change at next sign-in"
+    );
+    // A given password without the change requirement.
+    let given = "Given-By-Admin-5678";
+    let r = admin
+        .reset_user_password(pb::ResetUserPasswordRequest {
+            username: boss.clone(),
+            new_password: given.into(),
+            no_change_required: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.generated_password.is_empty() && !r.must_change);
+    assert!(dir.can_bind(&boss, given).await);
+
+    // Admin unlock.
+    dir.lock(&inner).await;
+    assert!(!dir.can_bind(&inner, pw).await, "locked");
+    admin
+        .unlock_user(pb::UnlockUserRequest {
+            username: inner.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(dir.can_bind(&inner, pw).await, "unlocked by an admin");
+
+    // Unknown users: NOT_FOUND for administrators (they are authenticated).
+    let e = admin.get_user(user("nobody-here")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    d.stop().await;
+}
