@@ -351,7 +351,7 @@ async fn execute(conn: &Connection, command: AdminCommand) -> Result<(), Failure
                 } else {
                     rows.push(vec![
                         e.seq.to_string(),
-                        e.at.to_string(),
+                        when(e.at),
                         e.kind,
                         e.username,
                         e.outcome,
@@ -489,6 +489,17 @@ async fn user(
     Ok(())
 }
 
+/// A Unix time as RFC 3339 UTC (for tables; JSON keeps the number).
+fn when(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
+}
+
 fn yes(b: bool) -> String {
     if b { "yes" } else { "no" }.to_string()
 }
@@ -562,6 +573,9 @@ fn print_policy(p: &pb::Policy, json: bool) {
                     .collect::<Vec<_>>()
                     .join("; "),
                 Value::String(s) => s.clone(),
+                Value::Number(n) if k == "updated_at" => {
+                    n.as_i64().map_or_else(|| n.to_string(), when)
+                }
                 other => other.to_string(),
             };
             (k.as_str(), text)
@@ -683,7 +697,11 @@ fn print_user(u: &pb::User, json: bool) {
             "methods",
             format!(
                 "{} (needs {})",
-                methods(&reg.registered_methods).join(", "),
+                if reg.registered_methods.is_empty() {
+                    "none".to_string()
+                } else {
+                    methods(&reg.registered_methods).join(", ")
+                },
                 reg.methods_required
             ),
         ),
@@ -699,7 +717,7 @@ fn print_user(u: &pb::User, json: bool) {
             if u.blocked_until == 0 {
                 "not blocked".into()
             } else {
-                u.blocked_until.to_string()
+                when(u.blocked_until)
             },
         ),
         ("recent failures", u.recent_failures.to_string()),
@@ -820,6 +838,12 @@ fn progress_bar(p: &pb::PrefillProgress, tty: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_shown_in_utc() {
+        assert_eq!(when(0), "1970-01-01T00:00:00Z");
+        assert_eq!(when(1_767_225_600), "2026-01-01T00:00:00Z");
+    }
 
     #[test]
     fn settings_apply_to_a_policy() {

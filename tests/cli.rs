@@ -63,6 +63,32 @@ fn example_config_is_valid() {
     assert!(text(&o).contains("configuration is valid"));
 }
 
+/// `SSPRD_` variables that are not `SSPRD_<SECTION>__<KEY>` (the CLI's own, a test
+/// runner's) do not break the configuration.
+#[test]
+fn other_ssprd_variables_are_not_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    files(dir.path());
+    let o = ssprd(
+        dir.path(),
+        &["check-config"],
+        &[
+            ("SSPRD_CONFIG", EXAMPLE.to_string()),
+            ("SSPRD_REQUIRE_SAMBA", "1".into()),
+            ("SSPRD_ADMIN_SERVER", "https://localhost:1".into()),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // A typo inside a section is still named.
+    let o = ssprd(
+        dir.path(),
+        &["check-config", "--config", EXAMPLE],
+        &[("SSPRD_SERVER__LISTN", "127.0.0.1:1".into())],
+    );
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o));
+    assert!(text(&o).contains("listn"), "{}", text(&o));
+}
+
 #[test]
 fn environment_overrides_the_file_and_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();

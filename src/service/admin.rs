@@ -493,6 +493,17 @@ impl Service {
             return Err(e.into());
         }
         self.audit("admin.unlock", &user.login, "success", "").await;
+        if self.sspr().notify_users
+            && let Some(reg) = self.store.registration(&user.id).await?
+        {
+            self.notify_contacts(
+                &reg,
+                Notice::AccountRecovered {
+                    what: "the account was unlocked by an administrator".into(),
+                },
+            )
+            .await;
+        }
         Ok(())
     }
 

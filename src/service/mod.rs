@@ -337,6 +337,9 @@ pub struct ServiceOptions {
     pub issuer: String,
     /// Directory attributes prefill copies into contacts.
     pub prefill: admin::PrefillMap,
+    /// StartReset and SendCode answer no sooner than this after the request arrived (zero:
+    /// as soon as possible), hiding the work that differs between real and decoy flows.
+    pub uniform_response: std::time::Duration,
 }
 
 /// The IO the service uses.

@@ -81,6 +81,13 @@ impl Service {
     /// a decoy flow of the same shape; it can never be verified.
     #[instrument(skip_all)]
     pub async fn start_reset(&self, login: &str) -> Result<StartedReset, ServiceError> {
+        let started = tokio::time::Instant::now();
+        let result = self.start_reset_now(login).await;
+        self.pad(started).await;
+        result
+    }
+
+    async fn start_reset_now(&self, login: &str) -> Result<StartedReset, ServiceError> {
         let login = check_login(login)?;
         let sspr = self.sspr();
         let user = self.directory.find_user(login).await?;
@@ -343,6 +350,25 @@ impl Service {
     /// previous code. A decoy flow goes through the same steps without sending anything.
     #[instrument(skip_all)]
     pub async fn send_code(&self, flow_id: &str, method: Method) -> Result<u64, ServiceError> {
+        let started = tokio::time::Instant::now();
+        let result = self.send_code_now(flow_id, method).await;
+        self.pad(started).await;
+        result
+    }
+
+    /// Answers no sooner than the uniform response time after `started`, so real and decoy
+    /// flows (and blocked or failing ones) take the same time from outside.
+    async fn pad(&self, started: tokio::time::Instant) {
+        if !self.opts.uniform_response.is_zero() {
+            let until = started + self.opts.uniform_response;
+            if tokio::time::Instant::now() > until {
+                tracing::debug!("response took longer than the uniform response time");
+            }
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    async fn send_code_now(&self, flow_id: &str, method: Method) -> Result<u64, ServiceError> {
         let (h, flow) = self.live_flow(flow_id).await?;
         self.check_not_blocked(&flow).await?;
         let Some(kind) = method.contact_kind() else {

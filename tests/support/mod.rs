@@ -124,6 +124,9 @@ impl Daemon {
         raw.server.tls_key = Some(SecretSource::File(dir.join("server.key")));
         raw.store.path = dir.join("db");
         raw.store.sweep_interval_secs = 1;
+        // Response padding is measured in tests/timing.rs; elsewhere it would only slow
+        // the suite down.
+        raw.server.uniform_response_ms = 0;
         raw.directory = directory;
         // The spine scenarios use security questions alone; method tests enable more.
         raw.policy.enabled_methods = vec!["security_questions".into()];
@@ -480,7 +483,34 @@ impl TestDirectory for OpenLdap {
         }
     }
 
-    async fn must_change(&self, login: &str, _password: &str) -> bool {
+    async fn must_change(&self, login: &str, password: &str) -> bool {
+        // The user's own bind with the ppolicy request control: slapd answers success with
+        // a response control whose error is changeAfterReset (2) — "must be changed".
+        let tls = client_tls(&self.slapd.ca_pem);
+        let settings = ldap3::LdapConnSettings::new().set_config(tls);
+        let (conn, mut ldap) =
+            ldap3::LdapConnAsync::with_settings(settings, &self.slapd.ldaps_uri())
+                .await
+                .unwrap();
+        ldap3::drive!(conn);
+        let res = ldap
+            .with_controls(vec![ldap3::controls::RawControl {
+                ctype: "1.3.6.1.4.1.42.2.27.8.5.1".into(),
+                crit: false,
+                val: None,
+            }])
+            .simple_bind(&Self::dn(login), password)
+            .await
+            .unwrap();
+        let _ = ldap.unbind().await;
+        let change_after_reset = res.rc == 0
+            && res.ctrls.iter().any(|c| {
+                c.1.ctype == "1.3.6.1.4.1.42.2.27.8.5.1"
+                    && c.1
+                        .val
+                        .as_deref()
+                        .is_some_and(|v| v.windows(3).any(|w| w == [0x81, 0x01, 0x02]))
+            });
         let mut ldap = self.slapd.root_bind().await.unwrap();
         let (entries, _) = ldap
             .search(
@@ -494,10 +524,15 @@ impl TestDirectory for OpenLdap {
             .success()
             .unwrap();
         let _ = ldap.unbind().await;
-        entries
+        let pwd_reset = entries
             .into_iter()
             .map(ldap3::SearchEntry::construct)
-            .any(|e| e.attrs.get("pwdReset").is_some_and(|v| v == &["TRUE"]))
+            .any(|e| e.attrs.get("pwdReset").is_some_and(|v| v == &["TRUE"]));
+        assert_eq!(
+            change_after_reset, pwd_reset,
+            "the bind's ppolicy control and pwdReset agree"
+        );
+        pwd_reset
     }
 
     fn user_dn(&self, login: &str) -> String {
