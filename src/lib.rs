@@ -19,6 +19,7 @@
 //! - [`api`]: tonic adapters and the single `ServiceError` → `Status` mapping.
 //! - [`server`]: TLS, health, reflection, limits, sweeper, systemd notify and watchdog.
 //! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook).
+//! - [`failpoint`]: crash points for the crash-consistency tests (debug builds only).
 //! - [`tls`]: the rustls client configuration shared by outbound connections.
 //! - [`testbed`]: a throwaway slapd with a demo directory (used by `ssprd demo` and tests).
 
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod directory;
+pub mod failpoint;
 pub mod flow;
 pub mod method;
 pub mod password;

@@ -51,6 +51,7 @@ pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
         E::StoreUnavailable => (Code::Unavailable, "STORE_UNAVAILABLE"),
         E::NotInScope => (Code::FailedPrecondition, "NOT_IN_SCOPE"),
         E::UserNotFound => (Code::NotFound, "USER_NOT_FOUND"),
+        E::AlreadyCompleted => (Code::FailedPrecondition, "RESET_ALREADY_COMPLETED"),
         E::PolicyConflict(_) => (Code::Aborted, "POLICY_VERSION_CONFLICT"),
         E::InvalidPolicy(_) => (Code::InvalidArgument, "POLICY_INVALID"),
         E::ClientRateLimited => (Code::ResourceExhausted, "CLIENT_RATE_LIMITED"),

@@ -550,6 +550,38 @@ impl Directory for LdapDirectory {
         result
     }
 
+    async fn password_marker(
+        &self,
+        user: &DirectoryUser,
+    ) -> Result<Option<String>, DirectoryError> {
+        let attr = if self.is_ad() {
+            "pwdLastSet"
+        } else {
+            "pwdChangedTime"
+        };
+        let mut conn = self.service().await?;
+        let res = conn
+            .ldap
+            .with_timeout(self.timeout())
+            .search(&user.dn, Scope::Base, "(objectClass=*)", vec![attr])
+            .await
+            .map_err(op_error);
+        conn.close().await;
+        let found = res?;
+        let (entries, result) = (found.0, found.1);
+        match result.rc {
+            rc::SUCCESS => Ok(entries
+                .into_iter()
+                .next()
+                .map(SearchEntry::construct)
+                .and_then(|e| first(&e, attr))),
+            rc::BUSY | rc::UNAVAILABLE => Err(DirectoryError::Unavailable(result.text)),
+            other => Err(DirectoryError::Protocol(format!(
+                "reading {attr}: result {other}"
+            ))),
+        }
+    }
+
     async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
         let mut conn = self.service().await?;
         let mods = if self.is_ad() {

@@ -150,6 +150,10 @@ pub trait Directory: Send + Sync + 'static {
         user: &DirectoryUser,
         groups: &[String],
     ) -> Result<bool, DirectoryError>;
+    /// A value that changes whenever the user's password changes (OpenLDAP `pwdChangedTime`,
+    /// AD `pwdLastSet`), read as the service account; `None` when the entry has none.
+    async fn password_marker(&self, user: &DirectoryUser)
+    -> Result<Option<String>, DirectoryError>;
     /// Clears the lockout (OpenLDAP `pwdAccountLockedTime`, AD `lockoutTime=0`).
     async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError>;
     /// The password rules the directory applies to this user (OpenLDAP: the user's ppolicy

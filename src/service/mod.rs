@@ -92,6 +92,10 @@ pub enum ServiceError {
     StoreUnavailable,
     #[error("self-service password reset is not enabled for this account; contact the helpdesk")]
     NotInScope,
+    #[error(
+        "the password was already changed in this flow by an earlier attempt that was interrupted; sign in with the password given then, or start a new reset"
+    )]
+    AlreadyCompleted,
     #[error("no such user in the directory")]
     UserNotFound,
     #[error("the policy changed meanwhile (now version {0}); read it again and retry")]

@@ -11,7 +11,7 @@ use crate::method::contact::{self, ContactKind};
 use crate::method::{Method, code, questions, totp};
 use crate::policy::MethodPolicy;
 use crate::secret::Secret;
-use crate::store::{FlowCode, FlowState, Offer, Registration, ResetFlow, TokenHash};
+use crate::store::{FlowCode, FlowState, Offer, Registration, ResetFlow, TokenHash, WriteIntent};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use tracing::{instrument, warn};
@@ -166,6 +166,7 @@ impl Service {
             offered,
             codes: vec![],
             sends: 0,
+            write: None,
         };
         let counters = self.store.counters(&flow.user_key).await?;
         if flow::blocked(&counters, t) {
@@ -576,7 +577,10 @@ impl Service {
         let (h, flow) = self.live_flow(flow_id).await?;
         let guard = self.user_lock(&flow.user_key).lock_owned().await;
         // Re-read under the lock: a racing call may have completed it.
-        let (h, flow) = self.live_flow_by_hash(&h).await?;
+        let (h, mut flow) = self.live_flow_by_hash(&h).await?;
+        if flow.write.is_some() {
+            flow = self.resolve_write(&h, flow).await?;
+        }
         self.check_not_blocked(&flow).await?;
         let mp = self.methods_or_none(flow.admin);
         if flow.decoy {
@@ -596,6 +600,57 @@ impl Service {
         Ok((h, flow, guard))
     }
 
+    /// Decides a password write that was interrupted (a crash, or an error that left the
+    /// outcome unknown) from the directory: if the user's password-change marker moved, the
+    /// password was changed and the flow is spent (RESET_ALREADY_COMPLETED); otherwise the
+    /// intent is dropped and the flow is usable again. A directory that cannot be asked
+    /// leaves the intent in place (UNAVAILABLE): never a blind retry.
+    async fn resolve_write(
+        &self,
+        h: &TokenHash,
+        flow: ResetFlow,
+    ) -> Result<ResetFlow, ServiceError> {
+        let Some(intent) = flow.write.clone() else {
+            return Ok(flow);
+        };
+        let now = self
+            .directory
+            .password_marker(&Self::user_of(&flow))
+            .await?;
+        if now != intent.marker {
+            self.finish(h, &flow, "the password was reset").await?;
+            self.audit(
+                "reset.complete",
+                &flow.login,
+                "success",
+                "resolved_after_interruption",
+            )
+            .await;
+            return Err(ServiceError::AlreadyCompleted);
+        }
+        let mut cleared = flow.clone();
+        cleared.write = None;
+        if !self.store.swap_flow(h, &flow, &cleared).await? {
+            return Err(ServiceError::FlowInvalid);
+        }
+        self.audit(
+            "reset.complete",
+            &flow.login,
+            "failure",
+            "write_not_applied",
+        )
+        .await;
+        Ok(cleared)
+    }
+
+    /// Drops the write intent of a flow whose write certainly did not happen.
+    async fn clear_write(&self, h: &TokenHash, pending: &ResetFlow) -> Result<(), ServiceError> {
+        let mut cleared = pending.clone();
+        cleared.write = None;
+        self.store.swap_flow(h, pending, &cleared).await?;
+        Ok(())
+    }
+
     /// Spends the flow, closes the user's other open flows (a reset ends every other attempt
     /// in progress), resets the failure counters, and tells the user's confirmed contacts.
     async fn finish(
@@ -607,6 +662,7 @@ impl Service {
         let mut done = flow.clone();
         done.state = FlowState::Completed;
         done.codes.clear();
+        done.write = None;
         if !self.store.swap_flow(h, flow, &done).await? {
             // Cannot happen under the user lock; never report a write as not done.
             warn!("flow changed while completing");
@@ -664,20 +720,57 @@ impl Service {
         }
         let user = Self::user_of(&flow);
         let must_change = self.opts.require_change_after_reset;
-        if let Err(e) = self
+        // The intent is durable before the directory is touched (see `resolve_write`).
+        let marker = self.directory.password_marker(&user).await?;
+        let mut pending = flow.clone();
+        pending.write = Some(WriteIntent {
+            started_at: self.now(),
+            marker,
+        });
+        if !self.store.swap_flow(&h, &flow, &pending).await? {
+            return Err(ServiceError::FlowInvalid);
+        }
+        crate::failpoint::hit("complete.intent");
+        let written = self
             .directory
             .set_password(&user, new_password, must_change)
-            .await
-        {
+            .await;
+        crate::failpoint::hit("complete.after_write");
+        if let Err(e) = written {
             let reason = match &e {
                 DirectoryError::Refused(r) => r.code(),
                 DirectoryError::Unavailable(_) => "directory_unavailable",
                 _ => "directory_error",
             };
-            self.audit("reset.complete", &flow.login, "failure", reason)
-                .await;
-            return Err(e.into());
+            // A refusal is definite. Anything else may have happened after the server
+            // applied the write (a timeout, a dropped connection): ask it with a bind.
+            let applied = match &e {
+                DirectoryError::Refused(_) | DirectoryError::InsecureTransport => Some(false),
+                _ => match self.directory.bind_as_user(&user.dn, new_password).await {
+                    Ok(BindOutcome::Ok | BindOutcome::MustChange) => Some(true),
+                    Ok(_) => Some(false),
+                    Err(_) => None,
+                },
+            };
+            match applied {
+                Some(true) => {
+                    warn!(error = %e, "the directory reported an error but the new password works");
+                }
+                Some(false) => {
+                    self.clear_write(&h, &pending).await?;
+                    self.audit("reset.complete", &flow.login, "failure", reason)
+                        .await;
+                    return Err(e.into());
+                }
+                None => {
+                    // Undecidable now: the intent stays; the next attempt decides it.
+                    self.audit("reset.complete", &flow.login, "indeterminate", reason)
+                        .await;
+                    return Err(ServiceError::DirectoryUnavailable);
+                }
+            }
         }
+        let flow = pending;
         let mut unlocked = false;
         if unlock {
             match self.directory.unlock(&user).await {
@@ -708,6 +801,7 @@ impl Service {
         self.finish(&h, &flow, what).await?;
         self.audit("reset.complete", &flow.login, "success", "")
             .await;
+        crate::failpoint::hit("complete.after_commit");
         Ok(Completed {
             verified_by_bind,
             unlocked,

@@ -219,6 +219,19 @@ pub struct ResetFlow {
     /// Codes sent in this flow.
     #[serde(default)]
     pub sends: u32,
+    /// Set while CompleteReset writes the password (see [`WriteIntent`]).
+    #[serde(default)]
+    pub write: Option<WriteIntent>,
+}
+
+/// A password write in progress: stored (flushed) before the directory is written, so that
+/// after a crash the outcome can be decided from the directory instead of guessed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WriteIntent {
+    pub started_at: u64,
+    /// The directory's password-change marker before the write (OpenLDAP `pwdChangedTime`,
+    /// AD `pwdLastSet`); a different value afterwards means the password was changed.
+    pub marker: Option<String>,
 }
 
 /// Per-account verification failures.

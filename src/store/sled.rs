@@ -535,6 +535,7 @@ mod tests {
             offered: vec![],
             codes: vec![],
             sends: 0,
+            write: None,
         }
     }
 
