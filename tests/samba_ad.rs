@@ -45,6 +45,9 @@ async fn samba_ad_end_to_end() {
     scenarios::must_change(&ad, &work.path().join("mustchange")).await;
     eprintln!("== administration");
     scenarios::administration(&ad, &work.path().join("admin")).await;
+    eprintln!("== crash_consistency");
+    std::fs::create_dir_all(work.path().join("crash")).unwrap();
+    scenarios::crash_consistency(&ad, &work.path().join("crash")).await;
     eprintln!("== directory_down");
     scenarios::directory_down(&mut ad, &mut c).await;
 
