@@ -100,9 +100,131 @@ pub fn verify(
     })
 }
 
+/// Where audit records are copied as they are appended (besides the database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardKind {
+    /// RFC 5424 over the local syslog socket, facility authpriv, severity notice.
+    Syslog,
+    /// journald's native protocol, with the record's fields as `SSPRD_AUDIT_*` fields.
+    Journald,
+}
+
+impl ForwardKind {
+    pub fn default_socket(self) -> &'static str {
+        match self {
+            Self::Syslog => "/dev/log",
+            Self::Journald => "/run/systemd/journal/socket",
+        }
+    }
+}
+
+/// Copies audit records to syslog or journald over a local datagram socket. Best effort: a
+/// record that cannot be sent is logged as a warning and stays in the database.
+pub struct Forwarder {
+    kind: ForwardKind,
+    path: std::path::PathBuf,
+    socket: tokio::net::UnixDatagram,
+    hostname: String,
+}
+
+impl Forwarder {
+    pub fn new(kind: ForwardKind, path: std::path::PathBuf) -> std::io::Result<Self> {
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "-".into());
+        Ok(Self {
+            kind,
+            path,
+            socket: tokio::net::UnixDatagram::unbound()?,
+            hostname,
+        })
+    }
+
+    /// The datagram for `rec`.
+    pub fn datagram(&self, rec: &AuditRecord) -> Vec<u8> {
+        let e = &rec.event;
+        let summary = format!(
+            "audit #{} {} user={:?} outcome={} reason={:?} actor={:?}",
+            rec.seq, e.kind, e.user, e.outcome, e.reason, e.actor
+        );
+        match self.kind {
+            ForwardKind::Syslog => {
+                // <authpriv.notice> VERSION TIMESTAMP HOST APP PROCID MSGID SD MSG
+                let ts = time::OffsetDateTime::from_unix_timestamp(e.at as i64)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_else(|| "-".into());
+                format!(
+                    "<85>1 {ts} {} ssprd {} audit - {}",
+                    self.hostname,
+                    std::process::id(),
+                    serde_json::to_string(rec).expect("records serialise")
+                )
+                .into_bytes()
+            }
+            ForwardKind::Journald => {
+                let mut out = Vec::new();
+                let mut field = |k: &str, v: &str| journald_field(&mut out, k, v);
+                field("MESSAGE", &summary);
+                field("PRIORITY", "5");
+                field("SYSLOG_FACILITY", "10");
+                field("SYSLOG_IDENTIFIER", "ssprd");
+                field("SSPRD_AUDIT_SEQ", &rec.seq.to_string());
+                field("SSPRD_AUDIT_HASH", &rec.hash);
+                field("SSPRD_AUDIT_PREV", &rec.prev);
+                field("SSPRD_AUDIT_AT", &e.at.to_string());
+                field("SSPRD_AUDIT_KIND", &e.kind);
+                field("SSPRD_AUDIT_USER", &e.user);
+                field("SSPRD_AUDIT_OUTCOME", &e.outcome);
+                field("SSPRD_AUDIT_REASON", &e.reason);
+                field("SSPRD_AUDIT_ACTOR", &e.actor);
+                out
+            }
+        }
+    }
+
+    /// Sends `rec`; failures are logged, never fatal.
+    pub async fn send(&self, rec: &AuditRecord) {
+        let d = self.datagram(rec);
+        if let Err(e) = self.socket.send_to(&d, &self.path).await {
+            tracing::warn!(socket = %self.path.display(), error = %e, "audit record not forwarded");
+        }
+    }
+}
+
+/// One field of journald's native protocol: `KEY=value\n`, or the length-prefixed binary
+/// form when the value holds a newline.
+fn journald_field(out: &mut Vec<u8>, key: &str, value: &str) {
+    out.extend_from_slice(key.as_bytes());
+    if value.contains('\n') {
+        out.push(b'\n');
+        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+        out.extend_from_slice(value.as_bytes());
+    } else {
+        out.push(b'=');
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.push(b'\n');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn journald_fields_use_the_binary_form_for_newlines() {
+        let mut out = Vec::new();
+        journald_field(&mut out, "A", "x");
+        journald_field(&mut out, "B", "y\nz");
+        let mut want = b"A=x\nB\n".to_vec();
+        want.extend_from_slice(&3u64.to_le_bytes());
+        want.extend_from_slice(b"y\nz\n");
+        assert_eq!(out, want);
+    }
 
     fn chain(n: u64) -> Vec<AuditRecord> {
         let mut prev = GENESIS.to_string();

@@ -511,12 +511,18 @@ pub struct RawAudit {
     /// Days audit records are kept (0 = forever). Older records are pruned from the start of
     /// the hash chain; the chain stays verifiable from the last pruned record.
     pub retention_days: u64,
+    /// Also copy every record to "syslog" or "journald" as it is appended (unset: no).
+    pub forward: Option<crate::audit::ForwardKind>,
+    /// The socket to send to (default: /dev/log, or journald's /run/systemd/journal/socket).
+    pub forward_socket: Option<PathBuf>,
 }
 
 impl Default for RawAudit {
     fn default() -> Self {
         Self {
             retention_days: 365,
+            forward: None,
+            forward_socket: None,
         }
     }
 }
@@ -756,6 +762,8 @@ pub struct Config {
     pub authenticator: Option<(String, Secret)>,
     /// Audit records older than this are pruned (`None`: kept forever).
     pub audit_retention: Option<Duration>,
+    /// Where audit records are copied as they are appended.
+    pub audit_forward: Option<(crate::audit::ForwardKind, PathBuf)>,
     pub password: std::sync::Arc<crate::password::PasswordRules>,
     pub prefill: crate::service::admin::PrefillMap,
     pub outbox: crate::service::OutboxPolicy,
@@ -1462,6 +1470,15 @@ impl RawConfig {
                 reject_names: pw.reject_names,
                 min_strength: pw.min_strength,
                 breached,
+            }),
+            audit_forward: self.audit.forward.map(|k| {
+                (
+                    k,
+                    self.audit
+                        .forward_socket
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from(k.default_socket())),
+                )
             }),
             audit_retention: (self.audit.retention_days > 0)
                 .then(|| Duration::from_secs(self.audit.retention_days * 86_400)),

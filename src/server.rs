@@ -87,6 +87,12 @@ pub async fn build_service(cfg: &Config, clock: Clock) -> Result<Arc<Service>, S
             hasher: AnswerHasher::new(cfg.max_concurrent_hashes),
             sealer,
             clock,
+            audit_forward: cfg
+                .audit_forward
+                .as_ref()
+                .map(|(kind, path)| crate::audit::Forwarder::new(*kind, path.clone()))
+                .transpose()
+                .map_err(|e| ServeError::Setup(format!("audit forwarding socket: {e}")))?,
         },
         Policies {
             reset: cfg.reset.clone(),

@@ -223,3 +223,56 @@ async fn client_certificates_are_required_and_named() {
         "the kiosk is named with its certificate: {out}"
     );
 }
+
+/// `[audit] forward`: each record is also sent, as it is appended, to a local syslog socket
+/// (RFC 5424, authpriv.notice, the record as JSON) or journald's native protocol (one
+/// `SSPRD_AUDIT_*` field per record field). The test binds the sockets the daemon sends to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_forwarded_to_syslog_and_journald() {
+    use ssprd::audit::ForwardKind;
+    support::init();
+    let ldap = OpenLdap::start().await;
+    for kind in [ForwardKind::Syslog, ForwardKind::Journald] {
+        let work = tempfile::tempdir().unwrap();
+        let sock_path = work.path().join("log.sock");
+        let sock = tokio::net::UnixDatagram::bind(&sock_path).unwrap();
+        let (mut raw, ca) =
+            Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
+        raw.audit.forward = Some(kind);
+        raw.audit.forward_socket = Some(sock_path.clone());
+        let d = Daemon::start(raw, ca).await;
+        let mut c = d.clients().await;
+        let login = support::unique("fwd");
+        c.start(&login).await;
+        let mut buf = vec![0u8; 65536];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), sock.recv(&mut buf))
+            .await
+            .expect("a forwarded record")
+            .unwrap();
+        let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+        match kind {
+            ForwardKind::Syslog => {
+                assert!(msg.starts_with("<85>1 "), "{msg}");
+                let json = &msg[msg.find('{').unwrap()..];
+                let rec: serde_json::Value = serde_json::from_str(json).unwrap();
+                assert_eq!(rec["seq"], 1);
+                assert_eq!(rec["event"]["kind"], "reset.start");
+                assert_eq!(rec["event"]["user"], login.as_str());
+                assert_eq!(rec["hash"].as_str().unwrap().len(), 64);
+            }
+            ForwardKind::Journald => {
+                for line in [
+                    "SYSLOG_IDENTIFIER=ssprd".to_string(),
+                    "SSPRD_AUDIT_SEQ=1".into(),
+                    "SSPRD_AUDIT_KIND=reset.start".into(),
+                    format!("SSPRD_AUDIT_USER={login}"),
+                    "SSPRD_AUDIT_OUTCOME=success".into(),
+                ] {
+                    assert!(msg.lines().any(|l| l == line), "{line} in {msg}");
+                }
+                assert!(msg.lines().any(|l| l.starts_with("SSPRD_AUDIT_HASH=")));
+            }
+        }
+        d.stop().await;
+    }
+}

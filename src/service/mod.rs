@@ -355,6 +355,8 @@ pub struct Backends {
     /// Present when authenticator apps are enabled.
     pub sealer: Option<totp::Sealer>,
     pub clock: Clock,
+    /// Copies audit records to syslog or journald.
+    pub audit_forward: Option<crate::audit::Forwarder>,
 }
 
 /// The policy the service applies.
@@ -384,6 +386,7 @@ pub struct Service {
     hasher: questions::AnswerHasher,
     sealer: Option<totp::Sealer>,
     clock: Clock,
+    audit_forward: Option<crate::audit::Forwarder>,
     policy: ResetPolicy,
     bank: QuestionBank,
     /// Code, cool-off and notification settings (see [`Policies::methods`]).
@@ -425,6 +428,7 @@ impl Service {
             hasher: io.hasher,
             sealer: io.sealer,
             clock: io.clock,
+            audit_forward: io.audit_forward,
             policy: policies.reset,
             bank: policies.bank,
             base: policies.methods,
@@ -520,8 +524,13 @@ impl Service {
             actor: ACTOR.try_with(Clone::clone).unwrap_or_default(),
         };
         info!(kind, user, outcome, reason, actor = %ev.actor, "audit");
-        if let Err(e) = self.store.append_audit(&ev).await {
-            tracing::error!(error = %e, "audit event not stored");
+        match self.store.append_audit(&ev).await {
+            Ok(rec) => {
+                if let Some(f) = &self.audit_forward {
+                    f.send(&rec).await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "audit event not stored"),
         }
     }
 
