@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: run as root on Debian 12 with Rust.
 # Installs the Debian packages it needs when missing (slapd, Samba AD DC, aiosmtpd, ...),
-# then checks formatting, lints and the dependency policy (cargo-deny, installed when missing)
-# and runs every test against real servers started by the
-# project's own harness on 127.0.0.1 (the Samba AD DC needs root for its fixed ports).
+# then checks formatting, lints and the dependency policy (cargo-deny, installed when missing),
+# runs every test against real servers started by the
+# project's own harness on 127.0.0.1 (the Samba AD DC needs root for its fixed ports), and
+# runs each fuzz target for a few seconds (nightly toolchain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +20,6 @@ echo "== cargo test"
 # The Samba AD tests fail instead of skipping when they cannot run.
 export SSPRD_REQUIRE_SAMBA="${SSPRD_REQUIRE_SAMBA:-1}"
 cargo test --locked --all-targets
+echo "== fuzz (bounded)"
+# Every cargo-fuzz target for a short time (FUZZ_SECONDS, default 10 here); needs nightly.
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh

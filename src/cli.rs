@@ -1,4 +1,5 @@
-//! Command line: `ssprd serve`, `ssprd check-config`, `ssprd audit`, `ssprd admin` (see
+//! Command line: `ssprd serve`, `ssprd check-config`, `ssprd audit`, `ssprd backup`,
+//! `ssprd admin` (see
 //! [`crate::admin_cli`]), `ssprd demo`.
 
 use crate::config::{self, Config, DEFAULT_CONFIG_PATH, LogFormat};
@@ -27,6 +28,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Back up or restore the database. They open it: stop the daemon first.
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
     /// Administer a running daemon over gRPC (client certificate with the admin or helpdesk
     /// role). Exit codes: 65 invalid input, 66 no such user, 69 unavailable, 75 changed
     /// meanwhile (retry), 77 not permitted.
@@ -44,6 +50,22 @@ pub enum Command {
         /// Keep the demo directory and database after exit (printed at start).
         #[arg(long)]
         keep: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCommand {
+    /// Copy every record to a new file (mode 0600; it holds the server keys and answer
+    /// hashes: keep it as safe as the database).
+    Create {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into `store.path`, which must be empty or absent (move a damaged
+    /// database away first).
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
     },
 }
 
@@ -148,9 +170,47 @@ pub fn main() -> ExitCode {
             };
             runtime().block_on(audit(&raw.store.path, command))
         }
+        Command::Backup { command } => {
+            let raw = match config::load(&cli.config, true) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            backup(&raw.store.path, command)
+        }
         Command::Demo { port, keep } => {
             init_logging(LogFormat::Text, "info");
             runtime().block_on(crate::testbed::demo(port, keep))
+        }
+    }
+}
+
+fn backup(path: &std::path::Path, command: BackupCommand) -> ExitCode {
+    use crate::store::sled::SledStore;
+    let result = match &command {
+        BackupCommand::Create { out } => {
+            if !path.exists() {
+                eprintln!("ssprd backup: no database at {}", path.display());
+                return ExitCode::FAILURE;
+            }
+            SledStore::backup(path, out).map(|n| {
+                println!("{n} records written to {}", out.display());
+            })
+        }
+        BackupCommand::Restore { from } => SledStore::restore(from, path).map(|n| {
+            println!(
+                "{n} records restored into {}; check the audit log with `ssprd audit verify`",
+                path.display()
+            );
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ssprd backup: {e}");
+            ExitCode::FAILURE
         }
     }
 }

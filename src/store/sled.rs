@@ -11,7 +11,9 @@ use super::{
     Store, StoreError, TokenHash,
 };
 use crate::audit::{Anchor, AuditRecord};
+use base64::Engine;
 use serde::{Serialize, de::DeserializeOwned};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// The schema this build writes and understands.
@@ -42,6 +44,9 @@ impl SledStore {
     /// with a newer schema, and a damaged one, each with a clear message.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let p = path.display().to_string();
+        // Database files that exist but hold no schema version were truncated or damaged:
+        // never start empty over them.
+        let existed = path.join("db").metadata().is_ok_and(|m| m.len() > 0);
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
@@ -66,10 +71,14 @@ impl SledStore {
                 let has_data = [&store.registrations, &store.flows, &store.audit]
                     .iter()
                     .any(|t| !t.is_empty());
-                if has_data {
+                if has_data || existed {
                     return Err(StoreError::Corrupt {
                         path: p,
-                        message: "data present but no schema version".into(),
+                        message: if has_data {
+                            "data present but no schema version".into()
+                        } else {
+                            "the database files exist but hold no ssprd data (truncated?)".into()
+                        },
                     });
                 }
                 store
@@ -95,6 +104,121 @@ impl SledStore {
             }
         }
         Ok(store)
+    }
+
+    /// Writes every tree of the database at `path` to `out` as JSON lines (a header line,
+    /// then `{"tree","key","value"}` with base64 bytes). The file holds the server keys
+    /// and answer hashes: it is created with mode 0600. Returns the number of records.
+    pub fn backup(path: &Path, out: &Path) -> Result<u64, StoreError> {
+        use std::io::Write;
+        let store = Self::open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", out.display())))?;
+        let mut w = std::io::BufWriter::new(file);
+        let b64 = |v: &[u8]| base64::engine::general_purpose::STANDARD.encode(v);
+        let werr = |e: std::io::Error| StoreError::Unavailable(format!("{}: {e}", out.display()));
+        writeln!(
+            w,
+            "{}",
+            serde_json::json!({"ssprd_backup": 1, "schema": SCHEMA_VERSION})
+        )
+        .map_err(werr)?;
+        let mut n = 0u64;
+        for name in store.db.tree_names() {
+            let tree = store.db.open_tree(&name).map_err(io)?;
+            for kv in tree.iter() {
+                let (k, v) = kv.map_err(io)?;
+                writeln!(
+                    w,
+                    "{}",
+                    serde_json::json!({"tree": b64(&name), "key": b64(&k), "value": b64(&v)})
+                )
+                .map_err(werr)?;
+                n += 1;
+            }
+        }
+        w.flush().map_err(werr)?;
+        w.into_inner()
+            .map_err(|e| werr(e.into_error()))?
+            .sync_all()
+            .map_err(werr)?;
+        Ok(n)
+    }
+
+    /// Restores a [`Self::backup`] file into a new database at `path` (which must not hold
+    /// one), then opens it to check the schema. Returns the number of records.
+    pub fn restore(backup: &Path, path: &Path) -> Result<u64, StoreError> {
+        use std::io::BufRead;
+        let p = path.display().to_string();
+        if path.exists()
+            && std::fs::read_dir(path)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
+            return Err(StoreError::Unavailable(format!(
+                "{p} is not empty: move the damaged database away first"
+            )));
+        }
+        let bad = |m: String| StoreError::Corrupt {
+            path: backup.display().to_string(),
+            message: m,
+        };
+        let file = std::fs::File::open(backup)
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", backup.display())))?;
+        let mut lines = std::io::BufReader::new(file).lines();
+        let header: serde_json::Value = lines
+            .next()
+            .ok_or_else(|| bad("empty file".into()))?
+            .map_err(|e| bad(e.to_string()))
+            .and_then(|l| serde_json::from_str(&l).map_err(|e| bad(e.to_string())))?;
+        if header["ssprd_backup"] != 1 {
+            return Err(bad("not an ssprd backup".into()));
+        }
+        if header["schema"]
+            .as_u64()
+            .is_none_or(|v| v > u64::from(SCHEMA_VERSION))
+        {
+            return Err(bad(format!(
+                "schema {} is newer than this ssprd understands",
+                header["schema"]
+            )));
+        }
+        let db = sled::Config::new()
+            .path(path)
+            .open()
+            .map_err(|e| open_error(&p, e))?;
+        let unb64 = |v: &serde_json::Value| {
+            v.as_str()
+                .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                .ok_or_else(|| bad("a record is not valid base64".into()))
+        };
+        let mut n = 0u64;
+        for line in lines {
+            let line = line.map_err(|e| bad(e.to_string()))?;
+            let rec: serde_json::Value =
+                serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
+            let tree = db.open_tree(unb64(&rec["tree"])?).map_err(io)?;
+            tree.insert(unb64(&rec["key"])?, unb64(&rec["value"])?)
+                .map_err(io)?;
+            n += 1;
+        }
+        db.flush().map_err(io)?;
+        drop(db);
+        // Opening checks the schema; it waits for sled to release the lock it just held.
+        let mut opened = Self::open(path);
+        for _ in 0..50 {
+            if !matches!(opened, Err(StoreError::Locked { .. })) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            opened = Self::open(path);
+        }
+        opened?;
+        Ok(n)
     }
 
     fn anchor(&self) -> Result<Anchor, StoreError> {
