@@ -43,6 +43,8 @@ async fn samba_ad_end_to_end() {
     scenarios::long_and_unicode_passwords(&ad, &mut c).await;
     eprintln!("== must_change");
     scenarios::must_change(&ad, &work.path().join("mustchange")).await;
+    eprintln!("== least_privilege");
+    scenarios::least_privilege(&ad).await;
     eprintln!("== administration");
     scenarios::administration(&ad, &work.path().join("admin")).await;
     eprintln!("== crash_consistency");

@@ -46,6 +46,9 @@ pub trait TestDirectory: Send + Sync {
     fn user_dn(&self, login: &str) -> String;
     /// Creates a group holding `members` (DNs of users or groups); returns its DN.
     async fn create_group(&self, name: &str, members: &[String]) -> String;
+    /// Whether the service account may replace `attr` of a user with `value` (a bind as
+    /// the service account and a modify).
+    async fn service_may_write(&self, login: &str, attr: &str, value: &str) -> bool;
     /// Sets a directory attribute of a user (e.g. `mail`, `mobile`, `adminCount`).
     async fn set_attribute(&self, login: &str, attr: &str, value: &str);
     /// The directory's own policy for ordinary users: (min length, history, complexity).
@@ -560,6 +563,36 @@ impl TestDirectory for OpenLdap {
         .unwrap();
         let _ = ldap.unbind().await;
         dn
+    }
+
+    async fn service_may_write(&self, login: &str, attr: &str, value: &str) -> bool {
+        let tls = client_tls(&self.slapd.ca_pem);
+        let settings = ldap3::LdapConnSettings::new().set_config(tls);
+        let (conn, mut ldap) =
+            ldap3::LdapConnAsync::with_settings(settings, &self.slapd.ldaps_uri())
+                .await
+                .unwrap();
+        ldap3::drive!(conn);
+        ldap.simple_bind(
+            ssprd::testbed::SERVICE_DN,
+            self.slapd.service_password.expose(),
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        let res = ldap
+            .modify(
+                &Self::dn(login),
+                vec![ldap3::Mod::Replace(
+                    attr,
+                    std::collections::HashSet::from([value]),
+                )],
+            )
+            .await
+            .unwrap();
+        let _ = ldap.unbind().await;
+        res.rc == 0
     }
 
     async fn set_attribute(&self, login: &str, attr: &str, value: &str) {

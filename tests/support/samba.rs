@@ -405,6 +405,24 @@ impl TestDirectory for SambaAd {
         dn
     }
 
+    async fn service_may_write(&self, login: &str, attr: &str, value: &str) -> bool {
+        let mut ldap = self.connect().await.unwrap();
+        ldap.simple_bind(&format!("sspr@{REALM}"), SVC_PW)
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let res = ldap
+            .modify(
+                &format!("CN={login},{PEOPLE}"),
+                vec![ldap3::Mod::Replace(attr, HashSet::from([value]))],
+            )
+            .await
+            .unwrap();
+        let _ = ldap.unbind().await;
+        res.rc == 0
+    }
+
     async fn set_attribute(&self, login: &str, attr: &str, value: &str) {
         let mut ldap = self.admin_bind().await;
         ldap.modify(

@@ -691,7 +691,7 @@ pub async fn administration(dir: &dyn TestDirectory, work: &Path) {
 
 // ------------------------------------------------------------ crash consistency ----
 
-fn spawn_daemon(cfg: &Path, failpoint: Option<&str>) -> Child {
+pub fn spawn_daemon(cfg: &Path, failpoint: Option<&str>) -> Child {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ssprd"));
     c.args(["serve", "--config", cfg.to_str().unwrap()])
         .env_remove("SSPRD_FAILPOINT")
@@ -702,7 +702,7 @@ fn spawn_daemon(cfg: &Path, failpoint: Option<&str>) -> Child {
     c.spawn().unwrap()
 }
 
-async fn connect_daemon(port: u16, ca: &str) -> Clients {
+pub async fn connect_daemon(port: u16, ca: &str) -> Clients {
     for _ in 0..200 {
         let ch = Channel::from_shared(format!("https://localhost:{port}"))
             .unwrap()
@@ -725,7 +725,7 @@ async fn connect_daemon(port: u16, ca: &str) -> Clients {
     panic!("daemon did not come up");
 }
 
-fn stop_daemon(mut child: Child) {
+pub fn stop_daemon(mut child: Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -793,5 +793,31 @@ pub async fn crash_consistency(dir: &dyn TestDirectory, base: &Path) {
             }
         }
         stop_daemon(daemon);
+    }
+}
+
+/// Security item 37: the service account the tests use has the documented rights and no
+/// more — it may clear a lockout but may not change a user's other attributes.
+pub async fn least_privilege(dir: &dyn TestDirectory) {
+    let login = unique("leastpriv");
+    dir.create_user(&login, "Least-Priv-1234").await;
+    let lockout = if dir.name() == "samba-ad" {
+        ("lockoutTime", "0")
+    } else {
+        ("pwdReset", "TRUE")
+    };
+    assert!(
+        dir.service_may_write(&login, lockout.0, lockout.1).await,
+        "{}: the service account may write {}",
+        dir.name(),
+        lockout.0
+    );
+    for attr in ["description", "mail", "displayName"] {
+        assert!(
+            !dir.service_may_write(&login, attr, "changed by the service account")
+                .await,
+            "{}: the service account must not write {attr}",
+            dir.name()
+        );
     }
 }

@@ -1,0 +1,303 @@
+//! Security and reliability items not covered elsewhere, against a real slapd (and a real
+//! SMTP sink) over gRPC+TLS: reflection switched off (item 39), the final step under the
+//! same throttle (12), messages never built from request metadata (25), the service
+//! account's least privilege (37), one directory write for 50 parallel completions
+//! (reliability 6), and acknowledged writes surviving `kill -9` (reliability 2).
+
+mod support;
+
+use ssprd::api::pb;
+use ssprd::config::{RawEmail, SmtpTls};
+use ssprd::testbed::SmtpSink;
+use support::{Daemon, OpenLdap, TestDirectory, reason, scenarios, unique};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_can_be_switched_off() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest,
+    };
+    support::init();
+    let ldap = OpenLdap::start().await;
+    for on in [true, false] {
+        let work = tempfile::tempdir().unwrap();
+        let d = scenarios::daemon_with(&ldap, work.path(), |raw| raw.server.reflection = on).await;
+        let req = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let res = ServerReflectionClient::new(d.channel().await.unwrap())
+            .server_reflection_info(tokio_stream::iter([req]))
+            .await;
+        match res {
+            Ok(mut s) if on => {
+                let msg = s.get_mut().message().await.unwrap().unwrap();
+                assert!(format!("{msg:?}").contains("ssprd.v1.ResetService"));
+            }
+            Err(e) if !on => assert_eq!(e.code(), tonic::Code::Unimplemented),
+            other => panic!("reflection {on}: {:?}", other.map(|_| ())),
+        }
+        d.stop().await;
+    }
+}
+
+/// Item 12: a verified flow cannot complete once the account is blocked; reliability 6: 50
+/// parallel CompleteReset calls on one flow (and a second flow of the same user) make
+/// exactly one password write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_write_for_parallel_completions_and_the_throttle_applies() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let d = scenarios::daemon(&ldap, work.path()).await;
+    let mut c = d.clients().await;
+    let login = unique("parallel");
+    let pw = "Parallel-Pass-1234";
+    ldap.create_user(&login, pw).await;
+    c.register(&login, pw).await;
+
+    let history = || async {
+        let mut root = ldap.slapd.root_bind().await.unwrap();
+        let (entries, _) = root
+            .search(
+                &ldap.user_dn(&login),
+                ldap3::Scope::Base,
+                "(objectClass=*)",
+                vec!["pwdHistory"],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let _ = root.unbind().await;
+        entries
+            .into_iter()
+            .map(ldap3::SearchEntry::construct)
+            .map(|e| e.attrs.get("pwdHistory").map_or(0, Vec::len))
+            .sum::<usize>()
+    };
+    let before = history().await;
+    let a = c.verified_flow(&login).await;
+    let b = c.verified_flow(&login).await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let mut c2 = d.clients().await;
+        let flow = if i == 25 { b.clone() } else { a.clone() };
+        tasks.push(tokio::spawn(async move {
+            c2.complete(&flow, &format!("Parallel-New-{i:02}-x"), false)
+                .await
+                .map(|_| i)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(i) => winners.push(i),
+            Err(e) => assert_eq!(reason(&e), "FLOW_INVALID", "{e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one completion: {winners:?}");
+    assert_eq!(history().await, before + 1, "exactly one password write");
+    let new = format!("Parallel-New-{:02}-x", winners[0]);
+    assert!(ldap.can_bind(&login, &new).await);
+
+    // Item 12: verify a flow, then get the account blocked from another flow: the verified
+    // flow cannot complete either.
+    let verified = c.verified_flow(&login).await;
+    for _ in 0..5 {
+        let s = c.start(&login).await;
+        let _ = c
+            .verify_with(&s.flow_id, &s.methods, |_| "wrong".into())
+            .await;
+    }
+    let e = c
+        .complete(&verified, "Blocked-Pass-9012", false)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e), "SSPR_BLOCKED");
+    assert!(ldap.can_bind(&login, &new).await, "nothing written");
+    d.stop().await;
+}
+
+/// Item 25: no message content comes from request metadata — a client that sends a forged
+/// `:authority`, `Host`-like and `X-Forwarded-Host` metadata gets mail built from the
+/// configuration only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_not_built_from_request_metadata() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let smtp = SmtpSink::start().await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let d = scenarios::daemon_with(&ldap, work.path(), |raw| {
+        raw.policy.enabled_methods = ["security_questions", "email"].map(String::from).to_vec();
+        raw.policy.new_method_cooloff_hours = 0;
+        raw.email = RawEmail {
+            host: "127.0.0.1".into(),
+            port: smtp.port,
+            tls: SmtpTls::Starttls,
+            ca_file: Some(smtp.ca_file.clone()),
+            from: "Example IT <no-reply@example.org>".into(),
+            organization: "Example Test".into(),
+            ..RawEmail::default()
+        };
+    })
+    .await;
+    let login = unique("metadata");
+    let pw = "Metadata-Pass-1234";
+    ldap.create_user(&login, pw).await;
+    let mut c = d.clients().await;
+    c.register(&login, pw).await;
+    // The address goes in through the registration flow: confirm it with the mailed code.
+    let email = format!("{login}@example.org");
+    let token = c
+        .reg
+        .begin_registration(pb::BeginRegistrationRequest {
+            username: login.clone(),
+            password: pw.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .registration_token;
+    c.reg
+        .add_contact(pb::AddContactRequest {
+            registration_token: token.clone(),
+            kind: pb::ContactKind::Email as i32,
+            value: email.clone(),
+            voice: false,
+        })
+        .await
+        .unwrap();
+    let code = smtp.last_code(&email, 8).unwrap();
+    c.reg
+        .confirm_contact(pb::ConfirmContactRequest {
+            registration_token: token,
+            kind: pb::ContactKind::Email as i32,
+            code,
+        })
+        .await
+        .unwrap();
+
+    let evil = "evil.attacker.example";
+    let ch = tonic::transport::Channel::from_shared(format!("https://{}", d.addr))
+        .unwrap()
+        .origin(format!("https://{evil}").parse().unwrap())
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(&d.ca_pem))
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reset = pb::reset_service_client::ResetServiceClient::new(ch);
+    fn with_meta<T>(msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        for (k, v) in [
+            ("x-forwarded-host", "evil.attacker.example"),
+            ("x-forwarded-proto", "http"),
+            ("forwarded", "host=evil.attacker.example"),
+            ("x-original-host", "evil.attacker.example"),
+        ] {
+            r.metadata_mut().insert(k, v.parse().unwrap());
+        }
+        r
+    }
+    let s = reset
+        .start_reset(with_meta(pb::StartResetRequest {
+            username: login.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    reset
+        .send_code(with_meta(pb::SendCodeRequest {
+            flow_id: s.flow_id.clone(),
+            method: pb::Method::Email as i32,
+        }))
+        .await
+        .unwrap();
+    let mail = smtp.messages_to(&email).pop().unwrap();
+    assert!(mail.contains("Example Test"), "{mail}");
+    assert!(
+        !mail.contains("evil"),
+        "request metadata leaked into the mail: {mail}"
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_account_has_least_privilege() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    scenarios::least_privilege(&ldap).await;
+}
+
+/// Reliability 2: acknowledged means durable — a registration, a verified proof and a
+/// failure counter survive `kill -9` right after the reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (mut raw, ca) =
+        Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
+    let port = ssprd::testbed::free_port().unwrap();
+    raw.server.listen = format!("127.0.0.1:{port}");
+    let cfg = work.path().join("ssprd.toml");
+    std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+    let login = unique("durable");
+    let pw = "Durable-Pass-1234";
+    ldap.create_user(&login, pw).await;
+
+    let kill9 = |mut child: std::process::Child| {
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    };
+    // 1. A registration, killed right after the acknowledgement.
+    let daemon = scenarios::spawn_daemon(&cfg, None);
+    let mut c = scenarios::connect_daemon(port, &ca).await;
+    c.register(&login, pw).await;
+    kill9(daemon);
+    // 2. A verified flow, killed right after the proof was acknowledged.
+    let daemon = scenarios::spawn_daemon(&cfg, None);
+    let mut c = scenarios::connect_daemon(port, &ca).await;
+    let flow = c.verified_flow(&login).await;
+    kill9(daemon);
+    // The verified flow completes: the registration and the proof survived.
+    let daemon = scenarios::spawn_daemon(&cfg, None);
+    let mut c = scenarios::connect_daemon(port, &ca).await;
+    c.complete(&flow, "Durable-New-5678", false).await.unwrap();
+    assert!(ldap.can_bind(&login, "Durable-New-5678").await);
+    // 3. A failed verification, killed right after.
+    let s = c.start(&login).await;
+    let v = c
+        .verify_with(&s.flow_id, &s.methods, |_| "wrong answer".into())
+        .await
+        .unwrap();
+    assert!(!v.verified);
+    kill9(daemon);
+    // It counted: four more block the account (5 failures in 24 h).
+    let daemon = scenarios::spawn_daemon(&cfg, None);
+    let mut c = scenarios::connect_daemon(port, &ca).await;
+    for _ in 0..4 {
+        let s = c.start(&login).await;
+        let _ = c
+            .verify_with(&s.flow_id, &s.methods, |_| "wrong".into())
+            .await;
+    }
+    let e = c
+        .reset
+        .start_reset(pb::StartResetRequest {
+            username: login.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reason(&e),
+        "SSPR_BLOCKED",
+        "the failure from before the kill counted"
+    );
+    scenarios::stop_daemon(daemon);
+}
