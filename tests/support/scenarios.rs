@@ -133,8 +133,23 @@ pub async fn unknown_user(dir: &dyn TestDirectory, c: &mut Clients) {
     dir.create_user(&login, pw).await;
     c.register(&login, pw).await;
     let real = c.start(&login).await;
+    // An existing user who never registered, and a disabled one who did: decoys too.
+    let unregistered = unique("unreg");
+    dir.create_user(&unregistered, pw).await;
+    let disabled = unique("disabled");
+    dir.create_user(&disabled, pw).await;
+    c.register(&disabled, pw).await;
+    if dir.name() == "samba-ad" {
+        dir.set_attribute(&disabled, "userAccountControl", "514").await;
+    } else {
+        // ppolicy's "locked by an administrator".
+        dir.set_attribute(&disabled, "pwdAccountLockedTime", "000001010000Z")
+            .await;
+    }
 
     for name in [
+        unregistered,
+        disabled,
         "no-such-user".to_string(),
         "*".into(),
         "a)(|(uid=*".into(),
