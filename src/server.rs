@@ -18,7 +18,9 @@ use crate::config::Config;
 use crate::delivery::{Deliver, Dispatcher, gateway::Gateway, smtp::SmtpMailer};
 use crate::directory::{Directory, ldap::LdapDirectory};
 use crate::method::{questions::AnswerHasher, totp::Sealer};
-use crate::service::{Backends, Clock, Policies, Service, ServiceOptions, system_clock};
+use crate::service::{
+    Backends, Clock, Policies, Service, ServiceOptions, system_clock, wall_clock,
+};
 use crate::store::{Store, sled::SledStore};
 use std::future::Future;
 use std::sync::Arc;
@@ -49,7 +51,11 @@ fn notify(state: &[sd_notify::NotifyState]) {
 }
 
 /// Builds the service from the configuration (opens the store: one daemon per database).
-pub async fn build_service(cfg: &Config, clock: Clock) -> Result<Arc<Service>, ServeError> {
+pub async fn build_service(
+    cfg: &Config,
+    clock: Clock,
+    wall_clock: Clock,
+) -> Result<Arc<Service>, ServeError> {
     let path = cfg.store_path.clone();
     let store: Arc<dyn Store> = Arc::new(
         tokio::task::spawn_blocking(move || SledStore::open(&path))
@@ -87,6 +93,7 @@ pub async fn build_service(cfg: &Config, clock: Clock) -> Result<Arc<Service>, S
             hasher: AnswerHasher::new(cfg.max_concurrent_hashes),
             sealer,
             clock,
+            wall_clock,
             audit_forward: cfg
                 .audit_forward
                 .as_ref()
@@ -124,17 +131,28 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    serve_with_clock(cfg, listener, shutdown, system_clock()).await
+    serve_with_clocks(cfg, listener, shutdown, system_clock(), wall_clock()).await
 }
 
-/// [`serve`] with the time taken from `clock` (tests step it).
+/// [`serve`] with every time taken from `clock` (tests step it).
 pub async fn serve_with_clock(
     cfg: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
     clock: Clock,
 ) -> Result<(), ServeError> {
-    let service = build_service(&cfg, clock).await?;
+    serve_with_clocks(cfg, listener, shutdown, clock.clone(), clock).await
+}
+
+/// [`serve`] with lifetimes and counters on `clock` and authenticator codes on `wall`.
+pub async fn serve_with_clocks(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    clock: Clock,
+    wall: Clock,
+) -> Result<(), ServeError> {
+    let service = build_service(&cfg, clock, wall).await?;
 
     let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
         &cfg.server.tls_cert_pem,

@@ -176,7 +176,28 @@ pub fn now() -> u64 {
 /// tests may step it to check lifetimes and TOTP windows without waiting.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// The daemon's clock for lifetimes, counters and blocks: the wall time at start plus the
+/// monotonic time since, so a step of the system clock (NTP, an admin) while the daemon runs
+/// neither extends a flow or a code nor resets a counter. (Authenticator codes follow the
+/// real wall clock: see [`Backends::wall_clock`].)
 pub fn system_clock() -> Clock {
+    anchored_clock(now, {
+        let start = std::time::Instant::now();
+        move || start.elapsed()
+    })
+}
+
+/// `wall()` read once, then advanced by `elapsed()` (a monotonic source).
+pub fn anchored_clock(
+    wall: impl Fn() -> u64,
+    elapsed: impl Fn() -> std::time::Duration + Send + Sync + 'static,
+) -> Clock {
+    let start = wall();
+    Arc::new(move || start + elapsed().as_secs())
+}
+
+/// The real wall clock (for TOTP, whose codes follow the clocks of users' phones).
+pub fn wall_clock() -> Clock {
     Arc::new(now)
 }
 
@@ -354,7 +375,10 @@ pub struct Backends {
     pub hasher: questions::AnswerHasher,
     /// Present when authenticator apps are enabled.
     pub sealer: Option<totp::Sealer>,
+    /// Lifetimes, counters and blocks (step-immune in the daemon).
     pub clock: Clock,
+    /// Authenticator codes (the real wall clock in the daemon).
+    pub wall_clock: Clock,
     /// Copies audit records to syslog or journald.
     pub audit_forward: Option<crate::audit::Forwarder>,
 }
@@ -386,6 +410,7 @@ pub struct Service {
     hasher: questions::AnswerHasher,
     sealer: Option<totp::Sealer>,
     clock: Clock,
+    wall_clock: Clock,
     audit_forward: Option<crate::audit::Forwarder>,
     policy: ResetPolicy,
     bank: QuestionBank,
@@ -428,6 +453,7 @@ impl Service {
             hasher: io.hasher,
             sealer: io.sealer,
             clock: io.clock,
+            wall_clock: io.wall_clock,
             audit_forward: io.audit_forward,
             policy: policies.reset,
             bank: policies.bank,
@@ -443,9 +469,14 @@ impl Service {
         })
     }
 
-    /// The service's current time.
+    /// The service's current time (lifetimes, counters).
     pub fn now(&self) -> u64 {
         (self.clock)()
+    }
+
+    /// The wall time authenticator codes are checked against.
+    fn wall_now(&self) -> u64 {
+        (self.wall_clock)()
     }
 
     pub fn code_length(&self) -> usize {
@@ -516,7 +547,8 @@ impl Service {
 
     async fn audit(&self, kind: &str, user: &str, outcome: &str, reason: &str) {
         let ev = AuditEvent {
-            at: self.now(),
+            // Audit times are wall time (what a reader compares with other logs).
+            at: self.wall_now(),
             kind: kind.into(),
             user: user.into(),
             outcome: outcome.into(),
@@ -633,6 +665,27 @@ mod tests {
         let h = TokenHash::of("abc");
         assert_eq!(h.0.len(), 32);
         assert!(!format!("{h:?}").contains("abc"));
+    }
+
+    /// Reliability item 11: a step of the system clock (±90 s, ±1 h) while the daemon runs
+    /// changes neither lifetimes nor counters — they follow the monotonic clock.
+    #[test]
+    fn lifetimes_ignore_steps_of_the_system_clock() {
+        use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+        let wall = Arc::new(AtomicI64::new(1_800_000_000));
+        let mono = Arc::new(AtomicU64::new(0));
+        let w = wall.clone();
+        let m = mono.clone();
+        let clock = anchored_clock(
+            move || w.load(Ordering::SeqCst) as u64,
+            move || std::time::Duration::from_secs(m.load(Ordering::SeqCst)),
+        );
+        let t0 = clock();
+        for step in [-90i64, 90, -3600, 3600] {
+            wall.fetch_add(step, Ordering::SeqCst);
+            mono.fetch_add(10, Ordering::SeqCst);
+            assert_eq!(clock(), t0 + mono.load(Ordering::SeqCst), "step {step}");
+        }
     }
 
     #[test]

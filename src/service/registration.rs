@@ -454,7 +454,7 @@ impl Service {
             .ok_or(ServiceError::NothingToConfirm(
                 "the enrolment is not readable; enrol again",
             ))?;
-        let Some(step) = totp::check(&secret, submitted.expose(), self.now(), None) else {
+        let Some(step) = totp::check(&secret, submitted.expose(), self.wall_now(), None) else {
             self.audit(
                 "registration.authenticator",
                 &s.login,

@@ -505,7 +505,12 @@ impl Service {
         Self::check_offered(&flow, Method::AuthenticatorCode)?;
         let accepted = if flow.decoy {
             // Same work as a real check, never a match.
-            let _ = totp::check(&[0u8; 20], submitted.expose(), self.now(), Some(u64::MAX));
+            let _ = totp::check(
+                &[0u8; 20],
+                submitted.expose(),
+                self.wall_now(),
+                Some(u64::MAX),
+            );
             false
         } else {
             self.accept_totp(&flow.user_key, submitted).await?
@@ -541,7 +546,7 @@ impl Service {
             let Some(step) = totp::check(
                 &secret,
                 submitted.expose(),
-                self.now(),
+                self.wall_now(),
                 Some(auth.last_step),
             ) else {
                 return Ok(false);

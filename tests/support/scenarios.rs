@@ -140,7 +140,8 @@ pub async fn unknown_user(dir: &dyn TestDirectory, c: &mut Clients) {
     dir.create_user(&disabled, pw).await;
     c.register(&disabled, pw).await;
     if dir.name() == "samba-ad" {
-        dir.set_attribute(&disabled, "userAccountControl", "514").await;
+        dir.set_attribute(&disabled, "userAccountControl", "514")
+            .await;
     } else {
         // ppolicy's "locked by an administrator".
         dir.set_attribute(&disabled, "pwdAccountLockedTime", "000001010000Z")
