@@ -277,10 +277,21 @@ pub async fn serve_with_clocks(
         _ => None,
     };
 
+    // A store that can no longer make writes durable stops the daemon (systemd restarts it,
+    // and it starts again from what is on disk once the disk has room).
+    let mut failed = service.store().failed();
+    let store_failure = Arc::new(std::sync::Mutex::new(None::<String>));
+    let noted = store_failure.clone();
     let result = router
         .serve_with_incoming_shutdown(incoming, async move {
-            shutdown.await;
-            info!("shutting down");
+            tokio::select! {
+                _ = shutdown => info!("shutting down"),
+                Ok(why) = failed.wait_for(Option::is_some) => {
+                    let why = why.clone().unwrap_or_default();
+                    tracing::error!(reason = %why, "storage failed: stopping");
+                    *noted.lock().expect("lock") = Some(why);
+                }
+            }
             notify(&[sd_notify::NotifyState::Stopping]);
         })
         .await;
@@ -295,6 +306,11 @@ pub async fn serve_with_clocks(
         let _ = w.await;
     }
     result?;
+    if let Some(why) = store_failure.lock().expect("lock").take() {
+        return Err(ServeError::Store(crate::store::StoreError::Unavailable(
+            why,
+        )));
+    }
     info!("stopped");
     Ok(())
 }

@@ -357,6 +357,10 @@ pub trait Store: Send + Sync + 'static {
     /// the anchor to the last one deleted. Returns how many.
     async fn prune_audit(&self, before: u64) -> Result<usize, StoreError>;
 
+    /// Becomes `Some(reason)` when a write could not be made durable (a failed flush: disk
+    /// full, IO error). The daemon then stops; data acknowledged before stays on disk.
+    fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>>;
+
     /// The administrator's SSPR policy, once set through the admin API.
     async fn policy(&self) -> Result<Option<crate::policy::SsprPolicy>, StoreError>;
     /// Writes `new` only if the stored policy still equals `old` (`None`: none stored).

@@ -37,6 +37,8 @@ pub struct SledStore {
     outbox: sled::Tree,
     /// Audit appends read the last record and write the next: one at a time.
     audit_lock: tokio::sync::Mutex<()>,
+    /// Set (with the reason) once a flush failed: the daemon must stop (see [`Store::failed`]).
+    failed: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl SledStore {
@@ -64,6 +66,7 @@ impl SledStore {
             audit: tree("audit")?,
             outbox: tree("outbox")?,
             audit_lock: tokio::sync::Mutex::new(()),
+            failed: tokio::sync::watch::Sender::new(None),
             db,
         };
         match store.meta.get(SCHEMA_KEY).map_err(|e| open_error(&p, e))? {
@@ -233,12 +236,13 @@ impl SledStore {
 
     async fn flush(&self) -> Result<(), StoreError> {
         // A failed flush is not retried: the caller reports UNAVAILABLE and nothing is
-        // acknowledged.
-        self.db
-            .flush_async()
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::Unavailable(format!("flush failed: {e}")))
+        // acknowledged, and the store is marked failed so the daemon stops (its memory may
+        // hold writes that never reached the disk); it recovers from disk on the next start.
+        self.db.flush_async().await.map(|_| ()).map_err(|e| {
+            let why = format!("flush failed: {e}");
+            self.failed.send_replace(Some(why.clone()));
+            StoreError::Unavailable(why)
+        })
     }
 
     /// Compare-and-swap of a JSON record (flushed when it took effect).
@@ -531,6 +535,10 @@ impl Store for SledStore {
             self.flush().await?;
         }
         Ok(n)
+    }
+
+    fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.failed.subscribe()
     }
 
     async fn policy(&self) -> Result<Option<crate::policy::SsprPolicy>, StoreError> {

@@ -224,6 +224,18 @@ impl Daemon {
         }
     }
 
+    /// Waits (up to `within`) for the daemon to stop by itself; its result.
+    pub async fn finished(
+        mut self,
+        within: std::time::Duration,
+    ) -> Option<Result<(), ssprd::server::ServeError>> {
+        let task = self.task.take()?;
+        tokio::time::timeout(within, task)
+            .await
+            .ok()
+            .map(|r| r.expect("serve task"))
+    }
+
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
