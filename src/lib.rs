@@ -1,24 +1,30 @@
 //! ssprd — self-service password reset for OpenLDAP and Active Directory.
 //!
-//! Users register verification methods once (this version: security questions); when they
-//! forget their password they prove who they are through a kiosk or portal speaking gRPC,
-//! and ssprd writes the new password to the directory over LDAPS, then verifies it by a bind.
+//! Users register verification methods once (security questions, email, phones, an
+//! authenticator app); when they forget their password they prove who they are through a
+//! kiosk or portal speaking gRPC, and ssprd writes the new password to the directory over
+//! LDAPS, then verifies it by a bind. Administrators manage the policy and users through
+//! `AdminService` (and `ssprd admin`).
 //!
 //! # Layout
-//! - [`cli`]: command line (`serve`, `check-config`, `audit`, `admin`, `demo`), logging.
+//! - [`cli`]: command line (`serve`, `check-config`, `audit`, `backup`, `admin`, `demo`).
 //! - [`admin_cli`]: `ssprd admin …`, the gRPC client of `AdminService`.
 //! - [`config`]: figment layers (defaults < TOML < `SSPRD_*`), validation, secret files.
 //! - [`secret`]: the redacting, zeroizing [`secret::Secret`] type.
-//! - [`policy`]: reset limits, question counts, the question bank.
+//! - [`policy`]: the SSPR policy document (scope, methods and migration, admin and
+//!   registration rules), reset limits, question counts, the question bank.
 //! - [`flow`]: pure flow decisions (question draws, decoys, throttling) — no IO.
-//! - [`method`]: verification methods (security questions: normalisation, argon2id).
+//! - [`method`]: verification methods (questions, one-time codes, TOTP, contact values).
 //! - [`service`]: the use cases; executes flow decisions against store and directory.
 //! - [`store`]: the [`store::Store`] trait and its sled implementation.
-//! - [`audit`]: the hash-chained audit log and its verification.
+//! - [`audit`]: the hash-chained audit log, its verification, syslog/journald forwarding.
 //! - [`directory`]: the [`directory::Directory`] trait, ldap3 implementation, flavour quirks.
-//! - [`api`]: tonic adapters and the single `ServiceError` → `Status` mapping.
-//! - [`server`]: TLS, health, reflection, limits, sweeper, systemd notify and watchdog.
-//! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook).
+//! - [`api`]: tonic adapters, client roles (`api::auth`), and the single `ServiceError` →
+//!   `Status` mapping.
+//! - [`server`]: TLS, client identity and roles, health, reflection, limits, sweeper, outbox
+//!   worker, systemd notify and watchdog.
+//! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook);
+//!   notifications wait in the store's outbox (`service::notify`).
 //! - [`failpoint`]: crash points for the crash-consistency tests (debug builds only).
 //! - [`tls`]: the rustls client configuration shared by outbound connections.
 //! - [`testbed`]: a throwaway slapd with a demo directory (used by `ssprd demo` and tests).

@@ -1,6 +1,7 @@
-//! The gRPC API (package `ssprd.v1`): generated types, the service adapters, and the single
-//! mapping from [`ServiceError`] to `tonic::Status` with a `google.rpc.ErrorInfo` detail
-//! (domain [`ERROR_DOMAIN`], a machine-readable reason) and a human message.
+//! The gRPC API (package `ssprd.v1`): generated types, the service adapters
+//! ([`registration`], [`reset`], [`admin`]), client roles ([`auth`]), and the single mapping
+//! from [`ServiceError`] to `tonic::Status` with a `google.rpc.ErrorInfo` detail (domain
+//! [`ERROR_DOMAIN`], a machine-readable reason) and a human message.
 
 pub mod admin;
 pub mod auth;

@@ -1,13 +1,13 @@
-//! The SSPR service: registration and reset use cases. It validates input, loads state from
-//! the [`Store`], asks the pure [`flow`] functions and the policy what to do, talks to the
+//! The SSPR service: registration, reset and administration use cases. It validates input, loads state from
+//! the [`Store`], asks the pure [`crate::flow`] functions and the policy what to do, talks to the
 //! [`Directory`] and the delivery providers, and persists the outcome. Errors are
 //! [`ServiceError`], mapped once to gRPC in `api`.
 //!
 //! - this file: shared types, validation helpers, the [`Service`] value;
-//! - [`registration`]: BeginRegistration … RemoveMethod;
-//! - [`reset`]: StartReset … UnlockAccount;
+//! - `registration`: BeginRegistration … RemoveMethod;
+//! - `reset`: StartReset … UnlockAccount;
 //! - [`admin`]: the administrator's use cases (policy, users, admin reset, reports);
-//! - [`notify`]: notifications through the durable outbox.
+//! - `notify`: notifications through the durable outbox.
 
 pub mod admin;
 mod notify;
