@@ -288,8 +288,14 @@ async fn no_secret_reaches_logs_debug_or_errors() {
         .map(String::from),
     );
 
+    // Close the client's connections and let every connection task end while the runtime
+    // still runs: a task dropped during thread teardown that logs at TRACE would hit
+    // tracing-subscriber's thread-locals after their destruction and abort the test binary
+    // (tokio-rs/tracing#3239).
+    drop(c);
     daemon.stop().await;
     drop(ldap);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     assert!(
