@@ -35,12 +35,7 @@ async fn damaged_database_is_refused_and_a_backup_restores() {
     support::init();
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
-    let (mut raw, ca) =
-        Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
-    let port = ssprd::testbed::free_port().unwrap();
-    raw.server.listen = format!("127.0.0.1:{port}");
-    let cfg = work.path().join("ssprd.toml");
-    std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+    let (raw, ca, _port, cfg) = Daemon::config_file(work.path(), &ldap);
     let db = raw.store.path.clone();
 
     let login = unique("backup");

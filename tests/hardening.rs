@@ -119,16 +119,7 @@ async fn messages_are_not_built_from_request_metadata() {
     c.register(&login, pw).await;
     // The address goes in through the registration flow: confirm it with the mailed code.
     let email = format!("{login}@example.org");
-    let token = c
-        .reg
-        .begin_registration(pb::BeginRegistrationRequest {
-            username: login.clone(),
-            password: pw.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .registration_token;
+    let token = c.begin(&login, pw).await;
     c.reg
         .add_contact(pb::AddContactRequest {
             registration_token: token.clone(),
@@ -211,12 +202,7 @@ async fn acknowledged_writes_survive_kill_9() {
     support::init();
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
-    let (mut raw, ca) =
-        Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
-    let port = ssprd::testbed::free_port().unwrap();
-    raw.server.listen = format!("127.0.0.1:{port}");
-    let cfg = work.path().join("ssprd.toml");
-    std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+    let (_raw, ca, port, cfg) = Daemon::config_file(work.path(), &ldap);
     let login = unique("durable");
     let pw = "Durable-Pass-1234";
     ldap.create_user(&login, pw).await;

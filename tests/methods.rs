@@ -115,16 +115,7 @@ impl Env {
     }
 
     async fn begin(&mut self, login: &str, pw: &str) -> String {
-        self.c
-            .reg
-            .begin_registration(pb::BeginRegistrationRequest {
-                username: login.into(),
-                password: pw.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .registration_token
+        self.c.begin(login, pw).await
     }
 
     async fn add_email(

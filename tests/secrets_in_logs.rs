@@ -165,16 +165,7 @@ async fn no_secret_reaches_logs_debug_or_errors() {
 
     // Codes by email and SMS, and an authenticator app: codes, the otpauth URI and the
     // secret are canaries.
-    let reg_token = c
-        .reg
-        .begin_registration(pb::BeginRegistrationRequest {
-            username: login.into(),
-            password: new.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .registration_token;
+    let reg_token = c.begin(login, new).await;
     canaries.push(reg_token.clone());
     let email = "canary-mail@example.org";
     let mobile = "+15550000042";

@@ -232,36 +232,14 @@ impl Service {
         self.view(&user).await
     }
 
-    /// Applies `change` to a user's registration (created if absent), compare-and-swap.
+    /// [`Service::modify_registration`] for a directory user.
     async fn admin_update(
         &self,
         user: &DirectoryUser,
         change: impl Fn(&mut Registration),
     ) -> Result<(Option<Registration>, Registration), ServiceError> {
-        loop {
-            let before = self.store.registration(&user.id).await?;
-            let t = self.now();
-            let mut after = before.clone().unwrap_or_else(|| Registration {
-                user_id: user.id.clone(),
-                login: user.login.clone(),
-                questions: vec![],
-                contacts: vec![],
-                authenticator: None,
-                created_at: t,
-                updated_at: t,
-                reconfirmed_at: t,
-                alternate_email: None,
-            });
-            change(&mut after);
-            after.updated_at = t;
-            if self
-                .store
-                .swap_registration(before.as_ref(), &after)
-                .await?
-            {
-                return Ok((before, after));
-            }
-        }
+        self.modify_registration(&user.id, &user.login, change)
+            .await
     }
 
     /// Sets (`value` non-empty) or clears a user's contact. An administrator's contact is
@@ -600,17 +578,9 @@ impl Service {
                     }
                 };
                 let changes = {
-                    let mut probe = current.clone().unwrap_or_else(|| Registration {
-                        user_id: user.id.clone(),
-                        login: user.login.clone(),
-                        questions: vec![],
-                        contacts: vec![],
-                        authenticator: None,
-                        created_at: t,
-                        updated_at: t,
-                        reconfirmed_at: t,
-                        alternate_email: None,
-                    });
+                    let mut probe = current
+                        .clone()
+                        .unwrap_or_else(|| Registration::empty(&user.id, &user.login, t));
                     let before = (probe.contacts.clone(), probe.alternate_email.clone());
                     apply(&mut probe);
                     before != (probe.contacts.clone(), probe.alternate_email.clone())

@@ -539,6 +539,32 @@ impl Service {
         &self.store
     }
 
+    /// Applies `change` to a user's registration (created if absent) with compare-and-swap,
+    /// retried on a concurrent update. Returns (before, after).
+    async fn modify_registration(
+        &self,
+        user_id: &str,
+        login: &str,
+        change: impl Fn(&mut Registration),
+    ) -> Result<(Option<Registration>, Registration), ServiceError> {
+        loop {
+            let before = self.store.registration(user_id).await?;
+            let t = self.now();
+            let mut after = before
+                .clone()
+                .unwrap_or_else(|| Registration::empty(user_id, login, t));
+            change(&mut after);
+            after.updated_at = t;
+            if self
+                .store
+                .swap_registration(before.as_ref(), &after)
+                .await?
+            {
+                return Ok((before, after));
+            }
+        }
+    }
+
     fn user_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.user_locks.lock().expect("lock poisoned");
         map.retain(|_, l| Arc::strong_count(l) > 1);

@@ -115,37 +115,13 @@ impl Service {
         Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
     }
 
-    /// Applies `change` to the user's registration (created if absent) with compare-and-swap,
-    /// retried on a concurrent update. Returns (before, after).
+    /// [`Service::modify_registration`] for the session's user.
     async fn update_registration(
         &self,
         s: &RegistrationSession,
         change: impl Fn(&mut Registration),
     ) -> Result<(Option<Registration>, Registration), ServiceError> {
-        loop {
-            let before = self.store.registration(&s.user_id).await?;
-            let t = self.now();
-            let mut after = before.clone().unwrap_or_else(|| Registration {
-                user_id: s.user_id.clone(),
-                login: s.login.clone(),
-                questions: vec![],
-                contacts: vec![],
-                authenticator: None,
-                created_at: t,
-                updated_at: t,
-                reconfirmed_at: t,
-                alternate_email: None,
-            });
-            change(&mut after);
-            after.updated_at = t;
-            if self
-                .store
-                .swap_registration(before.as_ref(), &after)
-                .await?
-            {
-                return Ok((before, after));
-            }
-        }
+        self.modify_registration(&s.user_id, &s.login, change).await
     }
 
     /// Notifies old channels when a user who had registered methods changes one.

@@ -99,6 +99,21 @@ pub struct Registration {
 }
 
 impl Registration {
+    /// A registration with nothing registered yet, created at `t`.
+    pub fn empty(user_id: &str, login: &str, t: u64) -> Self {
+        Self {
+            user_id: user_id.to_string(),
+            login: login.to_string(),
+            questions: vec![],
+            contacts: vec![],
+            authenticator: None,
+            created_at: t,
+            updated_at: t,
+            reconfirmed_at: t,
+            alternate_email: None,
+        }
+    }
+
     pub fn contact(&self, kind: ContactKind) -> Option<&Contact> {
         self.contacts.iter().find(|c| c.kind == kind)
     }

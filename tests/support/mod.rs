@@ -139,6 +139,17 @@ impl Daemon {
         (raw, ca.pem())
     }
 
+    /// [`Daemon::config`] for `dir` on a fixed free port, written to `<work>/ssprd.toml`
+    /// (for daemons run as the real binary, and for the CLI): (config, CA PEM, port, file).
+    pub fn config_file(work: &Path, dir: &dyn TestDirectory) -> (RawConfig, String, u16, PathBuf) {
+        let (mut raw, ca) = Self::config(work, dir.directory_config(&work.join("dir")));
+        let port = ssprd::testbed::free_port().unwrap();
+        raw.server.listen = format!("127.0.0.1:{port}");
+        let file = work.join("ssprd.toml");
+        std::fs::write(&file, toml::to_string(&raw).unwrap()).unwrap();
+        (raw, ca, port, file)
+    }
+
     pub async fn start(raw: RawConfig, ca_pem: String) -> Self {
         Self::start_with_clock(raw, ca_pem, ssprd::service::system_clock()).await
     }
@@ -291,17 +302,22 @@ pub fn answer_for(question_id: &str) -> String {
 pub const QUESTIONS: [&str; 3] = ["bank.first_pet", "bank.birth_city", "bank.first_car"];
 
 impl Clients {
-    /// BeginRegistration + SetSecurityQuestions with [`QUESTIONS`] / [`answer_for`].
-    pub async fn register(&mut self, login: &str, password: &str) {
-        let begin = self
-            .reg
+    /// BeginRegistration: the registration token.
+    pub async fn begin(&mut self, login: &str, password: &str) -> String {
+        self.reg
             .begin_registration(pb::BeginRegistrationRequest {
                 username: login.into(),
                 password: password.into(),
             })
             .await
             .expect("BeginRegistration")
-            .into_inner();
+            .into_inner()
+            .registration_token
+    }
+
+    /// BeginRegistration + SetSecurityQuestions with [`QUESTIONS`] / [`answer_for`].
+    pub async fn register(&mut self, login: &str, password: &str) {
+        let token = self.begin(login, password).await;
         let answers = QUESTIONS
             .iter()
             .map(|q| pb::QuestionAnswer {
@@ -312,7 +328,7 @@ impl Clients {
         let st = self
             .reg
             .set_security_questions(pb::SetSecurityQuestionsRequest {
-                registration_token: begin.registration_token,
+                registration_token: token,
                 answers,
             })
             .await

@@ -364,16 +364,7 @@ pub async fn registration_errors(dir: &dyn TestDirectory, c: &mut Clients) {
         assert_eq!(reason(&e), "INVALID_CREDENTIALS");
         assert_eq!(e.message(), "the username or password is not correct");
     }
-    let token = c
-        .reg
-        .begin_registration(pb::BeginRegistrationRequest {
-            username: login.clone(),
-            password: pw.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .registration_token;
+    let token = c.begin(&login, pw).await;
     let set = |answers: Vec<(&str, &str)>| pb::SetSecurityQuestionsRequest {
         registration_token: token.clone(),
         answers: answers
@@ -757,12 +748,7 @@ pub async fn crash_consistency(dir: &dyn TestDirectory, base: &Path) {
         "complete.after_commit",
     ] {
         let work = tempfile::tempdir_in(base).unwrap();
-        let (mut raw, ca) =
-            Daemon::config(work.path(), dir.directory_config(&work.path().join("dir")));
-        let port = ssprd::testbed::free_port().unwrap();
-        raw.server.listen = format!("127.0.0.1:{port}");
-        let cfg = work.path().join("ssprd.toml");
-        std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+        let (_raw, ca, port, cfg) = Daemon::config_file(work.path(), dir);
 
         let login = unique("crash");
         let (old, new, newer) = ("Crash-Old-1234", "Crash-New-5678", "Crash-Newer-9012");
