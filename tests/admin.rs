@@ -7,7 +7,7 @@
 mod support;
 
 use ssprd::api::pb::{self, admin_service_client::AdminServiceClient};
-use ssprd::config::{RawConfig, RawEmail, SmtpTls};
+use ssprd::config::RawConfig;
 use ssprd::testbed::SmtpSink;
 use support::{Certs, Clients, Daemon, OpenLdap, TestDirectory, reason, scenarios, unique};
 use tonic::Code;
@@ -44,16 +44,7 @@ async fn env(tweak: impl FnOnce(&mut RawConfig)) -> Env {
         Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
     raw.policy.enabled_methods = ["security_questions", "email"].map(String::from).to_vec();
     raw.policy.questions_not_only_method = false;
-    raw.email = RawEmail {
-        host: "127.0.0.1".into(),
-        port: smtp.port,
-        tls: SmtpTls::Starttls,
-        ca_file: Some(smtp.ca_file.clone()),
-        from: "Example IT <no-reply@example.org>".into(),
-        organization: "Example Test".into(),
-        timeout_ms: 2_000,
-        ..RawEmail::default()
-    };
+    raw.email = support::email_to(&smtp);
     raw.outbox.max_retry_interval_secs = 1;
     let certs = Certs::install(&mut raw, work.path());
     tweak(&mut raw);

@@ -7,7 +7,6 @@
 mod support;
 
 use ssprd::api::pb;
-use ssprd::config::{RawEmail, SmtpTls};
 use ssprd::testbed::SmtpSink;
 use support::{Daemon, OpenLdap, TestDirectory, reason, scenarios, unique};
 
@@ -101,15 +100,7 @@ async fn messages_are_not_built_from_request_metadata() {
     let d = scenarios::daemon_with(&ldap, work.path(), |raw| {
         raw.policy.enabled_methods = ["security_questions", "email"].map(String::from).to_vec();
         raw.policy.new_method_cooloff_hours = 0;
-        raw.email = RawEmail {
-            host: "127.0.0.1".into(),
-            port: smtp.port,
-            tls: SmtpTls::Starttls,
-            ca_file: Some(smtp.ca_file.clone()),
-            from: "Example IT <no-reply@example.org>".into(),
-            organization: "Example Test".into(),
-            ..RawEmail::default()
-        };
+        raw.email = support::email_to(&smtp);
     })
     .await;
     let login = unique("metadata");

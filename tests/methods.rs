@@ -5,7 +5,7 @@
 mod support;
 
 use ssprd::api::pb::{self, verify_method_request::Proof};
-use ssprd::config::{RawConfig, RawEmail, SecretSource, SmtpTls};
+use ssprd::config::{RawConfig, SecretSource};
 use ssprd::method::totp;
 use ssprd::testbed::SmtpSink;
 use support::{
@@ -45,16 +45,7 @@ async fn env_with(phones: bool, tweak: impl FnOnce(&mut RawConfig)) -> Env {
         .map(String::from)
         .to_vec();
     raw.policy.questions_not_only_method = true;
-    raw.email = RawEmail {
-        host: "127.0.0.1".into(),
-        port: smtp.port,
-        tls: SmtpTls::Starttls,
-        ca_file: Some(smtp.ca_file.clone()),
-        from: "Example IT <no-reply@example.org>".into(),
-        organization: "Example Test".into(),
-        timeout_ms: 3_000,
-        ..RawEmail::default()
-    };
+    raw.email = support::email_to(&smtp);
     let key = work.path().join("totp-key");
     ssprd::testbed::write_private(&key, &"5a".repeat(32)).unwrap();
     raw.authenticator.key = Some(SecretSource::File(key));

@@ -104,6 +104,20 @@ impl Certs {
     }
 }
 
+/// `[email]` for a test's SMTP sink: STARTTLS with the sink's CA, organisation "Example Test".
+pub fn email_to(smtp: &ssprd::testbed::SmtpSink) -> ssprd::config::RawEmail {
+    ssprd::config::RawEmail {
+        host: "127.0.0.1".into(),
+        port: smtp.port,
+        tls: ssprd::config::SmtpTls::Starttls,
+        ca_file: Some(smtp.ca_file.clone()),
+        from: "Example IT <no-reply@example.org>".into(),
+        organization: "Example Test".into(),
+        timeout_ms: 3_000,
+        ..ssprd::config::RawEmail::default()
+    }
+}
+
 /// The daemon under test.
 pub struct Daemon {
     pub addr: std::net::SocketAddr,
