@@ -4,7 +4,8 @@
 //!
 //! Points: `complete.intent` (the write intent is stored, the directory not yet written),
 //! `complete.after_write` (the directory accepted the password, the flow is not yet marked
-//! used), `complete.after_commit` (the flow is used, the client not yet answered).
+//! used), `complete.after_commit` (the flow is used, the client not yet answered),
+//! `outbox.after_send` (a provider accepted a notification that is still in the outbox).
 
 /// Aborts the process here when this debug build was told to (see the module docs).
 pub fn hit(name: &str) {

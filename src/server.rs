@@ -301,6 +301,7 @@ pub async fn serve_with_clocks(
     let _ = sweeper.await;
     outbox.abort();
     let _ = outbox.await;
+    service.stop_deliveries().await;
     if let Some(w) = watchdog {
         w.abort();
         let _ = w.await;

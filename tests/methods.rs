@@ -8,8 +8,10 @@ use ssprd::api::pb::{self, verify_method_request::Proof};
 use ssprd::config::{RawConfig, SecretSource};
 use ssprd::method::totp;
 use ssprd::testbed::SmtpSink;
+use std::time::Duration;
 use support::{
     Clients, Daemon, OpenLdap, TestClock, TestDirectory, gateway::WebhookServer, reason, unique,
+    wait_for,
 };
 use tonic::Code;
 
@@ -1006,6 +1008,134 @@ async fn gateway_faults() {
         .await
         .unwrap();
     assert!(v.verified);
+    e.stop().await;
+}
+
+/// A slow provider: SendCode answers at the uniform response time with `pending` set and the
+/// code still arrives and verifies; a provider that fails after the answer is reported by
+/// VerifyMethod (UNAVAILABLE / DELIVERY_UNAVAILABLE) and the same flow can resend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_provider_answers_pending_and_reports_late_failures() {
+    let mut e = env_phones(|raw| raw.server.uniform_response_ms = 300).await;
+    let (login, pw) = e.user("gwslow").await;
+    let token = e.begin(&login, &pw).await;
+    let mobile = "+15550000057";
+    e.register_phone(&token, pb::ContactKind::MobilePhone, mobile, mobile, false)
+        .await;
+
+    // The provider takes 1.8 s (within the gateway timeout of 2 s): the answer does not
+    // wait for it.
+    e.hook().delay(1_800);
+    let s = e.c.start(&login).await;
+    let before = e.hook().received().len();
+    let t0 = std::time::Instant::now();
+    let sent = e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
+    assert!(sent.pending, "the provider had not answered yet");
+    assert!(
+        t0.elapsed() < Duration::from_millis(1_500),
+        "SendCode waited for the provider: {:?}",
+        t0.elapsed()
+    );
+    let code = wait_for(|| {
+        let r = e.hook().received();
+        (r.len() > before)
+            .then(|| e.hook().last_code(mobile))
+            .flatten()
+    })
+    .await;
+    let v = e
+        .verify(&s.flow_id, code_proof(pb::Method::MobileSms, &code))
+        .await
+        .unwrap();
+    assert!(v.verified, "a late-delivered code verifies");
+
+    // Slow and then failing (three 503s, retries = 2): the failure shows at VerifyMethod.
+    e.hook().delay(1_000);
+    e.hook().fail_next(3);
+    let s = e.c.start(&login).await;
+    let before = e.hook().received().len();
+    let sent = e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
+    assert!(sent.pending);
+    wait_for(|| (e.hook().received().len() >= before + 3).then_some(())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let err = e
+        .verify(&s.flow_id, code_proof(pb::Method::MobileSms, "00000000"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(reason(&err), "DELIVERY_UNAVAILABLE");
+
+    // The provider is back: the same flow resends and verifies.
+    e.hook().delay(0);
+    let sent = e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
+    assert!(!sent.pending, "a prompt provider is waited for");
+    let code = e.hook().last_code(mobile).unwrap();
+    let v = e
+        .verify(&s.flow_id, code_proof(pb::Method::MobileSms, &code))
+        .await
+        .unwrap();
+    assert!(v.verified);
+    e.stop().await;
+}
+
+/// While the provider is down, an unknown account's SendCode fails exactly like a real one
+/// (decoys imitate recent real deliveries), so an outage does not reveal which accounts
+/// exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_outage_does_not_tell_real_from_unknown_accounts() {
+    let mut e = env_phones(|_| {}).await;
+    let (login, pw) = e.user("gwout").await;
+    let token = e.begin(&login, &pw).await;
+    let mobile = "+15550000058";
+    e.register_phone(&token, pb::ContactKind::MobilePhone, mobile, mobile, false)
+        .await;
+    // An unknown name whose decoy offers SMS (decoy methods are stable per name).
+    let mut unknown = None;
+    for i in 0..64 {
+        let name = format!("{}-{i}", unique("nobody"));
+        let s = e.c.start(&name).await;
+        if s.methods
+            .iter()
+            .any(|m| m.method == pb::Method::MobileSms as i32)
+        {
+            unknown = Some((name, s));
+            break;
+        }
+    }
+    let (decoy_name, decoy) = unknown.expect("some decoy offers SMS");
+
+    // Provider up: both answer OK, not pending.
+    let real = e.c.start(&login).await;
+    let r = e.send(&real.flow_id, pb::Method::MobileSms).await.unwrap();
+    let d = e.send(&decoy.flow_id, pb::Method::MobileSms).await.unwrap();
+    assert_eq!((r.pending, d.pending), (false, false));
+
+    // Provider down: the same status, reason and message for both.
+    e.hook.as_mut().unwrap().stop();
+    let real = e.c.start(&login).await;
+    let r = e
+        .send(&real.flow_id, pb::Method::MobileSms)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&r), "DELIVERY_UNAVAILABLE");
+    // The decoy copies the latest real outcome.
+    for _ in 0..3 {
+        let d = e
+            .send(&decoy.flow_id, pb::Method::MobileSms)
+            .await
+            .unwrap_err();
+        assert_eq!(d.code(), r.code());
+        assert_eq!(reason(&d), reason(&r));
+        assert_eq!(d.message(), r.message());
+    }
+
+    // Back up: both succeed again.
+    e.hook.as_mut().unwrap().restart().await;
+    let real = e.c.start(&login).await;
+    let r = e.send(&real.flow_id, pb::Method::MobileSms).await.unwrap();
+    let decoy = e.c.start(&decoy_name).await;
+    let d = e.send(&decoy.flow_id, pb::Method::MobileSms).await.unwrap();
+    assert_eq!((r.pending, d.pending), (false, false));
     e.stop().await;
 }
 

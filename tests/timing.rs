@@ -1,18 +1,23 @@
-//! Security item 2: the timing of StartReset for a registered user and for an unknown name
-//! is statistically indistinguishable — 1,000 samples of each, compared with a two-sample
-//! Kolmogorov–Smirnov test. Run against a real slapd over gRPC+TLS. The same measurement
-//! without response padding is printed for comparison (not asserted: it may or may not
-//! differ on a given machine).
+//! Security item 2: the timing of StartReset for a registered user is statistically
+//! indistinguishable from that for an unknown, unregistered, out-of-scope, locked or disabled
+//! one, and SendCode for a real account (a real message through a real SMTP server) from
+//! SendCode in a decoy flow — 1,000 samples of each, compared with two-sample
+//! Kolmogorov–Smirnov tests. Run against a real slapd over gRPC+TLS. StartReset is also
+//! measured without response padding and printed for comparison (not asserted: it may or may
+//! not differ on a given machine).
 
 mod support;
 
 use ssprd::api::pb;
-use std::time::{Duration, Instant};
-use support::{Daemon, OpenLdap, TestDirectory, unique};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+use support::{Certs, Daemon, OpenLdap, TestDirectory, unique};
 
 const SAMPLES: usize = 1_000;
 const PARALLEL: usize = 10;
-
+/// Each KS test's significance level.
+const ALPHA: f64 = 0.001;
 /// The two-sample KS statistic: the largest distance between the empirical CDFs.
 fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
     let mut a = a.to_vec();
@@ -48,40 +53,35 @@ fn ks_helpers_are_right() {
     assert!((ks_critical(0.001, 1000, 1000) - 0.0872).abs() < 0.001);
 }
 
-/// Milliseconds per StartReset for `real` and `unknown`, interleaved across parallel
-/// clients so both see the same load.
-async fn measure(d: &Daemon, real: &str, unknown: &str) -> (Vec<f64>, Vec<f64>) {
-    let ch = d.channel().await.unwrap();
+/// `per_name` samples for each of `names`: `call` returns the milliseconds the part it
+/// times took. Calls are interleaved across parallel clients so every kind sees the same
+/// load.
+async fn measure<F, Fut>(names: &[String], per_name: usize, call: F) -> Vec<Vec<f64>>
+where
+    F: Fn(String) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = f64> + Send,
+{
+    let n = names.len();
     let mut tasks = Vec::new();
     for t in 0..PARALLEL {
-        let mut c = pb::reset_service_client::ResetServiceClient::new(ch.clone());
-        let (real, unknown) = (real.to_string(), unknown.to_string());
+        let names = names.to_vec();
+        let call = call.clone();
         tasks.push(tokio::spawn(async move {
-            let (mut r, mut u) = (Vec::new(), Vec::new());
-            for i in 0..(2 * SAMPLES / PARALLEL) {
-                let is_real = (i + t) % 2 == 0;
-                let name = if is_real { &real } else { &unknown };
-                let t0 = Instant::now();
-                let resp = c
-                    .start_reset(pb::StartResetRequest {
-                        username: name.clone(),
-                    })
-                    .await
-                    .expect("StartReset");
-                let ms = t0.elapsed().as_secs_f64() * 1000.0;
-                assert!(!resp.into_inner().flow_id.is_empty());
-                if is_real { r.push(ms) } else { u.push(ms) }
+            let mut out = vec![Vec::new(); n];
+            for i in 0..(n * per_name / PARALLEL) {
+                let k = (i + t) % n;
+                out[k].push(call(names[k].clone()).await);
             }
-            (r, u)
+            out
         }));
     }
-    let (mut real_ms, mut unknown_ms) = (Vec::new(), Vec::new());
+    let mut all = vec![Vec::new(); n];
     for t in tasks {
-        let (r, u) = t.await.unwrap();
-        real_ms.extend(r);
-        unknown_ms.extend(u);
+        for (k, v) in t.await.unwrap().into_iter().enumerate() {
+            all[k].extend(v);
+        }
     }
-    (real_ms, unknown_ms)
+    all
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -90,54 +90,227 @@ fn median(v: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// Prints each kind against the first and returns the kinds whose distribution differs.
+fn compare(what: &str, kinds: &[&str], samples: &[Vec<f64>]) -> Vec<String> {
+    let base = &samples[0];
+    let mut differ = Vec::new();
+    for (kind, s) in kinds.iter().zip(samples).skip(1) {
+        let d = ks_statistic(base, s);
+        let crit = ks_critical(ALPHA, base.len(), s.len());
+        println!(
+            "{what}: {} {} vs {kind} {}: median {:.1} vs {:.1} ms; KS D = {d:.4} (critical {crit:.4} at alpha {ALPHA})",
+            kinds[0],
+            base.len(),
+            s.len(),
+            median(base),
+            median(s)
+        );
+        if d >= crit {
+            differ.push(format!("{kind} (D = {d:.4} ≥ {crit:.4})"));
+        }
+    }
+    differ
+}
+
+const KINDS: [&str; 6] = [
+    "registered",
+    "unknown",
+    "unregistered",
+    "out of scope",
+    "locked",
+    "disabled",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn start_reset_timing_does_not_tell_real_from_unknown_users() {
+async fn start_reset_timing_does_not_tell_account_kinds_apart() {
     support::init();
     let ldap = OpenLdap::start().await;
-    let login = unique("timing");
     let pw = "Timing-Pass-1234";
-    ldap.create_user(&login, pw).await;
-    let unknown = unique("nosuchuser");
-    let alpha = 0.001;
-    let mut results = Vec::new();
-    for padding_ms in [0u64, 150] {
-        let work = tempfile::tempdir().unwrap();
+    let names: Vec<String> = KINDS.iter().map(|k| unique(&k.replace(' ', ""))).collect();
+    // names[1] stays unknown to the directory.
+    let [registered, unregistered, out_of_scope, locked, disabled] =
+        [0, 2, 3, 4, 5].map(|i| names[i].clone());
+    for u in [
+        &registered,
+        &unregistered,
+        &out_of_scope,
+        &locked,
+        &disabled,
+    ] {
+        ldap.create_user(u, pw).await;
+    }
+    let work = tempfile::tempdir().unwrap();
+    // Registration happens under scope "all"; the measured daemons (same store) limit SSPR
+    // to a group the out-of-scope user is not in.
+    let group = ldap
+        .create_group(
+            &unique("sspr-users"),
+            &[&registered, &unregistered, &locked, &disabled].map(|u| ldap.user_dn(u)),
+        )
+        .await;
+    {
+        let (raw, ca) =
+            Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
+        let d = Daemon::start(raw, ca).await;
+        let mut c = d.clients().await;
+        for u in [&registered, &out_of_scope, &locked, &disabled] {
+            c.register(u, pw).await;
+        }
+        d.stop().await;
+    }
+    ldap.lock(&locked).await;
+    ldap.set_attribute(&disabled, "pwdAccountLockedTime", "000001010000Z")
+        .await;
+
+    for (padding_ms, per_name) in [(0u64, 200), (150, SAMPLES)] {
         let (mut raw, ca) =
             Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
         raw.server.uniform_response_ms = padding_ms;
         raw.server.per_client_requests_per_minute = 0;
+        raw.policy.scope = ssprd::policy::Scope::Selected;
+        raw.policy.scope_groups = vec![group.clone()];
         let d = Daemon::start(raw, ca).await;
-        let mut c = d.clients().await;
-        c.register(&login, pw).await;
+        let ch = d.channel().await.unwrap();
+        let call = move |name: String| {
+            let mut c = pb::reset_service_client::ResetServiceClient::new(ch.clone());
+            async move {
+                let t0 = Instant::now();
+                let r = c
+                    .start_reset(pb::StartResetRequest { username: name })
+                    .await
+                    .expect("StartReset")
+                    .into_inner();
+                let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                assert!(!r.flow_id.is_empty() && !r.methods.is_empty());
+                ms
+            }
+        };
         // Warm up connections and caches.
-        measure_warm(&d, &login, &unknown).await;
+        measure(&names, 2 * PARALLEL, call.clone()).await;
         let started = Instant::now();
-        let (r, u) = measure(&d, &login, &unknown).await;
-        let ks = ks_statistic(&r, &u);
-        let crit = ks_critical(alpha, r.len(), u.len());
+        let samples = measure(&names, per_name, call).await;
         println!(
-            "padding {padding_ms} ms: {} + {} samples in {:?}; median real {:.1} ms, unknown {:.1} ms; KS D = {ks:.4} (critical {crit:.4} at alpha {alpha})",
-            r.len(),
-            u.len(),
-            started.elapsed(),
-            median(&r),
-            median(&u)
+            "StartReset with padding {padding_ms} ms: {} samples in {:?}",
+            samples.iter().map(Vec::len).sum::<usize>(),
+            started.elapsed()
         );
-        results.push((padding_ms, ks, crit));
+        let differ = compare(&format!("StartReset/{padding_ms}"), &KINDS, &samples);
+        if padding_ms > 0 {
+            assert!(
+                differ.is_empty(),
+                "with response padding these must not be distinguishable from a registered user: {differ:?}"
+            );
+        }
         d.stop().await;
     }
-    let (_, ks, crit) = results[1];
-    assert!(
-        ks < crit,
-        "with response padding the distributions must not be distinguishable: D = {ks} ≥ {crit}"
-    );
 }
 
-async fn measure_warm(d: &Daemon, real: &str, unknown: &str) {
-    let mut c = d.clients().await;
-    for _ in 0..10 {
-        c.start(real).await;
-        c.start(unknown).await;
+/// SendCode in a real flow (the code goes through a real SMTP server) against SendCode in a
+/// decoy flow (nothing is sent): the answers take the same time and are pending equally
+/// often.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_code_timing_does_not_tell_real_from_decoy_flows() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let smtp = ssprd::testbed::SmtpSink::start().await.expect("SMTP sink");
+    let work = tempfile::tempdir().unwrap();
+    let (mut raw, ca) =
+        Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
+    let certs = Certs::install(&mut raw, work.path());
+    raw.server.uniform_response_ms = 200;
+    raw.server.per_client_requests_per_minute = 0;
+    raw.policy.enabled_methods = vec!["email".into()];
+    raw.policy.codes.max_sends_per_account = 100;
+    raw.email = support::email_to(&smtp);
+    let d = Daemon::start(raw, ca).await;
+
+    // 20 real accounts with an email address the admin set, and 20 unknown names; each
+    // account gets 50 codes (the per-account limit is 100 per window).
+    const ACCOUNTS: usize = 20;
+    let mut admin = d.admin(&certs.admin);
+    let mut real = Vec::new();
+    for i in 0..ACCOUNTS {
+        let login = unique(&format!("sendtiming{i}"));
+        ldap.create_user(&login, "Timing-Pass-1234").await;
+        admin
+            .set_contact(pb::SetContactRequest {
+                username: login.clone(),
+                kind: pb::AdminContactKind::Email as i32,
+                value: format!("{login}@example.org"),
+            })
+            .await
+            .expect("SetContact");
+        real.push(login);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let decoys: Vec<String> = (0..ACCOUNTS).map(|_| unique("nosuchuser")).collect();
+
+    let ch = d.channel().await.unwrap();
+    let pending = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let counted = pending.clone();
+    let next = Arc::new(AtomicUsize::new(0));
+    let (real_names, decoy_names) = (real.clone(), decoys.clone());
+    // Names "real"/"decoy" pick the kind; the account is the next in turn.
+    let call = move |kind: String| {
+        let mut c = pb::reset_service_client::ResetServiceClient::new(ch.clone());
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let is_real = kind == "real";
+        let login = if is_real {
+            real_names[i % ACCOUNTS].clone()
+        } else {
+            decoy_names[i % ACCOUNTS].clone()
+        };
+        let counted = counted.clone();
+        async move {
+            let s = c
+                .start_reset(pb::StartResetRequest { username: login })
+                .await
+                .expect("StartReset")
+                .into_inner();
+            assert!(
+                s.methods
+                    .iter()
+                    .any(|m| m.method == pb::Method::Email as i32),
+                "email is offered"
+            );
+            // Only SendCode is timed: StartReset is measured by the test above.
+            let t0 = Instant::now();
+            let r = c
+                .send_code(pb::SendCodeRequest {
+                    flow_id: s.flow_id,
+                    method: pb::Method::Email as i32,
+                })
+                .await
+                .expect("SendCode")
+                .into_inner();
+            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+            if r.pending {
+                counted[usize::from(!is_real)].fetch_add(1, Ordering::Relaxed);
+            }
+            ms
+        }
+    };
+    let kinds = ["real".to_string(), "decoy".to_string()];
+    let started = Instant::now();
+    let samples = measure(&kinds, SAMPLES, call).await;
+    println!(
+        "SendCode: {} samples in {:?}; pending answers: real {}, decoy {}",
+        samples.iter().map(Vec::len).sum::<usize>(),
+        started.elapsed(),
+        pending[0].load(Ordering::Relaxed),
+        pending[1].load(Ordering::Relaxed)
+    );
+    let differ = compare("SendCode", &["real", "decoy"], &samples);
+    assert!(
+        differ.is_empty(),
+        "SendCode in decoy flows must not be distinguishable: {differ:?}"
+    );
+    // The real messages did go out.
+    let last = &real[ACCOUNTS - 1];
+    assert!(
+        smtp.wait_for(&format!("{last}@example.org"), &[])
+            .await
+            .is_some(),
+        "codes reached the SMTP server"
+    );
+    d.stop().await;
 }

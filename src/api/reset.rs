@@ -79,9 +79,10 @@ impl ResetService for ResetApi {
     ) -> Result<Response<pb::SendCodeResponse>, Status> {
         let r = req.into_inner();
         let method = method_from_pb("method", r.method)?;
-        let expires_at = self.service.send_code(&r.flow_id, method).await?;
+        let sent = self.service.send_code(&r.flow_id, method).await?;
         Ok(Response::new(pb::SendCodeResponse {
-            expires_at: expires_at as i64,
+            expires_at: sent.expires_at as i64,
+            pending: sent.pending,
         }))
     }
 

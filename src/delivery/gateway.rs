@@ -113,14 +113,18 @@ impl Gateway {
         Ok(Self { client, cfg })
     }
 
-    pub async fn send(&self, to: &Channel, content: &Content) -> Result<(), DeliveryError> {
+    pub async fn send(
+        &self,
+        to: &Channel,
+        content: &Content,
+        id: &str,
+    ) -> Result<(), DeliveryError> {
         let (channel, number) = match to {
             Channel::Sms(n) => ("sms", n),
             Channel::Voice(n) => ("voice", n),
             Channel::Email(_) => return Err(DeliveryError::NotConfigured("email via gateway")),
         };
         let (purpose, code, text, minutes) = text(&self.cfg.organization, content);
-        let id = crate::service::new_token();
         let body = zeroize::Zeroizing::new(
             serde_json::to_vec(&serde_json::json!({
                 "id": id,
@@ -150,7 +154,7 @@ impl Gateway {
                 .post(&self.cfg.url)
                 .header("Content-Type", "application/json")
                 .header("X-Ssprd-Timestamp", ts.to_string())
-                .header("X-Ssprd-Message-Id", &id)
+                .header("X-Ssprd-Message-Id", id)
                 .header("X-Ssprd-Signature", signature(&self.cfg.secret, ts, &body))
                 .body(body.to_vec())
                 .send()

@@ -69,10 +69,13 @@ pub enum DeliveryError {
     NotConfigured(&'static str),
 }
 
-/// Sends messages.
+/// Sends messages. `id` names the message: every attempt to send the same message carries
+/// the same id (SMTP `Message-ID`, the gateway's `X-Ssprd-Message-Id`), so a receiver can
+/// drop a duplicate.
 #[async_trait::async_trait]
 pub trait Deliver: Send + Sync + 'static {
-    async fn deliver(&self, to: &Channel, content: &Content) -> Result<(), DeliveryError>;
+    async fn deliver(&self, to: &Channel, content: &Content, id: &str)
+    -> Result<(), DeliveryError>;
 }
 
 /// Routes each channel to its provider.
@@ -83,14 +86,19 @@ pub struct Dispatcher {
 
 #[async_trait::async_trait]
 impl Deliver for Dispatcher {
-    async fn deliver(&self, to: &Channel, content: &Content) -> Result<(), DeliveryError> {
+    async fn deliver(
+        &self,
+        to: &Channel,
+        content: &Content,
+        id: &str,
+    ) -> Result<(), DeliveryError> {
         match to {
             Channel::Email(addr) => match &self.email {
-                Some(m) => m.send(addr, content).await,
+                Some(m) => m.send(addr, content, id).await,
                 None => Err(DeliveryError::NotConfigured("email")),
             },
             Channel::Sms(_) | Channel::Voice(_) => match &self.gateway {
-                Some(g) => g.send(to, content).await,
+                Some(g) => g.send(to, content, id).await,
                 None => Err(DeliveryError::NotConfigured("SMS and voice")),
             },
         }

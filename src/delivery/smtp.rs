@@ -194,12 +194,15 @@ impl SmtpMailer {
         })
     }
 
-    pub async fn send(&self, to: &str, content: &Content) -> Result<(), DeliveryError> {
+    /// Sends one message; `id` becomes the left part of its `Message-ID` (the right part is
+    /// the sender's domain), the same on every attempt.
+    pub async fn send(&self, to: &str, content: &Content, id: &str) -> Result<(), DeliveryError> {
         let to: Mailbox = to
             .parse()
             .map_err(|_| DeliveryError::Refused("not a valid address".into()))?;
         let [subject, text, html] = self.templates.render(&self.organization, content);
         let msg = Message::builder()
+            .message_id(Some(format!("<{id}@{}>", self.from.email.domain())))
             .from(self.from.clone())
             .to(to)
             .subject(subject)

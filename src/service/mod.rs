@@ -14,6 +14,7 @@ mod notify;
 pub use notify::OutboxPolicy;
 mod registration;
 mod reset;
+mod sending;
 
 use crate::delivery::{Channel, Deliver, DeliveryError};
 use crate::directory::{Directory, DirectoryError, PolicyReason};
@@ -130,6 +131,17 @@ impl From<DeliveryError> for ServiceError {
             DeliveryError::Unavailable(_) => Self::DeliveryUnavailable,
             DeliveryError::Refused(_) => Self::DeliveryRefused,
             DeliveryError::NotConfigured(_) => Self::DeliveryNotConfigured,
+        }
+    }
+}
+
+impl From<crate::store::Undelivered> for ServiceError {
+    fn from(e: crate::store::Undelivered) -> Self {
+        use crate::store::Undelivered as U;
+        match e {
+            U::Unavailable => Self::DeliveryUnavailable,
+            U::Refused => Self::DeliveryRefused,
+            U::NotConfigured => Self::DeliveryNotConfigured,
         }
     }
 }
@@ -344,6 +356,16 @@ pub struct EffectivePasswordPolicy {
     pub breached_checked: bool,
 }
 
+/// Returned by SendCode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeSent {
+    /// Unix time when the code expires.
+    pub expires_at: u64,
+    /// The provider had not yet taken the message when SendCode answered; a later failure
+    /// is reported by VerifyMethod.
+    pub pending: bool,
+}
+
 /// Returned by CompleteReset.
 #[derive(Debug)]
 pub struct Completed {
@@ -424,6 +446,8 @@ pub struct Service {
     code_key: [u8; 32],
     /// Wakes the outbox worker when a notification is queued.
     outbox_wake: tokio::sync::Notify,
+    /// Reset codes being delivered in the background.
+    deliveries: sending::Deliveries,
     /// Writes are serialised per user (one directory write at a time per account).
     user_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -465,6 +489,7 @@ impl Service {
             decoy_key,
             code_key,
             outbox_wake: tokio::sync::Notify::new(),
+            deliveries: sending::Deliveries::default(),
             user_locks: Mutex::new(HashMap::new()),
         })
     }
@@ -533,6 +558,11 @@ impl Service {
 
     pub fn question_policy(&self) -> QuestionPolicy {
         self.sspr().question_policy()
+    }
+
+    /// Stops reset-code deliveries still running (at shutdown).
+    pub async fn stop_deliveries(&self) {
+        self.deliveries.stop().await;
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

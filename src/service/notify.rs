@@ -4,9 +4,10 @@
 //! unavailable. A refused recipient or a channel without a provider is given up at once;
 //! anything still undelivered after the give-up period is dropped. Each outcome is audited.
 //!
-//! A message is removed right after the provider accepted it, so each is delivered once; a
-//! crash in the instant between acceptance and removal would send it once more after the
-//! restart (at least once, never lost).
+//! A message is removed right after the provider accepted it, so each is delivered once. A
+//! crash in the instant between acceptance and removal sends it once more after the restart,
+//! with the same message id (the SMTP `Message-ID`, the gateway's `X-Ssprd-Message-Id`), so
+//! the receiver can recognise the copy: never lost, and duplicates are identifiable.
 
 use super::Service;
 use crate::delivery::{Channel, Content, DeliveryError, Notice};
@@ -49,6 +50,7 @@ impl Service {
     pub(super) async fn notify(&self, user: &str, to: Channel, notice: Notice) {
         let t = self.now();
         let item = OutboxItem {
+            id: super::new_token(),
             to,
             notice,
             user: user.to_string(),
@@ -113,10 +115,16 @@ impl Service {
                 continue;
             }
             let kind = notice_kind(&item.notice);
+            let id = if item.id.is_empty() {
+                format!("outbox-{seq}")
+            } else {
+                item.id.clone()
+            };
             let result = self
                 .deliver
-                .deliver(&item.to, &Content::Notice(item.notice.clone()))
+                .deliver(&item.to, &Content::Notice(item.notice.clone()), &id)
                 .await;
+            crate::failpoint::hit("outbox.after_send");
             let give_up = t.saturating_sub(item.created_at) >= policy.give_up_after_secs;
             match result {
                 Ok(()) => {

@@ -304,7 +304,9 @@ impl Service {
             code,
             minutes: self.base.codes.ttl_secs / 60,
         };
-        self.deliver.deliver(&to, &content).await?;
+        self.deliver
+            .deliver(&to, &content, &super::new_token())
+            .await?;
         let mut next = s.clone();
         next.pending_contacts.retain(|p| p.kind != kind);
         next.pending_contacts.push(pending);

@@ -1,8 +1,8 @@
 //! Reset: start a flow, send codes, verify proofs, complete (write the password) or unlock.
 
 use super::{
-    Challenge, Completed, Service, ServiceError, StartedReset, Verification, check_login,
-    check_new_password, new_token, token_hash,
+    Challenge, CodeSent, Completed, Service, ServiceError, StartedReset, Verification, check_login,
+    check_new_password, new_token, sending, token_hash,
 };
 use crate::delivery::Content;
 use crate::directory::{BindOutcome, DirectoryError, DirectoryUser};
@@ -14,6 +14,7 @@ use crate::secret::Secret;
 use crate::store::{FlowCode, FlowState, Offer, Registration, ResetFlow, TokenHash, WriteIntent};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
+use tokio::sync::oneshot;
 use tracing::{instrument, warn};
 
 impl Service {
@@ -95,14 +96,28 @@ impl Service {
         let (standing, reg) = match &user {
             Some(u) if !u.disabled => {
                 let st = self.standing(&sspr, u).await?;
-                let reg = if st.in_scope {
-                    self.store.registration(&u.id).await?
-                } else {
-                    None
-                };
-                (Some(st), reg)
+                // Read either way: the same work in and out of scope.
+                let reg = self.store.registration(&u.id).await?;
+                (Some(st), reg.filter(|_| st.in_scope))
             }
-            _ => (None, None),
+            _ => {
+                // The same directory and store work as for a real user (a membership
+                // search for a name no group holds, a registration read that finds
+                // nothing), so the timing does not tell; their outcome is not used.
+                let id = flow::decoy_user_key(&self.decoy_key, login);
+                let stand_in = crate::directory::DirectoryUser {
+                    dn: format!("cn=ssprd-decoy-{id}"),
+                    id,
+                    login: login.to_string(),
+                    display_name: String::new(),
+                    locked: false,
+                    disabled: false,
+                    admin_count: false,
+                };
+                let _ = self.standing(&sspr, &stand_in).await;
+                let _ = self.store.registration(&stand_in.id).await;
+                (None, None)
+            }
         };
         let t = self.now();
         let qp = sspr.question_policy();
@@ -348,11 +363,45 @@ impl Service {
     }
 
     /// Sends a code for an email or phone method of the flow; a resend replaces the
-    /// previous code. A decoy flow goes through the same steps without sending anything.
+    /// previous code. The message goes out in the background (see `sending`): the answer
+    /// comes once the provider took it, or at the uniform response time with `pending`
+    /// set. A decoy flow goes through the same steps without sending anything.
     #[instrument(skip_all)]
-    pub async fn send_code(&self, flow_id: &str, method: Method) -> Result<u64, ServiceError> {
+    pub async fn send_code(&self, flow_id: &str, method: Method) -> Result<CodeSent, ServiceError> {
         let started = tokio::time::Instant::now();
-        let result = self.send_code_now(flow_id, method).await;
+        let result = match self.send_code_now(flow_id, method).await {
+            Ok((login, expires_at, done)) => {
+                let outcome = if self.opts.uniform_response.is_zero() {
+                    Some(done.await)
+                } else {
+                    tokio::time::timeout_at(started + self.opts.uniform_response, done)
+                        .await
+                        .ok()
+                };
+                let (audit, result) = match outcome {
+                    Some(Ok(Ok(()))) => (
+                        "success",
+                        Ok(CodeSent {
+                            expires_at,
+                            pending: false,
+                        }),
+                    ),
+                    Some(Ok(Err(why))) => ("failure", Err(why.into())),
+                    // Stopped at shutdown, or still going: the code stays valid.
+                    Some(Err(_)) | None => (
+                        "pending",
+                        Ok(CodeSent {
+                            expires_at,
+                            pending: true,
+                        }),
+                    ),
+                };
+                self.audit("reset.code_sent", &login, audit, method.name())
+                    .await;
+                result
+            }
+            Err(e) => Err(e),
+        };
         self.pad(started).await;
         result
     }
@@ -369,7 +418,13 @@ impl Service {
         }
     }
 
-    async fn send_code_now(&self, flow_id: &str, method: Method) -> Result<u64, ServiceError> {
+    /// Checks and records the send, then starts the delivery: the login (for the audit
+    /// record), when the code expires, and where the delivery's outcome arrives.
+    async fn send_code_now(
+        &self,
+        flow_id: &str,
+        method: Method,
+    ) -> Result<(String, u64, oneshot::Receiver<sending::Outcome>), ServiceError> {
         let (h, flow) = self.live_flow(flow_id).await?;
         self.check_not_blocked(&flow).await?;
         let Some(kind) = method.contact_kind() else {
@@ -402,44 +457,47 @@ impl Service {
                 .await;
             return Err(ServiceError::Blocked);
         }
+        // The same read for decoys (whose key has no registration). A decoy's code is
+        // random too; nobody ever sees it.
+        let reg = self.store.registration(&flow.user_key).await?;
         let code = code::generate(self.base.codes.length);
+        let mac = code::mac(&self.code_key, &code_context(&h, method), code.expose());
         let expires_at = self.now() + self.base.codes.ttl_secs;
+        let job = if flow.decoy {
+            sending::Job::Decoy
+        } else {
+            let value = reg
+                .as_ref()
+                .and_then(|r| r.contact(kind))
+                .map(|c| c.value.clone())
+                .ok_or(ServiceError::MethodNotAvailable)?;
+            sending::Job::Real {
+                to: Self::channel(method, &value).expect("a code method"),
+                content: Content::ResetCode {
+                    code,
+                    minutes: self.base.codes.ttl_secs / 60,
+                },
+            }
+        };
         let mut next = flow.clone();
         next.sends += 1;
         next.codes.retain(|c| c.method != method);
         next.codes.push(FlowCode {
             method,
-            mac: code::mac(&self.code_key, &code_context(&h, method), code.expose()),
+            mac: mac.clone(),
             expires_at,
             tries_left: self.base.codes.max_tries,
+            undelivered: None,
         });
         if !self.store.swap_flow(&h, &flow, &next).await? {
             return Err(ServiceError::FlowInvalid);
         }
-        if !flow.decoy {
-            let reg = self
-                .store
-                .registration(&flow.user_key)
-                .await?
-                .ok_or(ServiceError::FlowInvalid)?;
-            let value = reg
-                .contact(kind)
-                .map(|c| c.value.clone())
-                .ok_or(ServiceError::MethodNotAvailable)?;
-            let to = Self::channel(method, &value).expect("a code method");
-            let content = Content::ResetCode {
-                code,
-                minutes: self.base.codes.ttl_secs / 60,
-            };
-            if let Err(e) = self.deliver.deliver(&to, &content).await {
-                self.audit("reset.code_sent", &flow.login, "failure", method.name())
-                    .await;
-                return Err(e.into());
-            }
-        }
-        self.audit("reset.code_sent", &flow.login, "success", method.name())
-            .await;
-        Ok(expires_at)
+        let target = sending::Target {
+            flow: h,
+            method,
+            mac,
+        };
+        Ok((flow.login, expires_at, self.deliver_code(target, job)))
     }
 
     /// Checks a code sent by SendCode. Single use; wrong tries are limited per code and
@@ -466,6 +524,13 @@ impl Service {
         };
         let mut next = flow.clone();
         next.codes.retain(|c| c.method != method);
+        if let Some(why) = fc.undelivered {
+            // The provider failed after SendCode answered: say so, and let the user resend.
+            self.store.swap_flow(&h, &flow, &next).await?;
+            self.audit("reset.code_sent", &flow.login, "failure", method.name())
+                .await;
+            return Err(why.into());
+        }
         if fc.expires_at <= self.now() {
             self.store.swap_flow(&h, &flow, &next).await?;
             return Ok(self.verification(&next, false));

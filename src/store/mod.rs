@@ -188,6 +188,22 @@ pub struct FlowCode {
     pub mac: String,
     pub expires_at: u64,
     pub tries_left: u32,
+    /// Set when the provider failed to take the message after SendCode had answered; the
+    /// next VerifyMethod for this method reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undelivered: Option<Undelivered>,
+}
+
+/// Why a code did not reach its provider.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Undelivered {
+    /// The provider could not be reached or answered with a temporary error.
+    Unavailable,
+    /// The provider refused the address or number.
+    Refused,
+    /// No provider is configured for this kind of contact.
+    NotConfigured,
 }
 
 impl fmt::Debug for FlowCode {
@@ -196,6 +212,7 @@ impl fmt::Debug for FlowCode {
             .field("method", &self.method)
             .field("expires_at", &self.expires_at)
             .field("tries_left", &self.tries_left)
+            .field("undelivered", &self.undelivered)
             .finish_non_exhaustive()
     }
 }
@@ -279,6 +296,10 @@ pub struct AuditEvent {
 /// A notification waiting in the outbox.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OutboxItem {
+    /// The message id every attempt carries (empty in items queued by 0.1 versions before
+    /// it existed: those use their sequence number).
+    #[serde(default)]
+    pub id: String,
     pub to: crate::delivery::Channel,
     pub notice: crate::delivery::Notice,
     /// The user (login) it concerns, for the audit log.

@@ -2,7 +2,8 @@
 //! webhook: Python's http.server with TLS (certificate from a harness CA). It checks the
 //! HMAC signature and timestamp, answers 401 when they are wrong, 503 while a `fail_next`
 //! counter is positive, 400 for numbers ending in 99 ("refused recipient"), else 200, and
-//! records every request as JSON for the test to read. Stopped by PID.
+//! records every request as JSON for the test to read. A `delay` makes it answer slowly
+//! (a provider under load). Stopped by PID.
 
 use super::BoxError;
 use ssprd::testbed::{TestCa, free_port, terminate, write_private};
@@ -25,6 +26,9 @@ class H(http.server.BaseHTTPRequestHandler):
         want = "v1=" + hmac.new(secret, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
         fresh = ts.isdigit() and abs(time.time() - int(ts)) < 300
         status = 200
+        df = os.path.join(root, "delay_ms")
+        if os.path.exists(df):
+            time.sleep(int(open(df).read() or 0) / 1000)
         with lock:
             if not (hmac.compare_digest(want, sig) and fresh):
                 status = 401
@@ -141,6 +145,11 @@ impl WebhookServer {
     /// Answer 503 to the next `n` requests.
     pub fn fail_next(&self, n: u32) {
         std::fs::write(self.dir.path().join("fail_next"), n.to_string()).unwrap();
+    }
+
+    /// Answers every request `ms` milliseconds late from now on (0: at once).
+    pub fn delay(&self, ms: u64) {
+        std::fs::write(self.dir.path().join("delay_ms"), ms.to_string()).unwrap();
     }
 
     pub fn received(&self) -> Vec<Received> {

@@ -427,6 +427,18 @@ pub fn question_ids(challenge: &[pb::MethodChallenge]) -> Vec<String> {
         .collect()
 }
 
+/// Polls `probe` every 50 ms until it yields a value; panics after 15 s.
+pub async fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < until, "gave up waiting");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A unique login for one scenario.
 pub fn unique(prefix: &str) -> String {
     let mut b = [0u8; 4];
