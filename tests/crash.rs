@@ -7,7 +7,8 @@
 mod support;
 
 use ssprd::api::pb;
-use support::{Daemon, OpenLdap, TestDirectory, scenarios, unique};
+use support::{Daemon, OpenLdap, TestDirectory, reason, scenarios, unique};
+use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_reset_survives_a_crash_at_every_step() {
@@ -100,4 +101,108 @@ async fn a_notification_sent_again_after_a_crash_has_the_same_message_id() {
     assert_eq!(copies.len(), 2, "sent again once, not more");
     assert_eq!(ids[0], ids[1], "the copy has the same Message-ID");
     assert!(ids[0].contains("@example.org>"), "{}", ids[0]);
+}
+
+/// Reliability item 4: the directory applied the password but its reply was lost (a
+/// debug-build fault point turns the real, successful write into a lost reply). The outcome
+/// is decided by reading the user's `pwdChangedTime` from the directory — no second write,
+/// no bind as the user — so the reset succeeds once and the flow is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_reply_to_the_write_is_decided_from_the_directory() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (_raw, ca, port, cfg) = Daemon::config_file(work.path(), &ldap);
+    let login = unique("replylost");
+    let (old, new, newer) = ("Lost-Old-1234", "Lost-New-5678", "Lost-Newer-9012");
+    ldap.create_user(&login, old).await;
+
+    let daemon = scenarios::spawn_daemon(&cfg, Some("complete.reply_lost"));
+    let mut c = scenarios::connect_daemon(port, &ca).await;
+    c.register(&login, old).await;
+    let flow = c.verified_flow(&login).await;
+    let done = c.complete(&flow, new, false).await;
+    assert!(done.is_ok(), "the write did happen: success, {done:?}");
+    assert!(ldap.can_bind(&login, new).await, "the new password works");
+    // Not retried, and the flow is spent.
+    let e = c.complete(&flow, newer, false).await.unwrap_err();
+    assert_eq!(reason(&e), "FLOW_INVALID");
+    assert!(ldap.can_bind(&login, new).await, "no second write");
+    scenarios::stop_daemon(daemon);
+    // The audit trail shows the lost reply and how it was decided.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ssprd"))
+        .args(["audit", "export", "--config"])
+        .arg(&cfg)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let outcomes: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["event"]["kind"] == "reset.complete")
+        .map(|l| {
+            let e = &l["event"];
+            (
+                e["outcome"].as_str().unwrap().into(),
+                e["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("indeterminate".into(), "resolved_applied".into()),
+            ("success".into(), String::new())
+        ],
+        "the write's reply was lost (the fault point was reached) and decided as applied"
+    );
+}
+
+/// Reliability item 5: the gRPC deadline (2 s here) expires while the directory is slow to
+/// take the write (a debug-build fault point holds the write back 3 s; the LDAP timeout
+/// is shorter than the deadline). The client sees the deadline; the write goes on and its
+/// outcome is recorded, so a retry with the same flow id finds the flow spent and writes
+/// nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_expiring_mid_write_loses_nothing() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (mut raw, ca, port, cfg) = Daemon::config_file(work.path(), &ldap);
+    raw.server.request_timeout_ms = 2_000;
+    raw.directory.timeout_ms = 1_500;
+    std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+    let login = unique("deadline");
+    let (old, new, newer) = (
+        "Deadline-Old-1234",
+        "Deadline-New-5678",
+        "Deadline-Newer-9012",
+    );
+    ldap.create_user(&login, old).await;
+
+    let daemon = scenarios::spawn_daemon(&cfg, Some("complete.slow_write"));
+    let mut c = scenarios::connect_daemon(port, &ca).await;
+    c.register(&login, old).await;
+    let flow = c.verified_flow(&login).await;
+    let e = c.complete(&flow, new, false).await.unwrap_err();
+    assert!(
+        matches!(e.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "the deadline expired: {e:?}"
+    );
+    // The write happens after the answer, and is recorded.
+    let mut changed = false;
+    for _ in 0..100 {
+        if ldap.can_bind(&login, new).await {
+            changed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(changed, "the write went on after the deadline");
+    let e = c.complete(&flow, newer, false).await.unwrap_err();
+    assert_eq!(reason(&e), "FLOW_INVALID", "the flow is spent: {e:?}");
+    assert!(ldap.can_bind(&login, new).await, "no second write");
+    assert!(!ldap.can_bind(&login, newer).await);
+    scenarios::stop_daemon(daemon);
 }

@@ -14,8 +14,9 @@ use crate::secret::Secret;
 use crate::store::{FlowCode, FlowState, Offer, Registration, ResetFlow, TokenHash, WriteIntent};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
+use std::sync::Arc;
 use tokio::sync::oneshot;
-use tracing::{instrument, warn};
+use tracing::{Instrument, instrument, warn};
 
 impl Service {
     /// Methods a decoy account "has": derived from a keyed hash of the login, so they are
@@ -771,14 +772,20 @@ impl Service {
 
     /// Writes the new password (and unlocks if asked), verifies it by a bind, and spends
     /// the flow. Any directory failure leaves the flow verified and retryable.
+    ///
+    /// From the write intent on, the work runs in a task of its own, holding the user's
+    /// lock: a client that goes away or a gRPC deadline that expires mid-write cancels the
+    /// answer, not the write and its record. The flow id works as an idempotency key: a
+    /// retry waits for that outcome, then finds the flow spent (FLOW_INVALID) or usable
+    /// again (the write did not happen), and never writes twice.
     #[instrument(skip_all)]
     pub async fn complete_reset(
-        &self,
+        self: &Arc<Self>,
         flow_id: &str,
         new_password: &Secret,
         unlock: bool,
     ) -> Result<Completed, ServiceError> {
-        let (h, flow, _guard) = self.verified_flow(flow_id).await?;
+        let (h, flow, guard) = self.verified_flow(flow_id).await?;
         check_new_password(new_password)?;
         if let Err(r) = self
             .password
@@ -788,6 +795,29 @@ impl Service {
                 .await;
             return Err(ServiceError::PasswordRules(r));
         }
+        let this = self.clone();
+        let password = new_password.clone();
+        let work = super::as_actor(super::current_actor(), async move {
+            // The user's lock is held until the outcome is recorded.
+            let _guard = guard;
+            this.write_and_commit(h, flow, &password, unlock).await
+        });
+        tokio::spawn(work.in_current_span())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the password write task failed");
+                Err(ServiceError::DirectoryFailed)
+            })
+    }
+
+    async fn write_and_commit(
+        &self,
+        h: TokenHash,
+        flow: ResetFlow,
+        new_password: &Secret,
+        unlock: bool,
+    ) -> Result<Completed, ServiceError> {
+        let h = &h;
         let user = Self::user_of(&flow);
         let must_change = self.opts.require_change_after_reset;
         // The intent is durable before the directory is touched (see `resolve_write`).
@@ -795,17 +825,23 @@ impl Service {
         let mut pending = flow.clone();
         pending.write = Some(WriteIntent {
             started_at: self.now(),
-            marker,
+            marker: marker.clone(),
         });
-        if !self.store.swap_flow(&h, &flow, &pending).await? {
+        if !self.store.swap_flow(h, &flow, &pending).await? {
             return Err(ServiceError::FlowInvalid);
         }
         crate::failpoint::hit("complete.intent");
-        let written = self
+        crate::failpoint::delay("complete.slow_write").await;
+        let mut written = self
             .directory
             .set_password(&user, new_password, must_change)
             .await;
         crate::failpoint::hit("complete.after_write");
+        if written.is_ok() && crate::failpoint::active("complete.reply_lost") {
+            written = Err(DirectoryError::Unavailable(
+                "failpoint: the reply to the write was lost".into(),
+            ));
+        }
         if let Err(e) = written {
             let reason = match &e {
                 DirectoryError::Refused(r) => r.code(),
@@ -813,21 +849,31 @@ impl Service {
                 _ => "directory_error",
             };
             // A refusal is definite. Anything else may have happened after the server
-            // applied the write (a timeout, a dropped connection): ask it with a bind.
+            // applied the write (a timeout, a dropped connection): the user's
+            // password-change marker (pwdChangedTime / pwdLastSet) tells. No second write,
+            // and no bind that could count against the account.
             let applied = match &e {
                 DirectoryError::Refused(_) | DirectoryError::InsecureTransport => Some(false),
-                _ => match self.directory.bind_as_user(&user.dn, new_password).await {
-                    Ok(BindOutcome::Ok | BindOutcome::MustChange) => Some(true),
-                    Ok(_) => Some(false),
-                    Err(_) => None,
-                },
+                _ => self
+                    .directory
+                    .password_marker(&user)
+                    .await
+                    .ok()
+                    .map(|now| now != marker),
             };
             match applied {
                 Some(true) => {
-                    warn!(error = %e, "the directory reported an error but the new password works");
+                    warn!(error = %e, "the directory reported an error, but the password did change");
+                    self.audit(
+                        "reset.complete",
+                        &flow.login,
+                        "indeterminate",
+                        "resolved_applied",
+                    )
+                    .await;
                 }
                 Some(false) => {
-                    self.clear_write(&h, &pending).await?;
+                    self.clear_write(h, &pending).await?;
                     self.audit("reset.complete", &flow.login, "failure", reason)
                         .await;
                     return Err(e.into());
@@ -868,7 +914,7 @@ impl Service {
         } else {
             "the password was reset"
         };
-        self.finish(&h, &flow, what).await?;
+        self.finish(h, &flow, what).await?;
         self.audit("reset.complete", &flow.login, "success", "")
             .await;
         crate::failpoint::hit("complete.after_commit");
