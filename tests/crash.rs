@@ -124,9 +124,9 @@ async fn a_lost_reply_to_the_write_is_decided_from_the_directory() {
     let done = c.complete(&flow, new, false).await;
     assert!(done.is_ok(), "the write did happen: success, {done:?}");
     assert!(ldap.can_bind(&login, new).await, "the new password works");
-    // Not retried, and the flow is spent.
+    // Not retried; calling again says the password was changed.
     let e = c.complete(&flow, newer, false).await.unwrap_err();
-    assert_eq!(reason(&e), "FLOW_INVALID");
+    assert_eq!(reason(&e), "RESET_ALREADY_COMPLETED");
     assert!(ldap.can_bind(&login, new).await, "no second write");
     scenarios::stop_daemon(daemon);
     // The audit trail shows the lost reply and how it was decided.
@@ -162,8 +162,8 @@ async fn a_lost_reply_to_the_write_is_decided_from_the_directory() {
 /// Reliability item 5: the gRPC deadline (2 s here) expires while the directory is slow to
 /// take the write (a debug-build fault point holds the write back 3 s; the LDAP timeout
 /// is shorter than the deadline). The client sees the deadline; the write goes on and its
-/// outcome is recorded, so a retry with the same flow id finds the flow spent and writes
-/// nothing again.
+/// outcome is recorded, so a retry with the same flow id learns that the password was
+/// changed, and nothing is written again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_expiring_mid_write_loses_nothing() {
     support::init();
@@ -201,7 +201,11 @@ async fn a_deadline_expiring_mid_write_loses_nothing() {
     }
     assert!(changed, "the write went on after the deadline");
     let e = c.complete(&flow, newer, false).await.unwrap_err();
-    assert_eq!(reason(&e), "FLOW_INVALID", "the flow is spent: {e:?}");
+    assert_eq!(
+        reason(&e),
+        "RESET_ALREADY_COMPLETED",
+        "the retry learns the outcome: {e:?}"
+    );
     assert!(ldap.can_bind(&login, new).await, "no second write");
     assert!(!ldap.can_bind(&login, newer).await);
     scenarios::stop_daemon(daemon);

@@ -94,7 +94,7 @@ pub enum ServiceError {
     #[error("self-service password reset is not enabled for this account; contact the helpdesk")]
     NotInScope,
     #[error(
-        "the password was already changed in this flow by an earlier attempt that was interrupted; sign in with the password given then, or start a new reset"
+        "the password was already changed in this reset flow (perhaps by an earlier attempt whose answer was lost); sign in with the password given then, or start a new reset"
     )]
     AlreadyCompleted,
     #[error("no such user in the directory")]

@@ -183,6 +183,7 @@ impl Service {
             codes: vec![],
             sends: 0,
             write: None,
+            password_changed: false,
         };
         let counters = self.store.counters(&flow.user_key).await?;
         if flow::blocked(&counters, t) {
@@ -689,7 +690,8 @@ impl Service {
             .password_marker(&Self::user_of(&flow))
             .await?;
         if now != intent.marker {
-            self.finish(h, &flow, "the password was reset").await?;
+            self.finish(h, &flow, "the password was reset", true)
+                .await?;
             self.audit(
                 "reset.complete",
                 &flow.login,
@@ -729,9 +731,11 @@ impl Service {
         h: &TokenHash,
         flow: &ResetFlow,
         what: &'static str,
+        password_changed: bool,
     ) -> Result<(), ServiceError> {
         let mut done = flow.clone();
         done.state = FlowState::Completed;
+        done.password_changed = password_changed;
         done.codes.clear();
         done.write = None;
         if !self.store.swap_flow(h, flow, &done).await? {
@@ -776,8 +780,9 @@ impl Service {
     /// From the write intent on, the work runs in a task of its own, holding the user's
     /// lock: a client that goes away or a gRPC deadline that expires mid-write cancels the
     /// answer, not the write and its record. The flow id works as an idempotency key: a
-    /// retry waits for that outcome, then finds the flow spent (FLOW_INVALID) or usable
-    /// again (the write did not happen), and never writes twice.
+    /// retry waits for that outcome, then learns that the password was changed
+    /// (RESET_ALREADY_COMPLETED) or finds the flow usable again (the write did not happen),
+    /// and never writes twice.
     #[instrument(skip_all)]
     pub async fn complete_reset(
         self: &Arc<Self>,
@@ -785,7 +790,14 @@ impl Service {
         new_password: &Secret,
         unlock: bool,
     ) -> Result<Completed, ServiceError> {
-        let (h, flow, guard) = self.verified_flow(flow_id).await?;
+        let (h, flow, guard) = match self.verified_flow(flow_id).await {
+            // A retry after the password was written (e.g. the first call's deadline
+            // expired): say so, rather than "unknown flow".
+            Err(ServiceError::FlowInvalid) if self.password_changed_in(flow_id).await => {
+                return Err(ServiceError::AlreadyCompleted);
+            }
+            other => other?,
+        };
         check_new_password(new_password)?;
         if let Err(r) = self
             .password
@@ -808,6 +820,17 @@ impl Service {
                 tracing::error!(error = %e, "the password write task failed");
                 Err(ServiceError::DirectoryFailed)
             })
+    }
+
+    /// Whether `flow_id` names a flow, not yet expired, that changed the password.
+    async fn password_changed_in(&self, flow_id: &str) -> bool {
+        let Ok(h) = token_hash(flow_id, "flow_id") else {
+            return false;
+        };
+        matches!(
+            self.store.flow(&h).await,
+            Ok(Some(f)) if f.password_changed && f.expires_at > self.now()
+        )
     }
 
     async fn write_and_commit(
@@ -914,7 +937,7 @@ impl Service {
         } else {
             "the password was reset"
         };
-        self.finish(h, &flow, what).await?;
+        self.finish(h, &flow, what, true).await?;
         self.audit("reset.complete", &flow.login, "success", "")
             .await;
         crate::failpoint::hit("complete.after_commit");
@@ -959,7 +982,8 @@ impl Service {
                 .await;
             return Err(e.into());
         }
-        self.finish(&h, &flow, "the account was unlocked").await?;
+        self.finish(&h, &flow, "the account was unlocked", false)
+            .await?;
         self.audit("unlock", &flow.login, "success", "").await;
         Ok(())
     }

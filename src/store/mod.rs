@@ -254,6 +254,10 @@ pub struct ResetFlow {
     /// Set while CompleteReset writes the password (see [`WriteIntent`]).
     #[serde(default)]
     pub write: Option<WriteIntent>,
+    /// The flow is completed and its password write happened: a repeated CompleteReset
+    /// answers RESET_ALREADY_COMPLETED rather than FLOW_INVALID.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub password_changed: bool,
 }
 
 /// A password write in progress: stored (flushed) before the directory is written, so that

@@ -668,6 +668,7 @@ mod tests {
             codes: vec![],
             sends: 0,
             write: None,
+            password_changed: false,
         }
     }
 

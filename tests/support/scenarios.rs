@@ -83,13 +83,14 @@ pub async fn register_and_reset(dir: &dyn TestDirectory, c: &mut Clients) {
     assert!(dir.can_bind(&login, new).await, "new password works");
     assert!(!dir.can_bind(&login, old).await, "old password fails");
 
-    // The flow is spent.
+    // The flow is spent: calling again says the password was changed, and writes nothing.
     let again = c
         .complete(&s.flow_id, "Another-Pass-99", false)
         .await
         .unwrap_err();
-    assert_eq!(again.code(), Code::NotFound);
-    assert_eq!(reason(&again), "FLOW_INVALID");
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&again), "RESET_ALREADY_COMPLETED");
+    assert!(dir.can_bind(&login, new).await, "still the new password");
 }
 
 /// Each policy refusal maps to its reason, and the verified flow stays usable.
@@ -783,7 +784,11 @@ pub async fn crash_consistency(dir: &dyn TestDirectory, base: &Path) {
                 assert_eq!(reason(&e), "RESET_ALREADY_COMPLETED", "{point}");
                 assert!(dir.can_bind(&login, new).await, "{point}: no second write");
                 let e = c.complete(&flow, newer, false).await.unwrap_err();
-                assert_eq!(reason(&e), "FLOW_INVALID", "{point}: the flow is used");
+                assert_eq!(
+                    reason(&e),
+                    "RESET_ALREADY_COMPLETED",
+                    "{point}: the flow is used"
+                );
             }
             _ => {
                 assert!(
@@ -791,7 +796,11 @@ pub async fn crash_consistency(dir: &dyn TestDirectory, base: &Path) {
                     "{point}: the password changed"
                 );
                 let e = c.complete(&flow, newer, false).await.unwrap_err();
-                assert_eq!(reason(&e), "FLOW_INVALID", "{point}: the flow is used");
+                assert_eq!(
+                    reason(&e),
+                    "RESET_ALREADY_COMPLETED",
+                    "{point}: the flow is used"
+                );
             }
         }
         stop_daemon(daemon);
