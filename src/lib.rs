@@ -23,9 +23,11 @@
 //!   `Status` mapping.
 //! - [`server`]: TLS, client identity and roles, health, reflection, limits, sweeper, outbox
 //!   worker, systemd notify and watchdog.
-//! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook);
-//!   notifications wait in the store's outbox (`service::notify`).
-//! - [`failpoint`]: crash points for the crash-consistency tests (debug builds only).
+//! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook),
+//!   each message with an id that stays the same on every attempt; reset codes go out in the
+//!   background (`service::sending`), notifications wait in the store's outbox
+//!   (`service::notify`).
+//! - [`failpoint`]: crash and fault points for the crash and fault tests (debug builds only).
 //! - [`tls`]: the rustls client configuration shared by outbound connections.
 //! - [`testbed`]: a throwaway slapd with a demo directory (used by `ssprd demo` and tests).
 

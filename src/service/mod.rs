@@ -7,7 +7,8 @@
 //! - `registration`: BeginRegistration … RemoveMethod;
 //! - `reset`: StartReset … UnlockAccount;
 //! - [`admin`]: the administrator's use cases (policy, users, admin reset, reports);
-//! - `notify`: notifications through the durable outbox.
+//! - `notify`: notifications through the durable outbox;
+//! - `sending`: reset codes delivered in the background, and what decoy flows imitate.
 
 pub mod admin;
 mod notify;

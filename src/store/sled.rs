@@ -4,7 +4,7 @@
 //! JSON), `expiry` (tag byte ‖ big-endian expiry ‖ token hash → empty: the sweeper's index),
 //! `user_flows` (user key ‖ 0 ‖ token hash → empty: a user's flows), `counters` (user key →
 //! JSON), `audit` (big-endian sequence → JSON), `outbox` (big-endian id → JSON: notifications
-//! not delivered yet), and `meta` with the `schema_version`, `audit_anchor` and `sspr_policy` keys. Every write is followed by `flush_async` before it returns.
+//! not delivered yet), and `meta` with the `schema_version`, `audit_anchor` and `sspr_policy` keys. Every write is flushed (on tokio's blocking pool) before it returns.
 
 use super::{
     AuditEvent, Counters, FlowState, OutboxItem, Registration, RegistrationSession, ResetFlow,
@@ -238,7 +238,16 @@ impl SledStore {
         // A failed flush is not retried: the caller reports UNAVAILABLE and nothing is
         // acknowledged, and the store is marked failed so the daemon stops (its memory may
         // hold writes that never reached the disk); it recovers from disk on the next start.
-        self.db.flush_async().await.map(|_| ()).map_err(|e| {
+        //
+        // The flush runs on tokio's blocking pool, not through `flush_async`: that one runs
+        // on sled's own small thread pool, where concurrent flushes waiting for stability
+        // can starve the buffer writes they wait for (spacejam/sled#1308, unreleased fix).
+        let db = self.db.clone();
+        let result = match tokio::task::spawn_blocking(move || db.flush()).await {
+            Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        result.map_err(|e| {
             let why = format!("flush failed: {e}");
             self.failed.send_replace(Some(why.clone()));
             StoreError::Unavailable(why)
@@ -670,6 +679,49 @@ mod tests {
             write: None,
             password_changed: false,
         }
+    }
+
+    /// Many concurrent acknowledged writes, each flushed before it returns, all complete.
+    /// sled 0.34's `flush_async` runs the flush on sled's own small thread pool, where
+    /// waiting flushes can starve the buffer writes they wait for (spacejam/sled#1308): the
+    /// daemon hung under a load test. Flushes now run on tokio's blocking pool.
+    #[test]
+    fn concurrent_flushed_writes_all_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+        // The workload runs on its own thread and runtime: a deadlock blocks its worker
+        // threads (sled's inserts wait for the stuck buffers), so only a watcher outside
+        // can tell.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut tasks = Vec::new();
+                for i in 0..64u64 {
+                    let store = store.clone();
+                    tasks.push(tokio::spawn(async move {
+                        for j in 0..20u64 {
+                            let id = TokenHash([i as u8; 32]);
+                            store
+                                .put_flow(&id, &flow(1_000 + i * 100 + j))
+                                .await
+                                .unwrap();
+                        }
+                    }));
+                }
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            });
+            let _ = done.send(());
+        });
+        finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("every flushed write completes (no flush deadlock)");
     }
 
     #[tokio::test]
