@@ -6,7 +6,6 @@
 
 mod support;
 
-use ssprd::api::pb;
 use support::{Daemon, OpenLdap, TestDirectory, reason, scenarios, unique};
 use tonic::Code;
 
@@ -43,24 +42,7 @@ async fn a_notification_sent_again_after_a_crash_has_the_same_message_id() {
     let mut c = scenarios::connect_daemon(port, &ca).await;
     c.register(&login, old).await;
     let token = c.begin(&login, old).await;
-    c.reg
-        .add_contact(pb::AddContactRequest {
-            registration_token: token.clone(),
-            kind: pb::ContactKind::Email as i32,
-            value: email.clone(),
-            voice: false,
-        })
-        .await
-        .expect("AddContact");
-    let code = smtp.last_code(&email, 8).expect("confirmation code");
-    c.reg
-        .confirm_contact(pb::ConfirmContactRequest {
-            registration_token: token,
-            kind: pb::ContactKind::Email as i32,
-            code,
-        })
-        .await
-        .expect("ConfirmContact");
+    c.add_confirmed_email(&token, &email, &smtp).await;
     // (The first contact has no earlier channel to tell; give any outbox work a moment.)
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     scenarios::stop_daemon(daemon);

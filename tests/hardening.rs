@@ -115,24 +115,7 @@ async fn messages_are_not_built_from_request_metadata() {
     // The address goes in through the registration flow: confirm it with the mailed code.
     let email = format!("{login}@example.org");
     let token = c.begin(&login, pw).await;
-    c.reg
-        .add_contact(pb::AddContactRequest {
-            registration_token: token.clone(),
-            kind: pb::ContactKind::Email as i32,
-            value: email.clone(),
-            voice: false,
-        })
-        .await
-        .unwrap();
-    let code = smtp.last_code(&email, 8).unwrap();
-    c.reg
-        .confirm_contact(pb::ConfirmContactRequest {
-            registration_token: token,
-            kind: pb::ContactKind::Email as i32,
-            code,
-        })
-        .await
-        .unwrap();
+    c.add_confirmed_email(&token, &email, &smtp).await;
 
     let evil = "evil.attacker.example";
     let ch = tonic::transport::Channel::from_shared(format!("https://{}", d.addr))

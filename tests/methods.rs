@@ -230,6 +230,15 @@ impl Env {
         self.hook.as_ref().expect("phones enabled")
     }
 
+    /// Whether the newest code the gateway got for `number` verifies `method` in `flow`.
+    async fn phone_code_verifies(&mut self, flow: &str, method: pb::Method, number: &str) -> bool {
+        let code = self
+            .hook()
+            .last_code(number)
+            .expect("a code reached the gateway");
+        self.verified(flow, code_proof(method, &code)).await
+    }
+
     async fn add_phone(
         &mut self,
         token: &str,
@@ -904,12 +913,10 @@ async fn phones_through_the_gateway() {
 
     // SMS to the mobile.
     e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
-    let code = e.hook().last_code(mobile).unwrap();
-    let v = e
-        .verify(&s.flow_id, code_proof(pb::Method::MobileSms, &code))
-        .await
-        .unwrap();
-    assert!(v.verified);
+    assert!(
+        e.phone_code_verifies(&s.flow_id, pb::Method::MobileSms, mobile)
+            .await
+    );
     e.c.complete(&s.flow_id, "Sms-Reset-5678", false)
         .await
         .unwrap();
@@ -1002,12 +1009,10 @@ async fn gateway_faults() {
     assert_eq!(reason(&err), "DELIVERY_UNAVAILABLE");
     e.hook.as_mut().unwrap().restart().await;
     e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
-    let code = e.hook().last_code(mobile).unwrap();
-    let v = e
-        .verify(&s.flow_id, code_proof(pb::Method::MobileSms, &code))
-        .await
-        .unwrap();
-    assert!(v.verified);
+    assert!(
+        e.phone_code_verifies(&s.flow_id, pb::Method::MobileSms, mobile)
+            .await
+    );
     e.stop().await;
 }
 
@@ -1069,12 +1074,10 @@ async fn slow_provider_answers_pending_and_reports_late_failures() {
     e.hook().delay(0);
     let sent = e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
     assert!(!sent.pending, "a prompt provider is waited for");
-    let code = e.hook().last_code(mobile).unwrap();
-    let v = e
-        .verify(&s.flow_id, code_proof(pb::Method::MobileSms, &code))
-        .await
-        .unwrap();
-    assert!(v.verified);
+    assert!(
+        e.phone_code_verifies(&s.flow_id, pb::Method::MobileSms, mobile)
+            .await
+    );
     e.stop().await;
 }
 
@@ -1153,9 +1156,8 @@ async fn sms_alone_can_be_disallowed() {
     e.register_email(&token, &email).await;
     let s = e.c.start(&login).await;
     e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
-    let code = e.hook().last_code(mobile).unwrap();
     assert!(
-        e.verified(&s.flow_id, code_proof(pb::Method::MobileSms, &code))
+        e.phone_code_verifies(&s.flow_id, pb::Method::MobileSms, mobile)
             .await
     );
     let err =
@@ -1174,9 +1176,8 @@ async fn sms_alone_can_be_disallowed() {
     // A voice call to the same mobile is not "SMS alone".
     let s = e.c.start(&login).await;
     e.send(&s.flow_id, pb::Method::MobileVoice).await.unwrap();
-    let code = e.hook().last_code(mobile).unwrap();
     assert!(
-        e.verified(&s.flow_id, code_proof(pb::Method::MobileVoice, &code))
+        e.phone_code_verifies(&s.flow_id, pb::Method::MobileVoice, mobile)
             .await
     );
     e.c.complete(&s.flow_id, "Voice-Alone-9012", false)

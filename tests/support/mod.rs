@@ -329,6 +329,34 @@ impl Clients {
             .registration_token
     }
 
+    /// AddContact for `email` in registration session `token`, then ConfirmContact with the
+    /// code the SMTP sink received.
+    pub async fn add_confirmed_email(
+        &mut self,
+        token: &str,
+        email: &str,
+        smtp: &ssprd::testbed::SmtpSink,
+    ) {
+        self.reg
+            .add_contact(pb::AddContactRequest {
+                registration_token: token.into(),
+                kind: pb::ContactKind::Email as i32,
+                value: email.into(),
+                voice: false,
+            })
+            .await
+            .expect("AddContact");
+        let code = smtp.last_code(email, 8).expect("confirmation code");
+        self.reg
+            .confirm_contact(pb::ConfirmContactRequest {
+                registration_token: token.into(),
+                kind: pb::ContactKind::Email as i32,
+                code,
+            })
+            .await
+            .expect("ConfirmContact");
+    }
+
     /// BeginRegistration + SetSecurityQuestions with [`QUESTIONS`] / [`answer_for`].
     pub async fn register(&mut self, login: &str, password: &str) {
         let token = self.begin(login, password).await;
