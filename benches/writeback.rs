@@ -139,6 +139,8 @@ async fn main() {
     };
     let (mut raw, ca) = Daemon::config(work.path(), dir_cfg);
     raw.server.per_client_requests_per_minute = 0;
+    // The default local rules, common-password list included, are part of what is measured.
+    raw.password = ssprd::config::RawPassword::default();
     let d = Daemon::start(raw, ca).await;
     let mut c = d.clients().await;
 

@@ -484,6 +484,11 @@ pub struct RawPassword {
     /// Words refused in passwords, matched case- and substitution-insensitively and with one
     /// typo (`p@ssw0rd` matches "password").
     pub banned_terms: Vec<String>,
+    /// Refuse the 10,000 most common passwords carried in the binary and the organisation's
+    /// names (`[email] organization`, `[authenticator] issuer`), whole or around a short run
+    /// of digits and symbols (`Welcome2026!`), with the banned terms' normalisation and one
+    /// typo.
+    pub common_passwords: bool,
     /// Refuse passwords containing the login name or a part of the display name.
     pub reject_names: bool,
     /// Minimum zxcvbn score (0-4); unset = not checked.
@@ -498,6 +503,7 @@ impl Default for RawPassword {
             min_length: 8,
             max_length: 256,
             banned_terms: Vec::new(),
+            common_passwords: true,
             reject_names: true,
             min_strength: None,
             breached_file: None,
@@ -1467,6 +1473,13 @@ impl RawConfig {
                 min_length: pw.min_length,
                 max_length: pw.max_length,
                 banned,
+                common: pw.common_passwords.then(|| {
+                    let mut names = vec![self.email.organization.clone()];
+                    if self.authenticator.issuer != self.email.organization {
+                        names.push(self.authenticator.issuer.clone());
+                    }
+                    crate::password::common::CommonPasswords::new(&names)
+                }),
                 reject_names: pw.reject_names,
                 min_strength: pw.min_strength,
                 breached,

@@ -1,4 +1,5 @@
-//! The local password rules never panic on any input (banned terms, names, zxcvbn).
+//! The local password rules never panic on any input (banned terms, common passwords,
+//! names, zxcvbn).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use ssprd::password::{PasswordRules, normalise};
@@ -15,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         min_length: 1,
         max_length: 256,
         banned: vec![normalise("examplecorp"), normalise(rest)],
+        common: Some(ssprd::password::common::CommonPasswords::new(&[rest.to_string()])),
         reject_names: true,
         min_strength: Some(2),
         breached: None,

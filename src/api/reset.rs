@@ -139,6 +139,7 @@ impl ResetService for ResetApi {
             names_refused: p.names_refused,
             min_strength: p.min_strength,
             breached_checked: p.breached_checked,
+            common_checked: p.common_checked,
         }))
     }
 

@@ -355,6 +355,7 @@ pub struct EffectivePasswordPolicy {
     pub names_refused: bool,
     pub min_strength: u32,
     pub breached_checked: bool,
+    pub common_checked: bool,
 }
 
 /// Returned by SendCode.

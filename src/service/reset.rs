@@ -970,6 +970,7 @@ impl Service {
             names_refused: local.reject_names,
             min_strength: local.min_strength.map_or(0, u32::from),
             breached_checked: local.breached.is_some(),
+            common_checked: local.common.is_some(),
         })
     }
 

@@ -150,6 +150,7 @@ impl Daemon {
         raw.policy.questions_not_only_method = false;
         // The directory's own refusals are under test there: local rules step aside.
         raw.password.min_length = 1;
+        raw.password.common_passwords = false;
         (raw, ca.pem())
     }
 

@@ -1,7 +1,10 @@
 //! Local password rules, checked before anything is sent to the directory: length (NIST:
 //! at least 64 accepted, more than 256 refused, no truncation, no composition rules), banned
-//! terms (normalised, edit distance 1), the user's login and name, an optional zxcvbn
-//! strength score, and an offline breached-password list (SHA-1, sorted, binary-searched).
+//! terms (normalised, edit distance 1), the most common passwords ([`common`], on by
+//! default), the user's login and name, an optional zxcvbn strength score, and an offline
+//! breached-password list (SHA-1, sorted, binary-searched).
+
+pub mod common;
 
 use crate::secret::Secret;
 use sha1::{Digest, Sha1};
@@ -17,6 +20,7 @@ pub enum Refusal {
     TooShort(usize),
     TooLong(usize),
     Banned,
+    Common,
     ContainsName,
     TooWeak(u8),
     Breached,
@@ -28,6 +32,7 @@ impl Refusal {
             Refusal::TooShort(_) => "PASSWORD_TOO_SHORT",
             Refusal::TooLong(_) => "PASSWORD_TOO_LONG",
             Refusal::Banned => "PASSWORD_BANNED",
+            Refusal::Common => "PASSWORD_COMMON",
             Refusal::ContainsName => "PASSWORD_CONTAINS_NAME",
             Refusal::TooWeak(_) => "PASSWORD_TOO_WEAK",
             Refusal::Breached => "PASSWORD_BREACHED",
@@ -39,6 +44,11 @@ impl Refusal {
             Refusal::TooShort(n) => format!("The new password must have at least {n} characters."),
             Refusal::TooLong(n) => format!("The new password must have at most {n} characters."),
             Refusal::Banned => "The new password contains a word that is not allowed here.".into(),
+            Refusal::Common => {
+                "The new password is one of the most commonly used passwords, or a small \
+                 variation of one; choose another."
+                    .into()
+            }
             Refusal::ContainsName => {
                 "The new password must not contain your user name or your name.".into()
             }
@@ -212,6 +222,8 @@ pub struct PasswordRules {
     pub max_length: usize,
     /// Normalised banned terms.
     pub banned: Vec<String>,
+    /// The common-password check (`None`: switched off by the administrator).
+    pub common: Option<common::CommonPasswords>,
     pub reject_names: bool,
     pub min_strength: Option<u8>,
     pub breached: Option<BreachedList>,
@@ -230,6 +242,9 @@ impl PasswordRules {
         let norm = normalise(pw.expose());
         if self.banned.iter().any(|t| contains_fuzzy(&norm, t)) {
             return Err(Refusal::Banned);
+        }
+        if self.common.as_ref().is_some_and(|c| c.matches(pw.expose())) {
+            return Err(Refusal::Common);
         }
         if self.reject_names {
             let names = std::iter::once(login)
@@ -273,6 +288,7 @@ mod tests {
             min_length: 8,
             max_length: 256,
             banned: vec![normalise("examplecorp"), normalise("winter")],
+            common: None,
             reject_names: true,
             min_strength: None,
             breached: None,
@@ -320,6 +336,20 @@ mod tests {
             );
         }
         assert!(r.check(&Secret::new("Summer-Breeze-2026"), "u", "").is_ok());
+    }
+
+    #[test]
+    fn common_passwords_are_refused_when_on() {
+        let on = PasswordRules {
+            common: Some(common::CommonPasswords::new(&[])),
+            ..rules()
+        };
+        assert_eq!(
+            on.check(&Secret::new("Password1"), "u", ""),
+            Err(Refusal::Common)
+        );
+        assert!(on.check(&Secret::new("Blue-Ocean-Tango"), "u", "").is_ok());
+        assert!(rules().check(&Secret::new("Password1"), "u", "").is_ok());
     }
 
     #[test]
