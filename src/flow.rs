@@ -2,7 +2,7 @@
 //! these functions what to do, and persists the result.
 
 use crate::policy::{QuestionBank, ResetPolicy};
-use crate::store::{Counters, FlowState, ResetFlow};
+use crate::store::{Counters, FlowState, PendingAttempt, ResetFlow};
 use rand::seq::IndexedRandom;
 use sha2::{Digest, Sha256};
 
@@ -98,12 +98,76 @@ pub fn record_send(
 }
 
 /// After a successful reset the failure counters start again (the block, if any, was
-/// checked before the reset could complete).
+/// checked before the reset could complete). Attempts still being checked stay.
 pub fn clear_failures(c: Counters) -> Counters {
     Counters {
         failures: Vec::new(),
         sends: Vec::new(),
         blocked_until: c.blocked_until,
+        pending: c.pending,
+    }
+}
+
+/// An attempt not settled after this long was interrupted (a crash, a lost task): it counts
+/// as a failure from then on, never as an attempt given back.
+pub const STALE_ATTEMPT_SECS: u64 = 120;
+
+/// Takes one attempt from the account's failure budget before a proof is evaluated: the
+/// failures in the window plus the attempts being checked may never exceed
+/// `max_failed_verifications`, so however many flows and clients guess at once, no more
+/// wrong guesses are evaluated than the policy allows. Returns the counters unchanged when
+/// the account is blocked or its budget is taken (the caller checks for `id` in
+/// [`Counters::pending`]). Apply atomically (compare-and-swap).
+pub fn take_attempt(mut c: Counters, id: u64, now: u64, p: &ResetPolicy) -> Counters {
+    let stale: Vec<PendingAttempt> = c
+        .pending
+        .iter()
+        .copied()
+        .filter(|a| a.at + STALE_ATTEMPT_SECS <= now)
+        .collect();
+    c.pending.retain(|a| a.at + STALE_ATTEMPT_SECS > now);
+    for a in stale {
+        c = record_failure(c, a.at, p);
+    }
+    let since = now.saturating_sub(p.failure_window_secs);
+    c.failures.retain(|&t| t > since);
+    let used = c.failures.len() + c.pending.len();
+    if !blocked(&c, now) && (used as u64) < u64::from(p.max_failed_verifications) {
+        c.pending.push(PendingAttempt { id, at: now });
+    }
+    c
+}
+
+/// Whether [`take_attempt`] granted the attempt `id`.
+pub fn holds_attempt(c: &Counters, id: u64) -> bool {
+    c.pending.iter().any(|a| a.id == id)
+}
+
+/// How a checked proof turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The proof was right (or not decided, e.g. a lost race): the attempt is given back.
+    GivenBack,
+    /// The proof was wrong: the attempt becomes a failure (which may block the account).
+    Failed,
+}
+
+/// Settles the attempt `id` taken by [`take_attempt`] (nothing to do when it is no longer
+/// pending: it went stale and already counts as a failure). Apply atomically.
+pub fn settle_attempt(
+    mut c: Counters,
+    id: u64,
+    how: Settled,
+    now: u64,
+    p: &ResetPolicy,
+) -> Counters {
+    if !holds_attempt(&c, id) {
+        return c;
+    }
+    c.pending.retain(|a| a.id != id);
+    match how {
+        Settled::GivenBack => c,
+        Settled::Failed => record_failure(c, now, p),
     }
 }
 
@@ -154,6 +218,68 @@ mod tests {
         assert!(blocked(&c, 2_000));
         assert!(blocked(&c, 2_000 + 86_399));
         assert!(!blocked(&c, 2_000 + 86_400));
+    }
+
+    /// Issue 10 item 1: the budget is taken before a guess is evaluated. With four
+    /// failures recorded and max five, exactly one more guess may be in flight; a right one
+    /// gives its attempt back, a wrong one blocks.
+    #[test]
+    fn attempts_are_taken_from_the_budget_before_evaluation() {
+        let p = policy();
+        let mut c = Counters::default();
+        for i in 0..4 {
+            c = record_failure(c, 1_000 + i, &p);
+        }
+        c = take_attempt(c, 1, 2_000, &p);
+        assert!(holds_attempt(&c, 1));
+        for id in 2..20 {
+            c = take_attempt(c, id, 2_000, &p);
+            assert!(
+                !holds_attempt(&c, id),
+                "attempt {id} must wait for the budget"
+            );
+        }
+        assert!(!blocked(&c, 2_000), "a pending attempt is not a block");
+        // Right: given back, the next guess may go.
+        let back = settle_attempt(c.clone(), 1, Settled::GivenBack, 2_001, &p);
+        assert_eq!(back.failures.len(), 4);
+        assert!(back.pending.is_empty() && !blocked(&back, 2_001));
+        assert!(holds_attempt(&take_attempt(back, 30, 2_001, &p), 30));
+        // Wrong: a fifth failure, blocked, and nothing more is granted.
+        let failed = settle_attempt(c, 1, Settled::Failed, 2_001, &p);
+        assert!(blocked(&failed, 2_001));
+        assert!(!holds_attempt(&take_attempt(failed, 31, 2_002, &p), 31));
+    }
+
+    #[test]
+    fn the_budget_allows_parallel_guesses_up_to_the_limit() {
+        let p = policy();
+        let mut c = Counters::default();
+        for id in 0..10 {
+            c = take_attempt(c, id, 5_000, &p);
+        }
+        assert_eq!(c.pending.len(), 5);
+        for id in 0..5 {
+            c = settle_attempt(c, id, Settled::Failed, 5_001, &p);
+        }
+        assert_eq!(c.failures.len(), 5);
+        assert!(blocked(&c, 5_001));
+        // Settling an attempt that was never granted changes nothing but may fail.
+        let c2 = settle_attempt(Counters::default(), 99, Settled::GivenBack, 1, &p);
+        assert_eq!(c2, Counters::default());
+    }
+
+    #[test]
+    fn an_interrupted_attempt_counts_as_a_failure() {
+        let p = policy();
+        let c = take_attempt(Counters::default(), 7, 10_000, &p);
+        // Never settled (the daemon stopped): later it is a failure, not a free guess.
+        let later = take_attempt(c, 8, 10_000 + STALE_ATTEMPT_SECS, &p);
+        assert_eq!(later.failures.len(), 1);
+        assert!(!holds_attempt(&later, 7) && holds_attempt(&later, 8));
+        // Settling the stale one afterwards does not count it twice.
+        let settled = settle_attempt(later, 7, Settled::Failed, 10_000 + STALE_ATTEMPT_SECS, &p);
+        assert_eq!(settled.failures.len(), 1, "not counted twice");
     }
 
     #[test]

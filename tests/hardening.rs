@@ -235,3 +235,159 @@ async fn acknowledged_writes_survive_kill_9() {
     );
     scenarios::stop_daemon(daemon);
 }
+
+/// Issue 10 item 1: guesses sent at once from many flows and clients cannot get past the
+/// failure budget. An account with 4 recorded failures (of 5), 20 flows opened beforehand
+/// from 20 client certificates, then 19 wrong answers and the right one at the same moment:
+/// at most one more wrong guess is evaluated (the account ends with at most 5 failures),
+/// and the right one is never verified after the account was blocked. 20 trials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_never_exceed_the_failure_budget() {
+    use pb::reset_service_client::ResetServiceClient;
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let ca = ssprd::testbed::TestCa::new("guessing kiosks CA").unwrap();
+    let ca_file = work.path().join("kiosks.crt");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let admin_cert = ca.client_cert("ops-admin").unwrap();
+    let d = scenarios::daemon_with(&ldap, work.path(), |raw| {
+        raw.server.client_ca_file = Some(ca_file.clone());
+        raw.server.anonymous_role = Some(ssprd::api::auth::Role::Portal);
+        raw.clients = (0..20)
+            .map(|i| ssprd::config::RawClient {
+                name: format!("kiosk-{i}"),
+                common_name: Some(format!("kiosk-{i}")),
+                role: Some(ssprd::api::auth::Role::Kiosk),
+                ..Default::default()
+            })
+            .chain([ssprd::config::RawClient {
+                name: "ops-admin".into(),
+                common_name: Some("ops-admin".into()),
+                role: Some(ssprd::api::auth::Role::Admin),
+                ..Default::default()
+            }])
+            .collect();
+    })
+    .await;
+    let kiosks: Vec<_> = (0..20)
+        .map(|i| {
+            let cert = ca.client_cert(&format!("kiosk-{i}")).unwrap();
+            ResetServiceClient::new(d.channel_as(Some(&cert)))
+        })
+        .collect();
+    let mut admin = d.admin(&admin_cert);
+    let mut c = d.clients().await;
+    let mut right_verified = 0;
+    for trial in 0..20 {
+        let login = unique("budget");
+        let pw = "Budget-Pass-1234";
+        ldap.create_user(&login, pw).await;
+        c.register(&login, pw).await;
+        for _ in 0..4 {
+            let s = c.start(&login).await;
+            let v = c
+                .verify_with(&s.flow_id, &s.methods, |_| "wrong guess".into())
+                .await
+                .unwrap();
+            assert!(!v.verified);
+        }
+        let mut flows = Vec::new();
+        for k in &kiosks {
+            let s = k
+                .clone()
+                .start_reset(pb::StartResetRequest {
+                    username: login.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            flows.push(s);
+        }
+        let right = trial % 20;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+        let mut tasks = Vec::new();
+        for (i, (k, s)) in kiosks.iter().zip(flows).enumerate() {
+            let mut k = k.clone();
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                let answers = support::question_ids(&s.methods)
+                    .into_iter()
+                    .map(|q| pb::QuestionAnswer {
+                        answer: if i == right {
+                            support::answer_for(&q)
+                        } else {
+                            "wrong guess".into()
+                        },
+                        question_id: q,
+                    })
+                    .collect();
+                barrier.wait().await;
+                k.verify_method(pb::VerifyMethodRequest {
+                    flow_id: s.flow_id,
+                    proof: Some(pb::verify_method_request::Proof::SecurityAnswers(
+                        pb::SecurityAnswers { answers },
+                    )),
+                })
+                .await
+                .map(|r| r.into_inner().verified)
+                .map_err(|e| reason(&e))
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(t.await.unwrap());
+        }
+        for (i, o) in outcomes.iter().enumerate() {
+            match o {
+                Ok(true) => assert_eq!(i, right, "only the right answer verifies"),
+                Ok(false) => assert_ne!(i, right, "the right answer is not 'wrong'"),
+                Err(r) => assert_eq!(r, "SSPR_BLOCKED", "guess {i}"),
+            }
+        }
+        let user = admin
+            .get_user(pb::GetUserRequest {
+                username: login.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            user.recent_failures <= 5,
+            "trial {trial}: {} failures: more than one wrong guess was evaluated",
+            user.recent_failures
+        );
+        // The right answer, if verified, was checked before the account was blocked.
+        let mut audit = admin
+            .query_audit(pb::QueryAuditRequest {
+                username: login.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let (mut verified_at, mut blocked_at) = (None, None);
+        while let Some(e) = audit.message().await.unwrap() {
+            match (e.kind.as_str(), e.outcome.as_str()) {
+                ("reset.verify", "success") => verified_at = Some(e.seq),
+                ("sspr.blocked", _) => blocked_at = blocked_at.or(Some(e.seq)),
+                _ => {}
+            }
+        }
+        if outcomes[right] == Ok(true) {
+            right_verified += 1;
+            assert!(
+                blocked_at.is_none_or(|b| verified_at.unwrap() < b),
+                "trial {trial}: verified after the block"
+            );
+        } else {
+            assert_eq!(outcomes[right], Err("SSPR_BLOCKED".to_string()));
+        }
+        assert!(
+            ldap.can_bind(&login, pw).await,
+            "the directory account is untouched"
+        );
+    }
+    eprintln!("the right answer won the last attempt in {right_verified} of 20 trials");
+    d.stop().await;
+}

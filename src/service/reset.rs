@@ -246,13 +246,50 @@ impl Service {
         }
     }
 
-    /// Counts a failed proof against the account; errors when it blocks the account.
-    async fn count_failure(&self, flow: &ResetFlow, what: &str) -> Result<(), ServiceError> {
-        let policy = self.policy.clone();
+    /// Takes one attempt from the account's failure budget before a proof is evaluated
+    /// (see [`flow::take_attempt`]): concurrent guesses from any number of flows and
+    /// clients never get more wrong guesses evaluated than the policy allows. SSPR_BLOCKED
+    /// when the account is blocked or its budget is taken by checks in progress.
+    async fn take_attempt(&self, flow: &ResetFlow) -> Result<u64, ServiceError> {
+        let id: u64 = rand::random();
+        let (t, policy) = (self.now(), self.policy.clone());
         let counters = self
             .store
             .update_counters(&flow.user_key, &move |c| {
-                flow::record_failure(c, self.now(), &policy)
+                flow::take_attempt(c, id, t, &policy)
+            })
+            .await?;
+        if flow::holds_attempt(&counters, id) {
+            Ok(id)
+        } else {
+            Err(ServiceError::Blocked)
+        }
+    }
+
+    /// Gives an attempt back: the proof was right, or its outcome was not decided here.
+    async fn give_back(&self, flow: &ResetFlow, attempt: u64) -> Result<(), ServiceError> {
+        let (t, policy) = (self.now(), self.policy.clone());
+        self.store
+            .update_counters(&flow.user_key, &move |c| {
+                flow::settle_attempt(c, attempt, flow::Settled::GivenBack, t, &policy)
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Turns the attempt of a wrong proof into a failure of the account; errors when it
+    /// blocks the account.
+    async fn count_failure(
+        &self,
+        flow: &ResetFlow,
+        attempt: u64,
+        what: &str,
+    ) -> Result<(), ServiceError> {
+        let (t, policy) = (self.now(), self.policy.clone());
+        let counters = self
+            .store
+            .update_counters(&flow.user_key, &move |c| {
+                flow::settle_attempt(c, attempt, flow::Settled::Failed, t, &policy)
             })
             .await?;
         self.audit("reset.verify", &flow.login, "failure", what)
@@ -319,6 +356,7 @@ impl Service {
         } else {
             self.store.registration(&flow.user_key).await?
         };
+        let attempt = self.take_attempt(&flow).await?;
         // Every answer is checked (same work whatever fails first, and for decoys).
         let mut all_ok = true;
         for (qid, answer) in answers {
@@ -336,6 +374,7 @@ impl Service {
         }
         let mut next = flow.clone();
         if all_ok && !flow.decoy {
+            self.give_back(&flow, attempt).await?;
             return self
                 .mark_verified(&h, &flow, next, Method::SecurityQuestions)
                 .await;
@@ -354,10 +393,12 @@ impl Service {
             };
             next.questions_drawn = flow::draw_questions(&pool, self.question_policy().reset_count);
         }
-        if !self.store.swap_flow(&h, &flow, &next).await? {
+        let swapped = self.store.swap_flow(&h, &flow, &next).await?;
+        // Evaluated and wrong: it counts, even when a racing call changed the flow.
+        self.count_failure(&flow, attempt, "wrong_answer").await?;
+        if !swapped {
             return Err(ServiceError::FlowInvalid);
         }
-        self.count_failure(&flow, "wrong_answer").await?;
         if outcome == flow::AfterFailure::Closed {
             return Err(ServiceError::TooManyAttempts);
         }
@@ -537,6 +578,7 @@ impl Service {
             self.store.swap_flow(&h, &flow, &next).await?;
             return Ok(self.verification(&next, false));
         }
+        let attempt = self.take_attempt(&flow).await?;
         let ok = code::verify(
             &self.code_key,
             &code_context(&h, method),
@@ -544,6 +586,7 @@ impl Service {
             &fc.mac,
         );
         if ok && !flow.decoy {
+            self.give_back(&flow, attempt).await?;
             return self.mark_verified(&h, &flow, next, method).await;
         }
         if fc.tries_left > 1 {
@@ -552,10 +595,11 @@ impl Service {
                 ..fc
             });
         }
-        if !self.store.swap_flow(&h, &flow, &next).await? {
+        let swapped = self.store.swap_flow(&h, &flow, &next).await?;
+        self.count_failure(&flow, attempt, "wrong_code").await?;
+        if !swapped {
             return Err(ServiceError::FlowInvalid);
         }
-        self.count_failure(&flow, "wrong_code").await?;
         Ok(self.verification(&next, false))
     }
 
@@ -570,6 +614,7 @@ impl Service {
         let (h, flow) = self.live_flow(flow_id).await?;
         self.check_not_blocked(&flow).await?;
         Self::check_offered(&flow, Method::AuthenticatorCode)?;
+        let attempt = self.take_attempt(&flow).await?;
         let accepted = if flow.decoy {
             // Same work as a real check, never a match.
             let _ = totp::check(
@@ -583,12 +628,13 @@ impl Service {
             self.accept_totp(&flow.user_key, submitted).await?
         };
         if accepted {
+            self.give_back(&flow, attempt).await?;
             let next = flow.clone();
             return self
                 .mark_verified(&h, &flow, next, Method::AuthenticatorCode)
                 .await;
         }
-        self.count_failure(&flow, "wrong_authenticator_code")
+        self.count_failure(&flow, attempt, "wrong_authenticator_code")
             .await?;
         Ok(self.verification(&flow, false))
     }

@@ -280,6 +280,19 @@ pub struct Counters {
     /// Unix times of recent codes sent (pruned to the window).
     #[serde(default)]
     pub sends: Vec<u64>,
+    /// Proofs being checked right now: each took one attempt from the failure budget
+    /// before it was evaluated (see `flow::take_attempt`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<PendingAttempt>,
+}
+
+/// An attempt taken from an account's failure budget while its proof is checked.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingAttempt {
+    /// Random, to find it again when it is settled.
+    pub id: u64,
+    /// When it was taken.
+    pub at: u64,
 }
 
 /// One audit record.
