@@ -85,7 +85,7 @@ pub enum AdminCommand {
         #[arg(long, default_value = "")]
         kind: String,
         #[arg(long, default_value_t = 1000)]
-        limit: u32,
+        limit: u64,
     },
 }
 
@@ -683,6 +683,8 @@ fn print_user(u: &pb::User, json: bool) {
                 "recent_failures": u.recent_failures,
                 "directory_locked": u.directory_locked,
                 "directory_disabled": u.directory_disabled,
+                "sign_in_blocked_until": u.sign_in_blocked_until,
+                "sign_in_failures": u.sign_in_failures,
             })
         );
         return;
@@ -723,6 +725,15 @@ fn print_user(u: &pb::User, json: bool) {
         ("recent failures", u.recent_failures.to_string()),
         ("directory locked", yes(u.directory_locked)),
         ("directory disabled", yes(u.directory_disabled)),
+        (
+            "sign-in blocked until",
+            if u.sign_in_blocked_until == 0 {
+                "not blocked".into()
+            } else {
+                when(u.sign_in_blocked_until)
+            },
+        ),
+        ("failed sign-ins", u.sign_in_failures.to_string()),
     ]);
 }
 

@@ -591,6 +591,32 @@ impl Default for RawOutbox {
     }
 }
 
+/// The sign-in guard: every check of a user's current password (a bind as the user) stays
+/// below the directory's own lockout threshold (see `lockout`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSignIn {
+    /// ssprd stops this many failed binds short of the directory's lockout threshold
+    /// (ppolicy `pwdMaxFailure`, AD `lockoutThreshold` or the user's fine-grained policy),
+    /// read for each sign-in (1-10).
+    pub lockout_margin: u32,
+    /// Failed sign-ins per account when the directory never locks accounts (1-100).
+    pub max_failures: u32,
+    /// Shortest block after the failures are used up, in minutes; also how long ssprd counts
+    /// a failure when the directory counts them until a successful bind (1-10080).
+    pub block_minutes: u64,
+}
+
+impl Default for RawSignIn {
+    fn default() -> Self {
+        Self {
+            lockout_margin: 1,
+            max_failures: 5,
+            block_minutes: 30,
+        }
+    }
+}
+
 /// A client known by its certificate (`[[clients]]`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -623,6 +649,7 @@ pub struct RawConfig {
     pub log: RawLog,
     pub prefill: RawPrefill,
     pub outbox: RawOutbox,
+    pub sign_in: RawSignIn,
     pub clients: Vec<RawClient>,
 }
 
@@ -649,6 +676,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "prefill",
     "outbox",
+    "sign_in",
 ];
 
 /// Loads defaults < `path` (if it exists, or always when `required`) < `SSPRD_*` environment.
@@ -773,6 +801,7 @@ pub struct Config {
     pub password: std::sync::Arc<crate::password::PasswordRules>,
     pub prefill: crate::service::admin::PrefillMap,
     pub outbox: crate::service::OutboxPolicy,
+    pub sign_in: crate::lockout::SignInPolicy,
     pub log: RawLog,
 }
 
@@ -1382,6 +1411,30 @@ impl RawConfig {
             );
         }
 
+        // [sign_in]
+        let si = &self.sign_in;
+        if !(1..=10).contains(&si.lockout_margin) {
+            bad(
+                "sign_in.lockout_margin",
+                format!(
+                    "{} is outside 1..=10 (0 would let the last failure lock the account)",
+                    si.lockout_margin
+                ),
+            );
+        }
+        if !(1..=100).contains(&si.max_failures) {
+            bad(
+                "sign_in.max_failures",
+                format!("{} is outside 1..=100", si.max_failures),
+            );
+        }
+        if !(1..=10_080).contains(&si.block_minutes) {
+            bad(
+                "sign_in.block_minutes",
+                format!("{} is outside 1..=10080", si.block_minutes),
+            );
+        }
+
         // [log]
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             bad(
@@ -1504,6 +1557,11 @@ impl RawConfig {
             outbox: crate::service::OutboxPolicy {
                 max_retry_interval_secs: self.outbox.max_retry_interval_secs,
                 give_up_after_secs: self.outbox.give_up_hours * 3600,
+            },
+            sign_in: crate::lockout::SignInPolicy {
+                lockout_margin: si.lockout_margin,
+                max_failures: si.max_failures,
+                block_secs: si.block_minutes * 60,
             },
             log: self.log.clone(),
         })

@@ -105,6 +105,7 @@ pub fn clear_failures(c: Counters) -> Counters {
         sends: Vec::new(),
         blocked_until: c.blocked_until,
         pending: c.pending,
+        sign_in: c.sign_in,
     }
 }
 

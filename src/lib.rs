@@ -14,6 +14,8 @@
 //! - [`policy`]: the SSPR policy document (scope, methods and migration, admin and
 //!   registration rules), reset limits, question counts, the question bank.
 //! - [`flow`]: pure flow decisions (question draws, decoys, throttling) — no IO.
+//! - [`lockout`]: pure decisions of the sign-in guard, which keeps the failed binds ssprd
+//!   causes below the directory's lockout threshold.
 //! - [`method`]: verification methods (questions, one-time codes, TOTP, contact values).
 //! - [`service`]: the use cases; executes flow decisions against store and directory.
 //! - [`store`]: the [`store::Store`] trait and its sled implementation.
@@ -40,6 +42,7 @@ pub mod delivery;
 pub mod directory;
 pub mod failpoint;
 pub mod flow;
+pub mod lockout;
 pub mod method;
 pub mod password;
 pub mod policy;

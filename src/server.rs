@@ -108,6 +108,7 @@ pub async fn build_service(
             sspr: cfg.sspr.clone(),
             context: cfg.policy_context,
             password: cfg.password.clone(),
+            sign_in: cfg.sign_in,
         },
         ServiceOptions {
             verify_after_write: cfg.directory.verify_after_write,
@@ -236,10 +237,8 @@ pub async fn serve_with_clocks(
     let addr = listener.local_addr().ok();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let router = Server::builder()
-        .layer(tower::util::MapResponseLayer::new(
-            message_too_large_is_resource_exhausted,
-        ))
         .layer(ClientLayer::new(&cfg.server))
+        .layer(crate::api::wire::WireLayer::new(limit))
         .tls_config(tls)?
         .timeout(cfg.server.request_timeout)
         .max_concurrent_streams(cfg.server.max_concurrent_streams)
@@ -436,26 +435,6 @@ where
         }
         Box::pin(crate::service::as_actor(actor, self.inner.call(req)))
     }
-}
-
-/// tonic answers OUT_OF_RANGE when a request exceeds the decode limit; gRPC's convention
-/// (and what clients retry on correctly) is RESOURCE_EXHAUSTED. ssprd never sends
-/// OUT_OF_RANGE itself, so every such status is the codec's and is renamed here.
-fn message_too_large_is_resource_exhausted<B>(
-    mut res: tonic::codegen::http::Response<B>,
-) -> tonic::codegen::http::Response<B> {
-    let out_of_range = (tonic::Code::OutOfRange as i32).to_string();
-    if res
-        .headers()
-        .get("grpc-status")
-        .is_some_and(|v| v.as_bytes() == out_of_range.as_bytes())
-    {
-        res.headers_mut().insert(
-            "grpc-status",
-            tonic::codegen::http::HeaderValue::from(tonic::Code::ResourceExhausted as i32),
-        );
-    }
-    res
 }
 
 /// Resolves on SIGTERM or SIGINT.

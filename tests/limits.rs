@@ -21,6 +21,7 @@ async fn oversized_requests_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert_eq!(support::reason(&e), "REQUEST_TOO_LARGE");
     // Many answers in one request: refused by count, not processed.
     let e = c
         .reset
@@ -113,5 +114,182 @@ async fn per_client_rate_limits() {
     }
     let e = c.reset.start_reset(start("someone")).await.unwrap_err();
     assert_eq!(support::reason(&e), "CLIENT_RATE_LIMITED");
+    daemon.stop().await;
+}
+
+/// A gRPC call with a hand-made body and content type over `channel`: the status it ends
+/// with (from the headers of a trailers-only answer, else from the trailers).
+async fn raw_call(
+    channel: tonic::transport::Channel,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> tonic::Status {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let req = http::Request::post(format!("https://localhost{path}"))
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(http_body_util::Full::new(
+            bytes::Bytes::from(body),
+        )))
+        .unwrap();
+    let res = channel.oneshot(req).await.expect("an HTTP answer");
+    if let Some(s) = tonic::Status::from_header_map(res.headers()) {
+        return s;
+    }
+    let collected = res.into_body().collect().await.expect("a body");
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    tonic::Status::from_header_map(&trailers).expect("a grpc-status")
+}
+
+fn frame(msgs: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in msgs {
+        out.push(0);
+        out.extend_from_slice(&(m.len() as u32).to_be_bytes());
+        out.extend_from_slice(m);
+    }
+    out
+}
+
+/// Issue 10 items 4 and 7: for every service (reset, registration, admin, health,
+/// reflection v1 and v1alpha), invalid protobuf — a bad varint, a truncated field, a wrong
+/// wire type, invalid UTF-8 in a string — a unary call with two messages, a truncated frame
+/// and a `text/plain` content type are answered INVALID_ARGUMENT with a stable reason, never
+/// INTERNAL; the daemon keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_invalid_argument_for_every_service() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let mut certs = None;
+    let daemon = scenarios::daemon_with(&ldap, work.path(), |raw| {
+        certs = Some(support::Certs::install(raw, work.path()));
+    })
+    .await;
+    let certs = certs.unwrap();
+    let admin = daemon.channel_as(Some(&certs.admin));
+    // Every method below has a string as field 1.
+    let paths = [
+        ("/ssprd.v1.ResetService/StartReset", true),
+        ("/ssprd.v1.RegistrationService/BeginRegistration", true),
+        ("/ssprd.v1.AdminService/GetUser", true),
+        ("/grpc.health.v1.Health/Check", true),
+        (
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            false,
+        ),
+        (
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            false,
+        ),
+    ];
+    let good: &[u8] = &[0x0a, 0x01, b'x'];
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "bad varint",
+            frame(&[&[
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ]]),
+            "MALFORMED_REQUEST",
+        ),
+        (
+            "truncated field",
+            frame(&[&[0x0a, 0x10, b'a']]),
+            "MALFORMED_REQUEST",
+        ),
+        (
+            "wrong wire type",
+            frame(&[&[0x0d, 1, 2, 3, 4]]),
+            "MALFORMED_REQUEST",
+        ),
+        (
+            "invalid UTF-8",
+            frame(&[&[0x0a, 0x02, 0xc3, 0x28]]),
+            "MALFORMED_REQUEST",
+        ),
+        (
+            "truncated frame",
+            frame(&[good])[..6].to_vec(),
+            "MALFORMED_REQUEST",
+        ),
+        ("two messages", frame(&[good, good]), "MALFORMED_REQUEST"),
+    ];
+    for (path, unary) in paths {
+        for (what, body, want) in &cases {
+            if *what == "two messages" && !unary {
+                continue; // a stream of messages is what reflection takes
+            }
+            let s = raw_call(admin.clone(), path, "application/grpc", body.clone()).await;
+            assert_eq!(
+                s.code(),
+                tonic::Code::InvalidArgument,
+                "{path} {what}: {s:?}"
+            );
+            assert_eq!(support::reason(&s), *want, "{path} {what}");
+        }
+        let s = raw_call(admin.clone(), path, "text/plain", frame(&[good])).await;
+        assert_eq!(
+            s.code(),
+            tonic::Code::InvalidArgument,
+            "{path} text/plain: {s:?}"
+        );
+        assert_eq!(support::reason(&s), "UNSUPPORTED_CONTENT_TYPE", "{path}");
+    }
+    // A well-formed request still works on the same connection.
+    let s = raw_call(
+        admin.clone(),
+        "/ssprd.v1.ResetService/StartReset",
+        "application/grpc",
+        frame(&[good]),
+    )
+    .await;
+    assert_eq!(s.code(), tonic::Code::Ok, "{s:?}");
+
+    // Item 7: an unknown method in a policy is POLICY_INVALID (as the README says); an
+    // audit limit beyond 32 bits is refused, not cut to its low bits.
+    let mut a = daemon.admin(&certs.admin);
+    let current = a
+        .get_policy(pb::GetPolicyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mut p = current.clone();
+    p.reset_methods.push(99);
+    let e = a
+        .update_policy(pb::UpdatePolicyRequest {
+            policy: Some(p),
+            expected_version: current.version,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert_eq!(support::reason(&e), "POLICY_INVALID");
+    let e = a
+        .query_audit(pb::QueryAuditRequest {
+            limit: (1 << 32) + 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(support::reason(&e), "LIMIT_INVALID");
+    let e = a
+        .query_audit(pb::QueryAuditRequest {
+            limit: 10_001,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(support::reason(&e), "LIMIT_INVALID");
+    let mut ok = a
+        .query_audit(pb::QueryAuditRequest {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while ok.message().await.unwrap().is_some() {}
     daemon.stop().await;
 }

@@ -296,3 +296,13 @@ async fn no_bind_with_empty_passwords_and_no_untrusted_directory() {
     );
     daemon.stop().await;
 }
+
+/// Issue 10 item 2: wrong passwords to BeginRegistration, one by one and from 20 clients at
+/// once, never lock the directory account (ppolicy `pwdMaxFailure` 3 and 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_never_locks_the_directory_account() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    scenarios::sign_in_never_locks(&ldap, work.path()).await;
+}

@@ -7,8 +7,8 @@ use super::{invalid, method_from_pb, method_pb};
 use crate::method::contact::ContactKind;
 use crate::policy::{Migration, Scope, SsprPolicy};
 use crate::secret::Secret;
-use crate::service::Service;
 use crate::service::admin::{AdminContact, AdminResetRequest, AuditQuery, UserView};
+use crate::service::{Service, ServiceError};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_stream::Stream;
@@ -83,9 +83,18 @@ pub(crate) fn policy_from_pb(p: pb::Policy) -> Result<SsprPolicy, Status> {
             ));
         }
     };
+    // A method the API does not know makes the policy invalid (POLICY_INVALID, with a
+    // violation naming the list), like every other bad policy value.
     let methods = |field: &'static str, v: &[i32]| {
         v.iter()
-            .map(|m| method_from_pb(field, *m))
+            .map(|m| {
+                method_from_pb(field, *m).map_err(|_| {
+                    Status::from(ServiceError::InvalidPolicy(vec![(
+                        field.trim_start_matches("policy.").to_string(),
+                        format!("{m} is not a supported method"),
+                    )]))
+                })
+            })
             .collect::<Result<Vec<_>, _>>()
     };
     for (field, list) in [
@@ -150,6 +159,8 @@ fn user_pb(u: UserView) -> pb::User {
         recent_failures: u.recent_failures,
         directory_locked: u.directory_locked,
         directory_disabled: u.directory_disabled,
+        sign_in_blocked_until: u.sign_in_blocked_until as i64,
+        sign_in_failures: u.sign_in_failures,
     }
 }
 
@@ -373,6 +384,17 @@ impl AdminService for AdminApi {
                 "username or kind is too long",
             ));
         }
+        let max = crate::service::admin::MAX_AUDIT_RESULTS;
+        let limit = usize::try_from(r.limit)
+            .ok()
+            .filter(|&l| l <= max)
+            .ok_or_else(|| {
+                invalid(
+                    "limit",
+                    "LIMIT_INVALID",
+                    &format!("limit must be 0..={max} (0: {max})"),
+                )
+            })?;
         let records = self
             .service
             .query_audit(&AuditQuery {
@@ -380,7 +402,7 @@ impl AdminService for AdminApi {
                 until,
                 user: r.username,
                 kind: r.kind,
-                limit: r.limit as usize,
+                limit,
             })
             .await?;
         let items = records.into_iter().map(|rec| {

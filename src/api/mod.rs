@@ -1,5 +1,6 @@
 //! The gRPC API (package `ssprd.v1`): generated types, the service adapters
-//! ([`registration`], [`reset`], [`admin`]), client roles ([`auth`]), and the single mapping
+//! ([`registration`], [`reset`], [`admin`]), client roles ([`auth`]), the checks of every
+//! request's wire format ([`wire`]), and the single mapping
 //! from [`ServiceError`] to `tonic::Status` with a `google.rpc.ErrorInfo` detail (domain
 //! [`ERROR_DOMAIN`], a machine-readable reason) and a human message.
 
@@ -7,6 +8,7 @@ pub mod admin;
 pub mod auth;
 pub mod registration;
 pub mod reset;
+pub mod wire;
 
 use crate::service::ServiceError;
 use tonic::{Code, Status};

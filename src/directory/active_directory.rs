@@ -59,6 +59,38 @@ pub fn bind_outcome(text: &str) -> BindOutcome {
     }
 }
 
+/// Seconds between 1601-01-01 (FILETIME epoch) and 1970-01-01.
+const FILETIME_UNIX_OFFSET: u64 = 11_644_473_600;
+
+/// A FILETIME (100 ns since 1601, as in `badPasswordTime`) as Unix seconds; `None` for 0
+/// ("never") and values before 1970.
+pub fn filetime(v: i64) -> Option<u64> {
+    u64::try_from(v)
+        .ok()
+        .filter(|&v| v > 0)
+        .and_then(|v| (v / 10_000_000).checked_sub(FILETIME_UNIX_OFFSET))
+}
+
+/// A duration stored as negative 100 ns intervals (`lockOutObservationWindow`,
+/// `msDS-LockoutObservationWindow`) in seconds.
+pub fn interval_secs(v: i64) -> u64 {
+    v.unsigned_abs() / 10_000_000
+}
+
+/// The failed binds AD counts now: `badPwdCount`, unless the last bad password
+/// (`badPasswordTime`) is older than the observation window (AD then starts again from 0).
+pub fn counted_failures(
+    bad_pwd_count: u32,
+    bad_password_time: Option<u64>,
+    window: u64,
+    now: u64,
+) -> u32 {
+    match bad_password_time {
+        Some(t) if window > 0 && t + window <= now => 0,
+        _ => bad_pwd_count,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +102,21 @@ mod tests {
         let expect: Vec<u8> = units.iter().flat_map(|u| u.to_le_bytes()).collect();
         assert_eq!(&v[..], &expect[..]);
         assert_eq!(&v[..4], &[0x22, 0x00, 0x61, 0x00]);
+    }
+
+    #[test]
+    fn lockout_times_and_counts() {
+        // 2026-11-28T06:41:57Z as a FILETIME.
+        let ft = (1_795_848_117 + FILETIME_UNIX_OFFSET as i64) * 10_000_000;
+        assert_eq!(filetime(ft), Some(1_795_848_117));
+        assert_eq!(filetime(0), None);
+        assert_eq!(filetime(-5), None);
+        assert_eq!(interval_secs(-18_000_000_000), 1_800);
+        let now = 1_795_848_117;
+        assert_eq!(counted_failures(2, Some(now - 60), 1_800, now), 2);
+        assert_eq!(counted_failures(2, Some(now - 1_800), 1_800, now), 0);
+        assert_eq!(counted_failures(2, None, 1_800, now), 2);
+        assert_eq!(counted_failures(4, Some(now - 99_999), 0, now), 4);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! (`ldaps://` or StartTLS); `allow_insecure` only admits lookups on plain LDAP.
 
 use super::{
-    BindOutcome, Directory, DirectoryError, DirectoryPasswordPolicy, DirectoryUser,
+    BindOutcome, Directory, DirectoryError, DirectoryPasswordPolicy, DirectoryUser, Lockout,
     active_directory as ad,
     openldap::{self, PPOLICY_OID, PpolicyError},
 };
@@ -405,17 +405,10 @@ impl Directory for LdapDirectory {
             first(e, a).and_then(|v| v.parse().ok()).unwrap_or(0)
         };
         let policy = if self.is_ad() {
-            let domain: Vec<&str> = self
-                .cfg
-                .base_dn
-                .split(',')
-                .map(str::trim)
-                .filter(|rdn| rdn.to_ascii_lowercase().starts_with("dc="))
-                .collect();
             let mut p = match self
                 .read_entry(
                     &mut conn,
-                    &domain.join(","),
+                    &self.domain_dn(),
                     vec!["minPwdLength", "pwdHistoryLength", "pwdProperties"],
                 )
                 .await?
@@ -481,6 +474,18 @@ impl Directory for LdapDirectory {
         };
         conn.close().await;
         Ok(policy)
+    }
+
+    #[instrument(skip_all)]
+    async fn lockout(&self, user: &DirectoryUser) -> Result<Lockout, DirectoryError> {
+        let mut conn = self.service().await?;
+        let result = if self.is_ad() {
+            self.ad_lockout(&mut conn, user).await
+        } else {
+            self.ppolicy_lockout(&mut conn, user).await
+        };
+        conn.close().await;
+        result
     }
 
     #[instrument(skip_all)]
@@ -819,6 +824,140 @@ impl LdapDirectory {
         Ok(false)
     }
 
+    /// OpenLDAP: the user's `pwdPolicySubentry` (else `directory.ppolicy_dn`) and the
+    /// user's `pwdFailureTime` values.
+    async fn ppolicy_lockout(
+        &self,
+        conn: &mut Conn,
+        user: &DirectoryUser,
+    ) -> Result<Lockout, DirectoryError> {
+        let entry = self
+            .read_entry(conn, &user.dn, vec!["pwdPolicySubentry", "pwdFailureTime"])
+            .await?;
+        let times: Vec<String> = entry
+            .as_ref()
+            .and_then(|e| {
+                e.attrs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("pwdFailureTime"))
+                    .map(|(_, v)| v.clone())
+            })
+            .unwrap_or_default();
+        let dn = entry
+            .as_ref()
+            .and_then(|e| first(e, "pwdPolicySubentry"))
+            .unwrap_or_else(|| self.cfg.ppolicy_dn.clone());
+        let policy = if dn.is_empty() {
+            None
+        } else {
+            self.read_entry(
+                conn,
+                &dn,
+                vec!["pwdLockout", "pwdMaxFailure", "pwdFailureCountInterval"],
+            )
+            .await?
+        };
+        let Some(policy) = policy else {
+            return Ok(Lockout {
+                threshold: None,
+                window_secs: 0,
+                failures: entry.is_some().then_some(times.len() as u32),
+            });
+        };
+        let (threshold, window_secs) = openldap::lockout_policy(
+            first(&policy, "pwdLockout").as_deref(),
+            first(&policy, "pwdMaxFailure").as_deref(),
+            first(&policy, "pwdFailureCountInterval").as_deref(),
+        );
+        Ok(Lockout {
+            threshold: Some(threshold),
+            window_secs,
+            failures: entry
+                .is_some()
+                .then(|| openldap::counted_failures(&times, window_secs, unix_now())),
+        })
+    }
+
+    /// AD: the user's resultant fine-grained policy when readable, else the domain's
+    /// lockout settings, and the user's `badPwdCount` / `badPasswordTime`.
+    async fn ad_lockout(
+        &self,
+        conn: &mut Conn,
+        user: &DirectoryUser,
+    ) -> Result<Lockout, DirectoryError> {
+        let num = |e: &SearchEntry, a: &str| first(e, a).and_then(|v| v.trim().parse::<i64>().ok());
+        let entry = self
+            .read_entry(
+                conn,
+                &user.dn,
+                vec!["msDS-ResultantPSO", "badPwdCount", "badPasswordTime"],
+            )
+            .await?;
+        // A fine-grained policy (PSO) that applies wins over the domain's. By default only
+        // domain admins may read a PSO's settings: when one applies but cannot be read, the
+        // threshold is unknown (not the domain's, which may be laxer).
+        let pso = entry.as_ref().and_then(|e| first(e, "msDS-ResultantPSO"));
+        let mut policy = None;
+        if let Some(pso) = pso {
+            let e = self
+                .read_entry(
+                    conn,
+                    &pso,
+                    vec!["msDS-LockoutThreshold", "msDS-LockoutObservationWindow"],
+                )
+                .await?;
+            policy = Some(e.map_or((None, None), |e| {
+                (
+                    num(&e, "msDS-LockoutThreshold"),
+                    num(&e, "msDS-LockoutObservationWindow"),
+                )
+            }));
+        } else {
+            let domain = self.domain_dn();
+            if let Some(e) = self
+                .read_entry(
+                    conn,
+                    &domain,
+                    vec!["lockoutThreshold", "lockOutObservationWindow"],
+                )
+                .await?
+            {
+                policy = Some((
+                    num(&e, "lockoutThreshold"),
+                    num(&e, "lockOutObservationWindow"),
+                ));
+            }
+        }
+        let (threshold, window) = match policy {
+            Some((Some(t), w)) => (
+                Some(u32::try_from(t).unwrap_or(0)),
+                w.map_or(0, ad::interval_secs),
+            ),
+            _ => (None, 0),
+        };
+        let failures = entry.as_ref().and_then(|e| {
+            let count = u32::try_from(num(e, "badPwdCount")?).ok()?;
+            let last = num(e, "badPasswordTime").and_then(ad::filetime);
+            Some(ad::counted_failures(count, last, window, unix_now()))
+        });
+        Ok(Lockout {
+            threshold,
+            window_secs: window,
+            failures,
+        })
+    }
+
+    /// The domain's DN: the `DC=` parts of the search base.
+    fn domain_dn(&self) -> String {
+        self.cfg
+            .base_dn
+            .split(',')
+            .map(str::trim)
+            .filter(|rdn| rdn.to_ascii_lowercase().starts_with("dc="))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     async fn write_password(
         &self,
         conn: &mut Conn,
@@ -874,6 +1013,13 @@ impl LdapDirectory {
             Err(self.refusal(&res))
         }
     }
+}
+
+/// The wall clock in Unix seconds (the directory's failure times are wall times).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Opens the TCP connection for `uri` with Nagle's algorithm off. LDAP sends small requests

@@ -96,6 +96,22 @@ pub struct DirectoryPasswordPolicy {
     pub complexity: bool,
 }
 
+/// The directory's account lockout as it applies to one user, and how far the user is into
+/// it: what the sign-in guard (`service::sign_in`) needs to stop before the directory locks
+/// the account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lockout {
+    /// Failed binds that lock the account: `Some(0)` never locks, `None` unknown (the
+    /// policy could not be read).
+    pub threshold: Option<u32>,
+    /// How long the directory counts a failed bind, in seconds (0: until the next
+    /// successful bind).
+    pub window_secs: u64,
+    /// Failed binds the directory counts against the user now, when readable (OpenLDAP
+    /// `pwdFailureTime` values in the window; AD `badPwdCount` of the server asked).
+    pub failures: Option<u32>,
+}
+
 /// Directory errors.
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {
@@ -156,6 +172,13 @@ pub trait Directory: Send + Sync + 'static {
     -> Result<Option<String>, DirectoryError>;
     /// Clears the lockout (OpenLDAP `pwdAccountLockedTime`, AD `lockoutTime=0`).
     async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError>;
+    /// The account lockout that applies to this user (OpenLDAP: `pwdLockout`,
+    /// `pwdMaxFailure` and `pwdFailureCountInterval` of the user's ppolicy subentry or the
+    /// configured default policy, and the user's `pwdFailureTime`; AD: `lockoutThreshold` and
+    /// `lockOutObservationWindow` of the user's fine-grained policy if readable, else the
+    /// domain's, and the user's `badPwdCount` / `badPasswordTime`), read as the service
+    /// account.
+    async fn lockout(&self, user: &DirectoryUser) -> Result<Lockout, DirectoryError>;
     /// The password rules the directory applies to this user (OpenLDAP: the user's ppolicy
     /// subentry or the configured default policy; AD: the user's resultant fine-grained
     /// policy if readable, else the domain's).

@@ -153,6 +153,68 @@ pub fn argon2(password: &Secret) -> String {
     format!("{{ARGON2}}{phc}")
 }
 
+/// An LDAP GeneralizedTime (`20261128064157Z`, with optional fraction or `+hhmm` offset)
+/// as Unix seconds.
+pub fn generalized_time(s: &str) -> Option<u64> {
+    let digits = s.get(..14)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |a: usize, b: usize| digits[a..b].parse::<u32>().ok();
+    let date = time::Date::from_calendar_date(
+        i32::try_from(n(0, 4)?).ok()?,
+        time::Month::try_from(u8::try_from(n(4, 6)?).ok()?).ok()?,
+        u8::try_from(n(6, 8)?).ok()?,
+    )
+    .ok()?;
+    let at = date
+        .with_hms(
+            u8::try_from(n(8, 10)?).ok()?,
+            u8::try_from(n(10, 12)?).ok()?,
+            u8::try_from(n(12, 14)?).ok()?,
+        )
+        .ok()?
+        .assume_utc();
+    let rest = s[14..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset: i64 = match rest.as_bytes() {
+        [b'Z'] | [] => 0,
+        [sign @ (b'+' | b'-'), hhmm @ ..]
+            if hhmm.len() == 4 && hhmm.iter().all(u8::is_ascii_digit) =>
+        {
+            let v: i64 = std::str::from_utf8(hhmm).ok()?.parse().ok()?;
+            let secs = (v / 100) * 3600 + (v % 100) * 60;
+            if *sign == b'+' { secs } else { -secs }
+        }
+        _ => return None,
+    };
+    u64::try_from(at.unix_timestamp() - offset).ok()
+}
+
+/// The lockout a ppolicy entry sets: (failed binds that lock the account, 0 = never; seconds
+/// a failure counts, 0 = until the next successful bind). Only `pwdLockout: TRUE` locks.
+pub fn lockout_policy(
+    lockout: Option<&str>,
+    max_failure: Option<&str>,
+    interval: Option<&str>,
+) -> (u32, u64) {
+    let threshold = if lockout.is_some_and(|v| v.eq_ignore_ascii_case("TRUE")) {
+        max_failure.and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    } else {
+        0
+    };
+    let window = interval.and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    (threshold, window)
+}
+
+/// The failed binds ppolicy counts now: the user's `pwdFailureTime` values within the
+/// policy's window (all of them when it is 0). Unparseable values count.
+pub fn counted_failures(times: &[String], window: u64, now: u64) -> u32 {
+    times
+        .iter()
+        .filter(|t| window == 0 || generalized_time(t).is_none_or(|t| t + window > now))
+        .count() as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +272,42 @@ mod tests {
         ] {
             assert!(decode_ppolicy(bad).is_none(), "{bad:02x?}");
         }
+    }
+
+    #[test]
+    fn generalized_times_and_lockout_counts() {
+        assert_eq!(generalized_time("19700101000000Z"), Some(0));
+        assert_eq!(generalized_time("20261128064157Z"), Some(1_795_848_117));
+        assert_eq!(
+            generalized_time("20261128064157.123456Z"),
+            Some(1_795_848_117)
+        );
+        assert_eq!(generalized_time("20261128084157+0200"), Some(1_795_848_117));
+        for bad in [
+            "",
+            "2026",
+            "2026112806415xZ",
+            "20261328064157Z",
+            "20261128064157Q",
+        ] {
+            assert_eq!(generalized_time(bad), None, "{bad:?}");
+        }
+        assert_eq!(lockout_policy(Some("TRUE"), Some("3"), Some("0")), (3, 0));
+        assert_eq!(lockout_policy(Some("FALSE"), Some("3"), None), (0, 0));
+        assert_eq!(lockout_policy(None, Some("5"), Some("600")), (0, 600));
+        assert_eq!(lockout_policy(Some("TRUE"), None, Some("600")), (0, 600));
+        let now = 1_795_848_117;
+        let times = vec![
+            "20261128064157Z".to_string(),
+            "20261128060000Z".to_string(),
+            "garbage".to_string(),
+        ];
+        assert_eq!(counted_failures(&times, 0, now), 3, "no window: all count");
+        assert_eq!(
+            counted_failures(&times, 600, now),
+            2,
+            "the old one fell out"
+        );
     }
 
     #[test]

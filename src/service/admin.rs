@@ -31,6 +31,9 @@ pub struct UserView {
     pub recent_failures: u32,
     pub directory_locked: bool,
     pub directory_disabled: bool,
+    /// Sign-in blocked until (0: not blocked).
+    pub sign_in_blocked_until: u64,
+    pub sign_in_failures: u32,
 }
 
 /// Contact info an administrator may set.
@@ -224,6 +227,12 @@ impl Service {
                 .count() as u32,
             directory_locked: user.locked,
             directory_disabled: user.disabled,
+            sign_in_blocked_until: if crate::lockout::blocked(&counters.sign_in, t) {
+                counters.sign_in.blocked_until
+            } else {
+                0
+            },
+            sign_in_failures: counters.sign_in.failures.len() as u32,
         })
     }
 

@@ -8,7 +8,8 @@
 //! - `reset`: StartReset … UnlockAccount;
 //! - [`admin`]: the administrator's use cases (policy, users, admin reset, reports);
 //! - `notify`: notifications through the durable outbox;
-//! - `sending`: reset codes delivered in the background, and what decoy flows imitate.
+//! - `sending`: reset codes delivered in the background, and what decoy flows imitate;
+//! - `sign_in`: the guard every check of a user's current password goes through.
 
 pub mod admin;
 mod notify;
@@ -16,6 +17,7 @@ pub use notify::OutboxPolicy;
 mod registration;
 mod reset;
 mod sending;
+mod sign_in;
 
 use crate::delivery::{Channel, Deliver, DeliveryError};
 use crate::directory::{Directory, DirectoryError, PolicyReason};
@@ -418,6 +420,8 @@ pub struct Policies {
     pub sspr: SsprPolicy,
     pub context: PolicyContext,
     pub password: Arc<crate::password::PasswordRules>,
+    /// The sign-in guard's settings.
+    pub sign_in: crate::lockout::SignInPolicy,
 }
 
 /// Where a user stands under the current SSPR policy.
@@ -443,6 +447,7 @@ pub struct Service {
     sspr: std::sync::RwLock<Arc<SsprPolicy>>,
     context: PolicyContext,
     password: Arc<crate::password::PasswordRules>,
+    sign_in: crate::lockout::SignInPolicy,
     opts: ServiceOptions,
     decoy_key: [u8; 32],
     code_key: [u8; 32],
@@ -487,6 +492,7 @@ impl Service {
             sspr: std::sync::RwLock::new(Arc::new(sspr)),
             context: policies.context,
             password: policies.password,
+            sign_in: policies.sign_in,
             opts,
             decoy_key,
             code_key,

@@ -1,6 +1,7 @@
 //! Registration: prove the current password, then register security questions, contacts
 //! (confirmed by a code sent to them) and an authenticator app.
 
+use super::sign_in::SignIn;
 use super::{
     AuthenticatorEnrolment, RegistrationStatus, Service, ServiceError, check_login, new_token,
     token_hash,
@@ -39,11 +40,17 @@ impl Service {
             .await;
             return Err(ServiceError::InvalidCredentials);
         };
-        match self.directory.bind_as_user(&user.dn, password).await? {
-            BindOutcome::Ok | BindOutcome::MustChange => {}
-            other => {
+        // Through the sign-in guard: wrong passwords never lock the directory account.
+        match self.check_password(&user, password).await? {
+            SignIn::Checked(BindOutcome::Ok | BindOutcome::MustChange) => {}
+            SignIn::Checked(other) => {
                 let reason = format!("{other:?}").to_lowercase();
                 self.audit("registration.begin", login, "failure", &reason)
+                    .await;
+                return Err(ServiceError::InvalidCredentials);
+            }
+            SignIn::Refused => {
+                self.audit("registration.begin", login, "failure", "sign_in_blocked")
                     .await;
                 return Err(ServiceError::InvalidCredentials);
             }

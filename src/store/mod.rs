@@ -284,6 +284,29 @@ pub struct Counters {
     /// before it was evaluated (see `flow::take_attempt`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<PendingAttempt>,
+    /// Sign-ins with the current password (see `lockout`): counted apart from the
+    /// verification failures of reset flows.
+    #[serde(default, skip_serializing_if = "SignInCounters::is_empty")]
+    pub sign_in: SignInCounters,
+}
+
+/// Failed sign-ins of an account, the checks in progress, and a block (see `lockout`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignInCounters {
+    /// Unix times of recent failed binds caused by ssprd.
+    #[serde(default)]
+    pub failures: Vec<u64>,
+    #[serde(default)]
+    pub pending: Vec<PendingAttempt>,
+    /// No bind as this user before this Unix time (0 = not blocked).
+    #[serde(default)]
+    pub blocked_until: u64,
+}
+
+impl SignInCounters {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// An attempt taken from an account's failure budget while its proof is checked.

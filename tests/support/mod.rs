@@ -56,6 +56,17 @@ pub trait TestDirectory: Send + Sync {
     /// (new password, expected ErrorInfo reason) pairs the directory's policy refuses,
     /// given that the user's current password is `current`.
     fn refusals(&self, current: &str) -> Vec<(String, &'static str)>;
+    /// The lockout threshold of ordinary users (the directory's default policy).
+    fn default_lockout_threshold(&self) -> u32;
+    /// Gives the user a policy of its own that locks after `n` failed binds (OpenLDAP: a
+    /// ppolicy subentry; AD: a fine-grained password settings object).
+    async fn set_lockout_threshold(&self, login: &str, n: u32);
+    /// Whether the directory has locked the account (`pwdAccountLockedTime`,
+    /// `lockoutTime`), read as the directory's administrator.
+    async fn locked_out(&self, login: &str) -> bool;
+    /// The failed binds the directory counts against the user now (`pwdFailureTime`
+    /// values, `badPwdCount`).
+    async fn failed_binds(&self, login: &str) -> u32;
 }
 
 /// Client certificates of one test: a CA the daemon trusts and one certificate per role,
@@ -712,5 +723,88 @@ impl TestDirectory for OpenLdap {
             // ppolicy pwdInHistory: the current password counts as history.
             (current.into(), "PASSWORD_IN_HISTORY"),
         ]
+    }
+
+    fn default_lockout_threshold(&self) -> u32 {
+        3
+    }
+
+    async fn set_lockout_threshold(&self, login: &str, n: u32) {
+        let name = format!("lockout-{n}");
+        let dn = format!("cn={name},ou=policies,{}", ssprd::testbed::SUFFIX);
+        let mut ldap = self.slapd.root_bind().await.unwrap();
+        let n = n.to_string();
+        let res = ldap
+            .add(
+                &dn,
+                vec![
+                    (
+                        "objectClass",
+                        std::collections::HashSet::from(["top", "device", "pwdPolicy"]),
+                    ),
+                    ("cn", std::collections::HashSet::from([name.as_str()])),
+                    (
+                        "pwdAttribute",
+                        std::collections::HashSet::from(["userPassword"]),
+                    ),
+                    ("pwdLockout", std::collections::HashSet::from(["TRUE"])),
+                    (
+                        "pwdMaxFailure",
+                        std::collections::HashSet::from([n.as_str()]),
+                    ),
+                    ("pwdMinLength", std::collections::HashSet::from(["8"])),
+                    ("pwdInHistory", std::collections::HashSet::from(["5"])),
+                ],
+            )
+            .await
+            .unwrap();
+        assert!(res.rc == 0 || res.rc == 68, "policy entry: {res:?}");
+        ldap.modify(
+            &Self::dn(login),
+            vec![ldap3::Mod::Replace(
+                "pwdPolicySubentry",
+                std::collections::HashSet::from([dn.as_str()]),
+            )],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        let _ = ldap.unbind().await;
+    }
+
+    async fn locked_out(&self, login: &str) -> bool {
+        !self
+            .operational(login, "pwdAccountLockedTime")
+            .await
+            .is_empty()
+    }
+
+    async fn failed_binds(&self, login: &str) -> u32 {
+        self.operational(login, "pwdFailureTime").await.len() as u32
+    }
+}
+
+impl OpenLdap {
+    /// The values of an operational attribute of a user, read as the rootDN.
+    async fn operational(&self, login: &str, attr: &str) -> Vec<String> {
+        let mut ldap = self.slapd.root_bind().await.unwrap();
+        let (entries, _) = ldap
+            .search(
+                &Self::dn(login),
+                ldap3::Scope::Base,
+                "(objectClass=*)",
+                vec![attr],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let _ = ldap.unbind().await;
+        entries
+            .into_iter()
+            .map(ldap3::SearchEntry::construct)
+            .flat_map(|e| e.attrs.get(attr).cloned().unwrap_or_default())
+            .collect()
     }
 }

@@ -185,6 +185,17 @@ impl SambaAd {
                 ],
             )?;
         }
+        // Read on the fine-grained password policies (only domain admins may by default): the
+        // sign-in guard reads the lockout threshold of the policy that applies to a user.
+        samba_tool(
+            &conf,
+            &[
+                "dsacl",
+                "set",
+                &format!("--objectdn=CN=Password Settings Container,CN=System,{BASE}"),
+                &format!("--sddl=(A;CI;RPLCLO;;;{sid})"),
+            ],
+        )?;
         let mut s = Self {
             dir,
             conf,
@@ -454,5 +465,92 @@ impl TestDirectory for SambaAd {
             ("Ab1!".into(), "PASSWORD_TOO_SHORT"),
             ("alllowercaseletters".into(), "PASSWORD_TOO_SIMPLE"),
         ]
+    }
+
+    fn default_lockout_threshold(&self) -> u32 {
+        3
+    }
+
+    async fn set_lockout_threshold(&self, login: &str, n: u32) {
+        // A fine-grained password settings object (PSO) applied to the user, over LDAP.
+        let mut ldap = self.admin_bind().await;
+        let name = format!("lockout-{n}");
+        let dn = format!("CN={name},CN=Password Settings Container,CN=System,{BASE}");
+        let thirty_minutes = "-18000000000";
+        let n = n.to_string();
+        let attrs: Vec<(&str, HashSet<&str>)> = vec![
+            ("objectClass", HashSet::from(["msDS-PasswordSettings"])),
+            ("msDS-PasswordSettingsPrecedence", HashSet::from(["1"])),
+            (
+                "msDS-PasswordReversibleEncryptionEnabled",
+                HashSet::from(["FALSE"]),
+            ),
+            ("msDS-PasswordHistoryLength", HashSet::from(["5"])),
+            ("msDS-PasswordComplexityEnabled", HashSet::from(["TRUE"])),
+            ("msDS-MinimumPasswordLength", HashSet::from(["8"])),
+            ("msDS-MinimumPasswordAge", HashSet::from(["0"])),
+            (
+                "msDS-MaximumPasswordAge",
+                HashSet::from(["-9223372036854775808"]),
+            ),
+            ("msDS-LockoutThreshold", HashSet::from([n.as_str()])),
+            (
+                "msDS-LockoutObservationWindow",
+                HashSet::from([thirty_minutes]),
+            ),
+            ("msDS-LockoutDuration", HashSet::from([thirty_minutes])),
+        ];
+        let res = ldap.add(&dn, attrs).await.unwrap();
+        assert!(res.rc == 0 || res.rc == 68, "PSO: {res:?}");
+        let user = self.user_dn(login);
+        ldap.modify(
+            &dn,
+            vec![ldap3::Mod::Add(
+                "msDS-PSOAppliesTo",
+                HashSet::from([user.as_str()]),
+            )],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        let _ = ldap.unbind().await;
+    }
+
+    async fn locked_out(&self, login: &str) -> bool {
+        self.admin_read(login, "msDS-User-Account-Control-Computed")
+            .await
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|v| v & 0x10 != 0)
+    }
+
+    async fn failed_binds(&self, login: &str) -> u32 {
+        self.admin_read(login, "badPwdCount")
+            .await
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl SambaAd {
+    /// One attribute of a user, read as the domain administrator.
+    async fn admin_read(&self, login: &str, attr: &str) -> Option<String> {
+        let mut ldap = self.admin_bind().await;
+        let (entries, _) = ldap
+            .search(
+                &self.user_dn(login),
+                ldap3::Scope::Base,
+                "(objectClass=*)",
+                vec![attr],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap();
+        let _ = ldap.unbind().await;
+        entries
+            .into_iter()
+            .map(ldap3::SearchEntry::construct)
+            .find_map(|e| e.attrs.get(attr).and_then(|v| v.first().cloned()))
     }
 }

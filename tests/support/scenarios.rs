@@ -832,3 +832,118 @@ pub async fn least_privilege(dir: &dyn TestDirectory) {
         );
     }
 }
+
+/// BeginRegistration with a wrong password, from `clients` clients at once.
+async fn wrong_sign_ins(d: &Daemon, login: &str, clients: usize, rounds: usize) {
+    for _ in 0..rounds {
+        let mut tasks = Vec::new();
+        for i in 0..clients {
+            // A TLS connection of its own per client.
+            let mut c = d.clients().await;
+            let login = login.to_string();
+            tasks.push(tokio::spawn(async move {
+                c.reg
+                    .begin_registration(pb::BeginRegistrationRequest {
+                        username: login,
+                        password: format!("Wrong-Guess-{i}"),
+                    })
+                    .await
+                    .unwrap_err()
+            }));
+        }
+        for t in tasks {
+            let e = t.await.unwrap();
+            assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+            assert_eq!(reason(&e), "INVALID_CREDENTIALS");
+        }
+    }
+}
+
+/// Issue 10 item 2: wrong passwords sent to BeginRegistration — one at a time from one
+/// client, and 20 at once from 20 clients — never lock the directory account, for the
+/// directory's default threshold and for a user policy that locks after 5. ssprd stops one
+/// failed bind short of the threshold (the default margin), blocks sign-in (the same
+/// generic error, no bind: a right password is refused too), shows and audits the block,
+/// and an administrator can clear it. The real password binds at the directory throughout.
+pub async fn sign_in_never_locks(dir: &dyn TestDirectory, work: &Path) {
+    let mut raw_certs = None;
+    let d = daemon_with(dir, work, |raw| {
+        raw_certs = Some(super::Certs::install(raw, work));
+    })
+    .await;
+    let certs = raw_certs.unwrap();
+    let mut admin = d.admin(&certs.admin);
+    let pw = "Guard-Pass-1234";
+    for threshold in [dir.default_lockout_threshold(), 5] {
+        for clients in [1, 20] {
+            let login = unique("guard");
+            dir.create_user(&login, pw).await;
+            if threshold != dir.default_lockout_threshold() {
+                dir.set_lockout_threshold(&login, threshold).await;
+            }
+            // One client sends twice the threshold one by one; 20 clients send at once.
+            let rounds = if clients == 1 {
+                2 * threshold as usize
+            } else {
+                2
+            };
+            wrong_sign_ins(&d, &login, clients, rounds).await;
+            let what = format!("{} threshold {threshold}, {clients} client(s)", dir.name());
+            assert!(!dir.locked_out(&login).await, "{what}: locked out");
+            // Exactly the budget was used: the threshold minus the default margin of 1 (so
+            // the threshold was read, a fine-grained one included).
+            let counted = dir.failed_binds(&login).await;
+            assert_eq!(
+                counted,
+                threshold - 1,
+                "{what}: the directory counts {counted} failed binds"
+            );
+            // Blocked now: the right password is refused too, without a bind.
+            let e = d
+                .clients()
+                .await
+                .reg
+                .begin_registration(pb::BeginRegistrationRequest {
+                    username: login.clone(),
+                    password: pw.into(),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(reason(&e), "INVALID_CREDENTIALS", "{what}");
+            assert_eq!(dir.failed_binds(&login).await, counted, "{what}: no bind");
+            let user = admin
+                .get_user(pb::GetUserRequest {
+                    username: login.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(user.sign_in_blocked_until > 0, "{what}: shown as blocked");
+            assert!(!user.directory_locked, "{what}");
+            let mut audit = admin
+                .query_audit(pb::QueryAuditRequest {
+                    username: login.clone(),
+                    kind: "sign_in.blocked".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(audit.message().await.unwrap().is_some(), "{what}: audited");
+            // The user can still sign in at the directory (which forgets the failures),
+            // and after an administrator clears the block, in ssprd too.
+            assert!(
+                dir.can_bind(&login, pw).await,
+                "{what}: real password binds"
+            );
+            admin
+                .clear_block(pb::ClearBlockRequest {
+                    username: login.clone(),
+                })
+                .await
+                .unwrap();
+            d.clients().await.begin(&login, pw).await;
+        }
+    }
+    d.stop().await;
+}
