@@ -131,6 +131,19 @@ pub struct RawServer {
     /// (0 = off): real and decoy flows then take the same time from outside.
     pub uniform_response_ms: u64,
     pub watchdog: bool,
+    /// Open client connections at most; when full, the connection idle the longest is
+    /// closed to make room. Kept below the open-file limit (`LimitNOFILE`), lowered with a
+    /// warning when that is too small.
+    pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64) at most.
+    pub max_connections_per_address: usize,
+    /// A client that has not finished its TLS handshake by then is disconnected.
+    pub tls_handshake_timeout_ms: u64,
+    /// A connection without a call for this long is closed (clients reconnect on their next
+    /// call).
+    pub idle_timeout_secs: u64,
+    /// HTTP/2 keepalive pings on idle connections, to find dead peers.
+    pub keepalive_secs: u64,
 }
 
 impl Default for RawServer {
@@ -148,6 +161,11 @@ impl Default for RawServer {
             per_client_requests_per_minute: 600,
             uniform_response_ms: 400,
             watchdog: true,
+            max_connections: 512,
+            max_connections_per_address: 64,
+            tls_handshake_timeout_ms: 10_000,
+            idle_timeout_secs: 300,
+            keepalive_secs: 30,
         }
     }
 }
@@ -735,6 +753,11 @@ pub struct ServerConfig {
     pub per_client_requests_per_minute: u32,
     pub uniform_response: Duration,
     pub watchdog: bool,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub tls_handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub keepalive: Duration,
 }
 
 /// Validated directory settings.
@@ -856,6 +879,39 @@ impl RawConfig {
         }
         if s.max_concurrent_streams == 0 {
             bad("server.max_concurrent_streams", "must be at least 1".into());
+        }
+        if !(1..=1_000_000).contains(&s.max_connections) {
+            bad(
+                "server.max_connections",
+                format!("{} is outside 1..=1000000", s.max_connections),
+            );
+        }
+        if s.max_connections_per_address == 0 || s.max_connections_per_address > s.max_connections {
+            bad(
+                "server.max_connections_per_address",
+                format!(
+                    "{} must be 1..=max_connections ({})",
+                    s.max_connections_per_address, s.max_connections
+                ),
+            );
+        }
+        if !(100..=120_000).contains(&s.tls_handshake_timeout_ms) {
+            bad(
+                "server.tls_handshake_timeout_ms",
+                format!("{} is outside 100..=120000", s.tls_handshake_timeout_ms),
+            );
+        }
+        if !(1..=86_400).contains(&s.idle_timeout_secs) {
+            bad(
+                "server.idle_timeout_secs",
+                format!("{} is outside 1..=86400", s.idle_timeout_secs),
+            );
+        }
+        if !(1..=3_600).contains(&s.keepalive_secs) {
+            bad(
+                "server.keepalive_secs",
+                format!("{} is outside 1..=3600", s.keepalive_secs),
+            );
         }
         if s.uniform_response_ms >= s.request_timeout_ms {
             bad(
@@ -1464,6 +1520,11 @@ impl RawConfig {
                 per_client_requests_per_minute: s.per_client_requests_per_minute,
                 uniform_response: Duration::from_millis(s.uniform_response_ms),
                 watchdog: s.watchdog,
+                max_connections: s.max_connections,
+                max_connections_per_address: s.max_connections_per_address,
+                tls_handshake_timeout: Duration::from_millis(s.tls_handshake_timeout_ms),
+                idle_timeout: Duration::from_secs(s.idle_timeout_secs),
+                keepalive: Duration::from_secs(s.keepalive_secs),
             },
             store_path: self.store.path.clone(),
             sweep_interval: Duration::from_secs(self.store.sweep_interval_secs),

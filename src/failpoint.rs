@@ -10,7 +10,11 @@
 //!
 //! Faults ([`active`], [`delay`]): `complete.reply_lost` (the directory applied the password
 //! write but its reply is treated as lost: an ambiguous outcome), `complete.slow_write` (the
-//! write starts only after `SSPRD_FAILPOINT_DELAY_MS`, so a gRPC deadline expires mid-write).
+//! write starts only after `SSPRD_FAILPOINT_DELAY_MS`, so a gRPC deadline expires mid-write),
+//! `directory.slow_write` (the same pause with the directory connection open and bound, so a
+//! test can freeze the directory between the bind and the write),
+//! `listener.ignore_file_limit` (the connection cap is not fitted to the open-file limit, so
+//! a test can run the daemon out of file descriptors).
 
 /// Aborts the process here when this debug build was told to (see the module docs).
 pub fn hit(name: &str) {

@@ -11,6 +11,8 @@
 //! - [`admin_cli`]: `ssprd admin …`, the gRPC client of `AdminService`.
 //! - [`config`]: figment layers (defaults < TOML < `SSPRD_*`), validation, secret files.
 //! - [`secret`]: the redacting, zeroizing [`secret::Secret`] type.
+//! - [`deadline`]: the deadline of the request being served, which work for it answers
+//!   before.
 //! - [`policy`]: the SSPR policy document (scope, methods and migration, admin and
 //!   registration rules), reset limits, question counts, the question bank.
 //! - [`flow`]: pure flow decisions (question draws, decoys, throttling) — no IO.
@@ -23,14 +25,16 @@
 //! - [`directory`]: the [`directory::Directory`] trait, ldap3 implementation, flavour quirks.
 //! - [`api`]: tonic adapters, client roles (`api::auth`), and the single `ServiceError` →
 //!   `Status` mapping.
-//! - [`server`]: TLS, client identity and roles, health, reflection, limits, sweeper, outbox
-//!   worker, systemd notify and watchdog.
+//! - [`server`]: the HTTP/2 listener with connection caps, TLS handshake and idle timeouts
+//!   (`server::listener`), call deadlines, client identity and roles, health, reflection,
+//!   sweeper, outbox worker, systemd notify and watchdog.
 //! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook),
 //!   each message with an id that stays the same on every attempt; reset codes go out in the
 //!   background (`service::sending`), notifications wait in the store's outbox
 //!   (`service::notify`).
 //! - [`failpoint`]: crash and fault points for the crash and fault tests (debug builds only).
-//! - [`tls`]: the rustls client configuration shared by outbound connections.
+//! - [`tls`]: the rustls configurations: the client side shared by outbound connections, and
+//!   the gRPC server's.
 //! - [`testbed`]: a throwaway slapd with a demo directory (used by `ssprd demo` and tests).
 
 pub mod admin_cli;
@@ -38,6 +42,7 @@ pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod delivery;
 pub mod directory;
 pub mod failpoint;

@@ -167,11 +167,12 @@ async fn a_deadline_expiring_mid_write_loses_nothing() {
     let mut c = scenarios::connect_daemon(port, &ca).await;
     c.register(&login, old).await;
     let flow = c.verified_flow(&login).await;
+    let started = std::time::Instant::now();
     let e = c.complete(&flow, new, false).await.unwrap_err();
-    assert!(
-        matches!(e.code(), Code::Cancelled | Code::DeadlineExceeded),
-        "the deadline expired: {e:?}"
-    );
+    // Answered before the deadline, with a reason that says to call again (never CANCELLED).
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert_eq!(reason(&e), "OUTCOME_PENDING", "{e:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
     // The write happens after the answer, and is recorded.
     let mut changed = false;
     for _ in 0..100 {
@@ -190,5 +191,137 @@ async fn a_deadline_expiring_mid_write_loses_nothing() {
     );
     assert!(ldap.can_bind(&login, new).await, "no second write");
     assert!(!ldap.can_bind(&login, newer).await);
+    scenarios::stop_daemon(daemon);
+}
+
+/// Issue 10 item 5: CompleteReset with slapd frozen (SIGSTOP) before the call and between
+/// the service bind and the write, 50 trials each. Every answer comes before the deadline
+/// with a reason, never CANCELLED: DIRECTORY_UNAVAILABLE when nothing was written (the old
+/// password still works once slapd runs again), OUTCOME_PENDING when the write may have
+/// happened — and then the retry with the same flow id says what happened
+/// (RESET_ALREADY_COMPLETED when the frozen write went through after all, else it writes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_reset_on_a_frozen_directory_always_answers_with_a_reason() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let slapd = ldap.slapd.pid().expect("slapd runs") as i32;
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &slapd.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (mut raw, ca, port, cfg) = Daemon::config_file(work.path(), &ldap);
+    raw.server.request_timeout_ms = 800;
+    raw.directory.timeout_ms = 300;
+    std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+    let mut c;
+    let daemon = {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ssprd"));
+        cmd.args(["serve", "--config", cfg.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .env("SSPRD_FAILPOINT", "directory.slow_write")
+            .env("SSPRD_FAILPOINT_DELAY_MS", "150");
+        let child = cmd.spawn().unwrap();
+        c = scenarios::connect_daemon(port, &ca).await;
+        child
+    };
+    // The users first: a password change is decided from pwdChangedTime, which counts
+    // seconds, so none may be created within the second of its reset (see the README).
+    let old = "Frozen-Old-1234";
+    let mut users = Vec::new();
+    for _ in 0..100 {
+        let login = unique("frozen");
+        ldap.create_user(&login, old).await;
+        c.register(&login, old).await;
+        users.push(login);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let mut users = users.into_iter();
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for (when, trials) in [("before", 50), ("during", 50)] {
+        for i in 0..trials {
+            let login = users.next().unwrap();
+            let new = format!("Frozen-New-{i:02}-x");
+            let flow = c.verified_flow(&login).await;
+            if when == "before" {
+                signal("-STOP");
+            }
+            let mut c2 = scenarios::connect_daemon(port, &ca).await;
+            let (f2, n2) = (flow.clone(), new.clone());
+            let call = tokio::spawn(async move {
+                let t = std::time::Instant::now();
+                (c2.complete(&f2, &n2, false).await, t.elapsed())
+            });
+            if when == "during" {
+                // Inside the pause between the service bind and the write.
+                tokio::time::sleep(std::time::Duration::from_millis(75)).await;
+                signal("-STOP");
+            }
+            let (answer, took) = call.await.unwrap();
+            signal("-CONT");
+            assert!(
+                took < std::time::Duration::from_millis(800),
+                "{when} {i}: {took:?}"
+            );
+            let e = answer.expect_err("the directory is frozen");
+            assert_ne!(e.code(), Code::Cancelled, "{when} {i}: {e:?}");
+            let why = reason(&e);
+            *seen.entry(format!("{when}: {why}")).or_default() += 1;
+            match why.as_str() {
+                "DIRECTORY_UNAVAILABLE" => {
+                    assert_eq!(e.code(), Code::Unavailable);
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    assert!(
+                        ldap.can_bind(&login, old).await,
+                        "{when} {i}: nothing written"
+                    );
+                    c.complete(&flow, &new, false)
+                        .await
+                        .unwrap_or_else(|e| panic!("{when} {i}: the retry writes: {e:?}"));
+                }
+                "OUTCOME_PENDING" => {
+                    assert_eq!(e.code(), Code::Unavailable);
+                    let mut retry = c.complete(&flow, &new, false).await;
+                    for _ in 0..20 {
+                        match &retry {
+                            Err(e) if reason(e) == "OUTCOME_PENDING" => {
+                                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                                retry = c.complete(&flow, &new, false).await;
+                            }
+                            _ => break,
+                        }
+                    }
+                    match retry {
+                        Ok(_) => *seen.entry(format!("{when}: retry wrote")).or_default() += 1,
+                        Err(e) => {
+                            assert_eq!(reason(&e), "RESET_ALREADY_COMPLETED", "{when} {i}: {e:?}");
+                            *seen
+                                .entry(format!("{when}: retry found it done"))
+                                .or_default() += 1;
+                        }
+                    }
+                }
+                other => panic!("{when} {i}: unexpected answer {other}: {e:?}"),
+            }
+            assert!(
+                ldap.can_bind(&login, &new).await,
+                "{when} {i}: the new password works"
+            );
+            assert!(
+                !ldap.can_bind(&login, old).await,
+                "{when} {i}: the old one does not"
+            );
+        }
+    }
+    eprintln!("answers: {seen:?}");
+    assert!(
+        seen.keys()
+            .any(|k| k.starts_with("during: OUTCOME_PENDING")),
+        "freezing during the write leaves the outcome pending: {seen:?}"
+    );
     scenarios::stop_daemon(daemon);
 }

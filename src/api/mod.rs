@@ -50,6 +50,7 @@ pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
         E::PasswordRefused(r) => (Code::InvalidArgument, r.code()),
         E::PasswordRules(r) => (Code::InvalidArgument, r.reason()),
         E::DirectoryUnavailable => (Code::Unavailable, "DIRECTORY_UNAVAILABLE"),
+        E::OutcomePending => (Code::Unavailable, "OUTCOME_PENDING"),
         E::DirectoryFailed => (Code::Internal, "DIRECTORY_ERROR"),
         E::StoreUnavailable => (Code::Unavailable, "STORE_UNAVAILABLE"),
         E::NotInScope => (Code::FailedPrecondition, "NOT_IN_SCOPE"),
@@ -76,6 +77,18 @@ impl From<ServiceError> for Status {
         }
         Status::with_error_details(code, e.to_string(), details)
     }
+}
+
+/// A status with `ErrorInfo` (domain [`ERROR_DOMAIN`], `reason`) — and a `BadRequest`
+/// violation of `field`, when given — for errors that are not the service's (the wire
+/// checks, deadlines).
+pub fn status(code: Code, reason: &str, field: Option<&str>, message: String) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::new());
+    if let Some(field) = field {
+        details.add_bad_request_violation(field, message.clone());
+    }
+    Status::with_error_details(code, message, details)
 }
 
 /// The proto enum value of a method.

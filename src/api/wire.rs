@@ -87,23 +87,11 @@ impl Methods {
     }
 }
 
-/// An error status with `ErrorInfo` (domain `ssprd`) and, for input errors, a `BadRequest`
-/// violation of `field`.
-fn status(code: Code, reason: &str, field: &str, message: String) -> Status {
-    use tonic_types::{ErrorDetails, StatusExt};
-    let mut details = ErrorDetails::new();
-    details.set_error_info(reason, super::ERROR_DOMAIN, HashMap::new());
-    if code == Code::InvalidArgument {
-        details.add_bad_request_violation(field, message.clone());
-    }
-    Status::with_error_details(code, message, details)
-}
-
 fn malformed(message: impl Into<String>) -> Status {
-    status(
+    super::status(
         Code::InvalidArgument,
         "MALFORMED_REQUEST",
-        "request",
+        Some("request"),
         message.into(),
     )
 }
@@ -121,10 +109,10 @@ pub fn content_type_ok(value: Option<&[u8]>) -> bool {
 
 /// The answer to a request whose content type is not gRPC with protobuf.
 pub fn unsupported_content_type() -> Status {
-    status(
+    super::status(
         Code::InvalidArgument,
         "UNSUPPORTED_CONTENT_TYPE",
-        "content-type",
+        Some("content-type"),
         "the content type must be application/grpc (protobuf messages)".into(),
     )
 }
@@ -217,10 +205,10 @@ impl<B> CheckedBody<B> {
                 ));
             }
             if len > self.max_message {
-                return Err(status(
+                return Err(super::status(
                     Code::ResourceExhausted,
                     "REQUEST_TOO_LARGE",
-                    "request",
+                    None,
                     format!(
                         "the request message has {len} bytes; at most {} are accepted",
                         self.max_message

@@ -1,13 +1,14 @@
 //! [`Directory`] over ldap3 with rustls.
 //!
 //! A connection is opened per operation (resets are rare; AD drops idle connections), trying
-//! each configured URI in order until one answers. Every step — connect, bind, search,
-//! write — has the configured timeout. Passwords only ever cross a TLS connection
+//! each configured URI in order until one answers (each gets its share of the timeout to
+//! connect). Every operation as a whole — connect, TLS, service bind, search or write — ends
+//! within the configured timeout (a paged user listing: each page). Passwords only ever cross a TLS connection
 //! (`ldaps://` or StartTLS); `allow_insecure` only admits lookups on plain LDAP.
 
 use super::{
     BindOutcome, Directory, DirectoryError, DirectoryPasswordPolicy, DirectoryUser, Lockout,
-    active_directory as ad,
+    UserListing, active_directory as ad,
     openldap::{self, PPOLICY_OID, PpolicyError},
 };
 use crate::config::{DirectoryConfig, Flavour, OpenldapPasswordWrite};
@@ -16,7 +17,7 @@ use ldap3::{
     Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, Scope, SearchEntry,
     controls::RawControl, exop::PasswordModify,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, instrument, warn};
@@ -66,13 +67,31 @@ impl LdapDirectory {
         self.cfg.timeout
     }
 
+    /// `op` as a whole within the timeout.
+    async fn bounded<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, DirectoryError>>,
+    ) -> Result<T, DirectoryError> {
+        tokio::time::timeout(self.timeout(), op)
+            .await
+            .unwrap_or_else(|_| {
+                Err(DirectoryError::Unavailable(format!(
+                    "no answer within {} ms",
+                    self.timeout().as_millis()
+                )))
+            })
+    }
+
     /// Connects to the first reachable URI.
     async fn connect(&self) -> Result<Conn, DirectoryError> {
         let mut last = String::from("no directory URI configured");
+        // Each server gets its share of the operation's time, so a hanging first server
+        // leaves time to try the next.
+        let share = self.timeout() / u32::try_from(self.cfg.uris.len().max(1)).unwrap_or(1);
         for uri in &self.cfg.uris {
             let ldaps = uri.to_ascii_lowercase().starts_with("ldaps://");
             let starttls = !ldaps && self.cfg.starttls;
-            let stream = match tcp_connect(uri, ldaps, self.timeout()).await {
+            let stream = match tcp_connect(uri, ldaps, share).await {
                 Ok(s) => s,
                 Err(e) => {
                     warn!(%uri, error = %e, "directory server unreachable, trying the next one");
@@ -82,12 +101,11 @@ impl LdapDirectory {
             };
             let settings = LdapConnSettings::new()
                 .set_config(self.tls.clone())
-                .set_conn_timeout(self.timeout())
+                .set_conn_timeout(share)
                 .set_starttls(starttls)
                 .set_std_stream(ldap3::StdStream::Tcp(stream));
             let attempt =
-                tokio::time::timeout(self.timeout(), LdapConnAsync::with_settings(settings, uri))
-                    .await;
+                tokio::time::timeout(share, LdapConnAsync::with_settings(settings, uri)).await;
             match attempt {
                 Ok(Ok((conn, ldap))) => {
                     ldap3::drive!(conn);
@@ -229,10 +247,10 @@ fn set(v: impl Into<Vec<u8>>) -> HashSet<Vec<u8>> {
     HashSet::from([v.into()])
 }
 
-#[async_trait::async_trait]
-impl Directory for LdapDirectory {
+/// The operations themselves; [`Directory`] bounds each (see there).
+impl LdapDirectory {
     #[instrument(skip_all)]
-    async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+    async fn op_find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
         let mut conn = self.service().await?;
         let attr = &self.cfg.login_attribute;
         let filter = format!(
@@ -304,7 +322,7 @@ impl Directory for LdapDirectory {
     }
 
     #[instrument(skip_all)]
-    async fn bind_as_user(
+    async fn op_bind_as_user(
         &self,
         dn: &str,
         password: &Secret,
@@ -350,7 +368,7 @@ impl Directory for LdapDirectory {
     }
 
     #[instrument(skip_all, fields(flavour = ?self.cfg.flavour))]
-    async fn set_password(
+    async fn op_set_password(
         &self,
         user: &DirectoryUser,
         password: &Secret,
@@ -361,6 +379,7 @@ impl Directory for LdapDirectory {
             conn.close().await;
             return Err(DirectoryError::InsecureTransport);
         }
+        crate::failpoint::delay("directory.slow_write").await;
         let result = self.write_password(&mut conn, user, password).await;
         let result = match result {
             Ok(()) if must_change => {
@@ -396,7 +415,7 @@ impl Directory for LdapDirectory {
     }
 
     #[instrument(skip_all)]
-    async fn password_policy(
+    async fn op_password_policy(
         &self,
         user: &DirectoryUser,
     ) -> Result<DirectoryPasswordPolicy, DirectoryError> {
@@ -477,7 +496,7 @@ impl Directory for LdapDirectory {
     }
 
     #[instrument(skip_all)]
-    async fn lockout(&self, user: &DirectoryUser) -> Result<Lockout, DirectoryError> {
+    async fn op_lockout(&self, user: &DirectoryUser) -> Result<Lockout, DirectoryError> {
         let mut conn = self.service().await?;
         let result = if self.is_ad() {
             self.ad_lockout(&mut conn, user).await
@@ -489,10 +508,7 @@ impl Directory for LdapDirectory {
     }
 
     #[instrument(skip_all)]
-    async fn list_users(
-        &self,
-        attrs: &[String],
-    ) -> Result<Vec<(DirectoryUser, HashMap<String, String>)>, DirectoryError> {
+    async fn op_list_users(&self, attrs: &[String]) -> Result<UserListing, DirectoryError> {
         use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
         let mut conn = self.service().await?;
         let filter = if self.cfg.user_filter.is_empty() {
@@ -546,7 +562,7 @@ impl Directory for LdapDirectory {
         }
     }
 
-    async fn member_of_any(
+    async fn op_member_of_any(
         &self,
         user: &DirectoryUser,
         groups: &[String],
@@ -564,7 +580,7 @@ impl Directory for LdapDirectory {
         result
     }
 
-    async fn password_marker(
+    async fn op_password_marker(
         &self,
         user: &DirectoryUser,
     ) -> Result<Option<String>, DirectoryError> {
@@ -596,7 +612,7 @@ impl Directory for LdapDirectory {
         }
     }
 
-    async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
+    async fn op_unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
         let mut conn = self.service().await?;
         let mods = if self.is_ad() {
             vec![Mod::Replace(b"lockoutTime".to_vec(), set("0"))]
@@ -615,6 +631,69 @@ impl Directory for LdapDirectory {
             rc::BUSY | rc::UNAVAILABLE => Err(DirectoryError::Unavailable(res.text)),
             other => Err(DirectoryError::Protocol(format!("unlock: result {other}"))),
         }
+    }
+}
+
+/// Every operation as a whole — connecting, the TLS handshake, the service bind and the
+/// operation itself — ends within `directory.timeout_ms` (a user listing: each page), so
+/// one call can never take a multiple of it.
+#[async_trait::async_trait]
+impl Directory for LdapDirectory {
+    async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        self.bounded(self.op_find_user(login)).await
+    }
+
+    async fn bind_as_user(
+        &self,
+        dn: &str,
+        password: &Secret,
+    ) -> Result<BindOutcome, DirectoryError> {
+        self.bounded(self.op_bind_as_user(dn, password)).await
+    }
+
+    async fn set_password(
+        &self,
+        user: &DirectoryUser,
+        password: &Secret,
+        must_change: bool,
+    ) -> Result<(), DirectoryError> {
+        self.bounded(self.op_set_password(user, password, must_change))
+            .await
+    }
+
+    async fn password_policy(
+        &self,
+        user: &DirectoryUser,
+    ) -> Result<DirectoryPasswordPolicy, DirectoryError> {
+        self.bounded(self.op_password_policy(user)).await
+    }
+
+    async fn lockout(&self, user: &DirectoryUser) -> Result<Lockout, DirectoryError> {
+        self.bounded(self.op_lockout(user)).await
+    }
+
+    async fn list_users(&self, attrs: &[String]) -> Result<UserListing, DirectoryError> {
+        // Many pages: each has the timeout (see `op_list_users`), not the whole listing.
+        self.op_list_users(attrs).await
+    }
+
+    async fn member_of_any(
+        &self,
+        user: &DirectoryUser,
+        groups: &[String],
+    ) -> Result<bool, DirectoryError> {
+        self.bounded(self.op_member_of_any(user, groups)).await
+    }
+
+    async fn password_marker(
+        &self,
+        user: &DirectoryUser,
+    ) -> Result<Option<String>, DirectoryError> {
+        self.bounded(self.op_password_marker(user)).await
+    }
+
+    async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
+        self.bounded(self.op_unlock(user)).await
     }
 }
 

@@ -24,6 +24,9 @@ pub struct DirectoryUser {
     pub admin_count: bool,
 }
 
+/// Users with the first value of each attribute asked for (see [`Directory::list_users`]).
+pub type UserListing = Vec<(DirectoryUser, std::collections::HashMap<String, String>)>;
+
 /// Why the directory refused a new password. Each maps to a fixed, safe message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PolicyReason {
@@ -154,10 +157,7 @@ pub trait Directory: Send + Sync + 'static {
     ) -> Result<(), DirectoryError>;
     /// Every user under the search base (paged), with the first value of each of `attrs`
     /// the entry has.
-    async fn list_users(
-        &self,
-        attrs: &[String],
-    ) -> Result<Vec<(DirectoryUser, std::collections::HashMap<String, String>)>, DirectoryError>;
+    async fn list_users(&self, attrs: &[String]) -> Result<UserListing, DirectoryError>;
     /// Whether the user is a member of any of `groups` (DNs), directly or through nested
     /// groups (AD: the in-chain matching rule; OpenLDAP: a search per nesting level for
     /// groups whose `member`/`uniqueMember` holds the user or a group found so far).
@@ -186,4 +186,74 @@ pub trait Directory: Send + Sync + 'static {
         &self,
         user: &DirectoryUser,
     ) -> Result<DirectoryPasswordPolicy, DirectoryError>;
+}
+
+/// A directory whose every call ends in time for the current request to answer (see
+/// [`crate::deadline`]): a call still running then fails as `Unavailable`, and the request
+/// answers with that reason instead of being cut off at its deadline. Outside a request
+/// (the password write's own task, prefill) calls are bounded by the directory's own
+/// timeout only.
+pub struct WithinDeadline(pub std::sync::Arc<dyn Directory>);
+
+async fn within<T>(
+    call: impl std::future::Future<Output = Result<T, DirectoryError>>,
+) -> Result<T, DirectoryError> {
+    match crate::deadline::answer_by() {
+        Some(by) => tokio::time::timeout_at(by, call).await.unwrap_or_else(|_| {
+            Err(DirectoryError::Unavailable(
+                "no answer before the request's deadline".into(),
+            ))
+        }),
+        None => call.await,
+    }
+}
+
+#[async_trait::async_trait]
+impl Directory for WithinDeadline {
+    async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        within(self.0.find_user(login)).await
+    }
+    async fn bind_as_user(
+        &self,
+        dn: &str,
+        password: &Secret,
+    ) -> Result<BindOutcome, DirectoryError> {
+        within(self.0.bind_as_user(dn, password)).await
+    }
+    async fn set_password(
+        &self,
+        user: &DirectoryUser,
+        password: &Secret,
+        must_change: bool,
+    ) -> Result<(), DirectoryError> {
+        within(self.0.set_password(user, password, must_change)).await
+    }
+    async fn list_users(&self, attrs: &[String]) -> Result<UserListing, DirectoryError> {
+        within(self.0.list_users(attrs)).await
+    }
+    async fn member_of_any(
+        &self,
+        user: &DirectoryUser,
+        groups: &[String],
+    ) -> Result<bool, DirectoryError> {
+        within(self.0.member_of_any(user, groups)).await
+    }
+    async fn password_marker(
+        &self,
+        user: &DirectoryUser,
+    ) -> Result<Option<String>, DirectoryError> {
+        within(self.0.password_marker(user)).await
+    }
+    async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
+        within(self.0.unlock(user)).await
+    }
+    async fn lockout(&self, user: &DirectoryUser) -> Result<Lockout, DirectoryError> {
+        within(self.0.lockout(user)).await
+    }
+    async fn password_policy(
+        &self,
+        user: &DirectoryUser,
+    ) -> Result<DirectoryPasswordPolicy, DirectoryError> {
+        within(self.0.password_policy(user)).await
+    }
 }

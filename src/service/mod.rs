@@ -100,6 +100,10 @@ pub enum ServiceError {
         "the password was already changed in this reset flow (perhaps by an earlier attempt whose answer was lost); sign in with the password given then, or start a new reset"
     )]
     AlreadyCompleted,
+    #[error(
+        "the outcome of the password change is not known yet (the directory has not confirmed it); call again with the same flow id to learn it — a flow never writes twice"
+    )]
+    OutcomePending,
     #[error("no such user in the directory")]
     UserNotFound,
     #[error("the policy changed meanwhile (now version {0}); read it again and retry")]

@@ -693,7 +693,15 @@ impl Service {
         flow_id: &str,
     ) -> Result<(TokenHash, ResetFlow, tokio::sync::OwnedMutexGuard<()>), ServiceError> {
         let (h, flow) = self.live_flow(flow_id).await?;
-        let guard = self.user_lock(&flow.user_key).lock_owned().await;
+        // Another call holds the lock while it writes (perhaps an earlier attempt of this
+        // flow whose answer was lost): wait for it, but answer before the deadline.
+        let lock = self.user_lock(&flow.user_key).lock_owned();
+        let guard = match crate::deadline::answer_by() {
+            Some(by) => tokio::time::timeout_at(by, lock)
+                .await
+                .map_err(|_| ServiceError::OutcomePending)?,
+            None => lock.await,
+        };
         // Re-read under the lock: a racing call may have completed it.
         let (h, mut flow) = self.live_flow_by_hash(&h).await?;
         if flow.write.is_some() {
@@ -731,11 +739,23 @@ impl Service {
         let Some(intent) = flow.write.clone() else {
             return Ok(flow);
         };
-        let now = self
-            .directory
-            .password_marker(&Self::user_of(&flow))
-            .await?;
-        if now != intent.marker {
+        // A write may have happened: while the directory cannot say, the outcome is pending.
+        if crate::deadline::answer_by()
+            .is_some_and(|by| tokio::time::Instant::now() + WRITE_SETTLE >= by)
+        {
+            return Err(ServiceError::OutcomePending);
+        }
+        let applied = self
+            .write_applied(&Self::user_of(&flow), &intent.marker)
+            .await
+            .map_err(|e| match e {
+                DirectoryError::Unavailable(why) => {
+                    warn!(reason = %why, "cannot decide an interrupted password write yet");
+                    ServiceError::OutcomePending
+                }
+                other => other.into(),
+            })?;
+        if applied {
             self.finish(h, &flow, "the password was reset", true)
                 .await?;
             self.audit(
@@ -760,6 +780,23 @@ impl Service {
         )
         .await;
         Ok(cleared)
+    }
+
+    /// Whether a password write whose outcome is unknown (a crash, a timeout, a lost reply)
+    /// was applied, from the user's password-change marker: changed means applied. An
+    /// unchanged marker is trusted only when it is still unchanged [`WRITE_SETTLE`] later: a
+    /// directory that stalled may still be holding the write it received and apply it the
+    /// moment it runs again — right after, or even while, the first read is answered.
+    async fn write_applied(
+        &self,
+        user: &DirectoryUser,
+        before: &Option<String>,
+    ) -> Result<bool, DirectoryError> {
+        if self.directory.password_marker(user).await? != *before {
+            return Ok(true);
+        }
+        tokio::time::sleep(WRITE_SETTLE).await;
+        Ok(self.directory.password_marker(user).await? != *before)
     }
 
     /// Drops the write intent of a flow whose write certainly did not happen.
@@ -860,12 +897,23 @@ impl Service {
             let _guard = guard;
             this.write_and_commit(h, flow, &password, unlock).await
         });
-        tokio::spawn(work.in_current_span())
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "the password write task failed");
-                Err(ServiceError::DirectoryFailed)
-            })
+        let mut task = tokio::spawn(work.in_current_span());
+        // The answer comes before the request's deadline: if the write has not finished by
+        // then, the client learns the outcome by calling again with the same flow id.
+        let finished = match crate::deadline::answer_by() {
+            Some(by) => match tokio::time::timeout_at(by, &mut task).await {
+                Ok(done) => done,
+                Err(_) => {
+                    warn!("the password write outlasts the request: its outcome is pending");
+                    return Err(ServiceError::OutcomePending);
+                }
+            },
+            None => task.await,
+        };
+        finished.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the password write task failed");
+            Err(ServiceError::DirectoryFailed)
+        })
     }
 
     /// Whether `flow_id` names a flow, not yet expired, that changed the password.
@@ -923,12 +971,7 @@ impl Service {
             // and no bind that could count against the account.
             let applied = match &e {
                 DirectoryError::Refused(_) | DirectoryError::InsecureTransport => Some(false),
-                _ => self
-                    .directory
-                    .password_marker(&user)
-                    .await
-                    .ok()
-                    .map(|now| now != marker),
+                _ => self.write_applied(&user, &marker).await.ok(),
             };
             match applied {
                 Some(true) => {
@@ -951,7 +994,7 @@ impl Service {
                     // Undecidable now: the intent stays; the next attempt decides it.
                     self.audit("reset.complete", &flow.login, "indeterminate", reason)
                         .await;
-                    return Err(ServiceError::DirectoryUnavailable);
+                    return Err(ServiceError::OutcomePending);
                 }
             }
         }
@@ -1035,6 +1078,10 @@ impl Service {
         Ok(())
     }
 }
+
+/// How long an unchanged password-change marker must stay unchanged before a write whose
+/// outcome was unknown counts as not applied (see `Service::write_applied`).
+const WRITE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a flow code's MAC is bound to: the flow and the method.
 fn code_context(flow: &TokenHash, method: Method) -> String {

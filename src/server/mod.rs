@@ -1,6 +1,12 @@
 //! Wiring: opens the store, builds the directory client and the service, and serves gRPC
 //! over TLS with health, optional reflection, request limits, the expiry sweeper, and
 //! systemd readiness / watchdog notifications.
+//!
+//! Every call passes, outermost first: the connection's activity count (`listener`), its
+//! deadline ([`DeadlineLayer`]), the client's identity, role and quota ([`ClientLayer`]),
+//! the wire checks (`api::wire`), then the service it names.
+
+mod listener;
 
 use crate::api::auth::{Access, CertNames};
 use crate::api::{
@@ -15,6 +21,7 @@ use crate::api::{
     reset::ResetApi,
 };
 use crate::config::Config;
+use crate::deadline;
 use crate::delivery::{Deliver, Dispatcher, gateway::Gateway, smtp::SmtpMailer};
 use crate::directory::{Directory, ldap::LdapDirectory};
 use crate::method::{questions::AnswerHasher, totp::Sealer};
@@ -25,7 +32,6 @@ use crate::store::{Store, sled::SledStore};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::TcpIncoming};
 use tracing::{info, warn};
 
 /// Errors that stop the daemon from starting or serving.
@@ -37,8 +43,6 @@ pub enum ServeError {
     Directory(#[from] crate::directory::DirectoryError),
     #[error("setup: {0}")]
     Setup(String),
-    #[error("gRPC server: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }
 
 /// Tells systemd something, when it is listening (`$NOTIFY_SOCKET`); otherwise a no-op.
@@ -62,7 +66,9 @@ pub async fn build_service(
             .await
             .expect("store open task panicked")?,
     );
-    let directory: Arc<dyn Directory> = Arc::new(LdapDirectory::new(cfg.directory.clone())?);
+    let directory: Arc<dyn Directory> = Arc::new(crate::directory::WithinDeadline(Arc::new(
+        LdapDirectory::new(cfg.directory.clone())?,
+    )));
     let email = cfg
         .email
         .as_ref()
@@ -155,17 +161,14 @@ pub async fn serve_with_clocks(
 ) -> Result<(), ServeError> {
     let service = build_service(&cfg, clock, wall).await?;
 
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
-        &cfg.server.tls_cert_pem,
-        cfg.server.tls_key_pem.expose().as_bytes(),
-    ));
-    if let Some(ca) = &cfg.server.client_ca_pem {
-        // Optional at the handshake so a call without a certificate gets a gRPC
-        // UNAUTHENTICATED from the access check instead of a bare TLS failure.
-        tls = tls
-            .client_ca_root(Certificate::from_pem(ca))
-            .client_auth_optional(true);
-    }
+    let tls = Arc::new(
+        crate::tls::server_config(
+            &cfg.server.tls_cert_pem,
+            cfg.server.tls_key_pem.expose().as_bytes(),
+            cfg.server.client_ca_pem.as_deref(),
+        )
+        .map_err(ServeError::Setup)?,
+    );
 
     let (health, health_svc) = tonic_health::server::health_reporter();
     health
@@ -235,25 +238,36 @@ pub async fn serve_with_clocks(
     };
 
     let addr = listener.local_addr().ok();
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let router = Server::builder()
-        .layer(ClientLayer::new(&cfg.server))
-        .layer(crate::api::wire::WireLayer::new(limit))
-        .tls_config(tls)?
-        .timeout(cfg.server.request_timeout)
-        .max_concurrent_streams(cfg.server.max_concurrent_streams)
-        .concurrency_limit_per_connection(cfg.server.max_concurrent_streams as usize)
-        .add_service(health_svc)
-        .add_optional_service(reflection_v1)
-        .add_optional_service(reflection_v1alpha)
+    let mut routes = tonic::service::Routes::new(health_svc)
         .add_service(registration)
         .add_service(reset)
         .add_service(admin);
+    if let (Some(v1), Some(v1alpha)) = (reflection_v1, reflection_v1alpha) {
+        routes = routes.add_service(v1).add_service(v1alpha);
+    }
+    let calls = tower::ServiceBuilder::new()
+        .layer_fn(listener::Activity::new)
+        .layer(DeadlineLayer {
+            timeout: cfg.server.request_timeout,
+        })
+        .layer(ClientLayer::new(&cfg.server))
+        .layer(crate::api::wire::WireLayer::new(limit))
+        .service(routes.prepare());
+    let limits = listener::Limits {
+        max_connections: listener::fit_to_file_limit(cfg.server.max_connections),
+        max_connections_per_address: cfg.server.max_connections_per_address,
+        tls_handshake_timeout: cfg.server.tls_handshake_timeout,
+        idle_timeout: cfg.server.idle_timeout,
+        keepalive_interval: cfg.server.keepalive,
+        max_concurrent_streams: cfg.server.max_concurrent_streams,
+        shutdown_grace: std::time::Duration::from_secs(10),
+    };
 
     info!(
         ?addr,
         reflection = cfg.server.reflection,
         mtls = cfg.server.client_ca_pem.is_some(),
+        max_connections = limits.max_connections,
         "ssprd serving"
     );
     notify(&[
@@ -281,19 +295,18 @@ pub async fn serve_with_clocks(
     let mut failed = service.store().failed();
     let store_failure = Arc::new(std::sync::Mutex::new(None::<String>));
     let noted = store_failure.clone();
-    let result = router
-        .serve_with_incoming_shutdown(incoming, async move {
-            tokio::select! {
-                _ = shutdown => info!("shutting down"),
-                Ok(why) = failed.wait_for(Option::is_some) => {
-                    let why = why.clone().unwrap_or_default();
-                    tracing::error!(reason = %why, "storage failed: stopping");
-                    *noted.lock().expect("lock") = Some(why);
-                }
+    listener::run(listener, tls, calls, limits, async move {
+        tokio::select! {
+            _ = shutdown => info!("shutting down"),
+            Ok(why) = failed.wait_for(Option::is_some) => {
+                let why = why.clone().unwrap_or_default();
+                tracing::error!(reason = %why, "storage failed: stopping");
+                *noted.lock().expect("lock") = Some(why);
             }
-            notify(&[sd_notify::NotifyState::Stopping]);
-        })
-        .await;
+        }
+        notify(&[sd_notify::NotifyState::Stopping]);
+    })
+    .await;
     // Wait for the background tasks to end: the store must be closed when serve returns, so
     // the next daemon (or `ssprd audit`) can open it.
     sweeper.abort();
@@ -305,7 +318,6 @@ pub async fn serve_with_clocks(
         w.abort();
         let _ = w.await;
     }
-    result?;
     if let Some(why) = store_failure.lock().expect("lock").take() {
         return Err(ServeError::Store(crate::store::StoreError::Unavailable(
             why,
@@ -390,12 +402,9 @@ where
 
     fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
         use sha2::Digest;
-        use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-        let info = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
-        let addr = info.and_then(|i| i.get_ref().remote_addr());
-        let der = info
-            .and_then(|i| i.peer_certs())
-            .and_then(|c| c.first().cloned());
+        let info = req.extensions().get::<listener::ConnectInfo>();
+        let addr = info.map(|i| i.remote);
+        let der = info.and_then(|i| i.client_cert.clone());
         let cert = der
             .as_ref()
             .map(|c| hex::encode(sha2::Sha256::digest(c.as_ref()))[..16].to_string());
@@ -434,6 +443,80 @@ where
             return Box::pin(async move { Ok(status.into_http()) });
         }
         Box::pin(crate::service::as_actor(actor, self.inner.call(req)))
+    }
+}
+
+/// Gives every call its deadline — the server's request timeout or the client's
+/// `grpc-timeout`, whichever ends first — which the service answers before (see
+/// [`crate::deadline`]). A call still running at its deadline is answered
+/// `DEADLINE_EXCEEDED` with a reason, never CANCELLED; work it handed to a task of its own
+/// (a password write) goes on.
+#[derive(Clone)]
+struct DeadlineLayer {
+    timeout: std::time::Duration,
+}
+
+impl<S> tower::Layer<S> for DeadlineLayer {
+    type Service = DeadlineService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        DeadlineService {
+            inner,
+            timeout: self.timeout,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct DeadlineService<S> {
+    inner: S,
+    timeout: std::time::Duration,
+}
+
+impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for DeadlineService<S>
+where
+    S: tower::Service<tonic::codegen::http::Request<B>, Response = HttpResponse>,
+    S::Future: Send + 'static,
+{
+    type Response = HttpResponse;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
+        let asked = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(deadline::parse_grpc_timeout);
+        let budget = asked.map_or(self.timeout, |a| a.min(self.timeout));
+        let by = tokio::time::Instant::now() + budget;
+        let call = deadline::scope(by, self.inner.call(req));
+        Box::pin(async move {
+            match tokio::time::timeout_at(by, call).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    warn!(?budget, "a call ran past its deadline");
+                    Ok(crate::api::status(
+                        tonic::Code::DeadlineExceeded,
+                        "DEADLINE_EXCEEDED",
+                        None,
+                        format!(
+                            "the call did not finish within its deadline of {} ms; work it \
+                             started may still complete",
+                            budget.as_millis()
+                        ),
+                    )
+                    .into_http())
+                }
+            }
+        })
     }
 }
 
