@@ -102,6 +102,10 @@ impl SambaAd {
             format!("ncalrpc dir={d}/run/ncalrpc"),
             format!("log file={d}/log/%m.log"),
             "server services=s3fs, rpc, ldap, cldap, kdc, winbindd".into(),
+            // Samba's default RPC range (49152-65535) overlaps Linux's ephemeral ports
+            // (32768-60999): a client socket of an earlier test, even one in TIME_WAIT on
+            // such a port, makes the DC fail to start. 61000 and up are never ephemeral.
+            "rpc server dynamic port range=61000-61999".into(),
             "tls enabled=yes".into(),
             format!("tls keyfile={d}/tls/server.key"),
             format!("tls certfile={d}/tls/server.crt"),
