@@ -237,7 +237,7 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 
 /// Runs one admin command; prints its result; returns the exit code.
 pub fn run(conn: Connection, command: AdminCommand) -> ExitCode {
-    crate::cli::install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

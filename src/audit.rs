@@ -7,12 +7,26 @@
 //! no gaps. A truncated tail cannot be seen from the records alone: keep the head hash that
 //! `ssprd audit verify` prints somewhere else (a ticket, a log server) to detect it.
 
-use crate::store::AuditEvent;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened: one audit event (stored in the chain as an [`AuditRecord`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: u64,
+    pub kind: String,
+    /// Login name as given (for decoys too: the admin sees what was attempted).
+    pub user: String,
+    pub outcome: String,
+    pub reason: String,
+    /// Who asked: the client's name and address and, with mutual TLS, its certificate
+    /// fingerprint.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub actor: String,
+}
 
 /// An audit event as stored: in its place in the chain.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

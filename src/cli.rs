@@ -109,13 +109,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// The one rustls crypto provider of the process.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 pub fn main() -> ExitCode {
-    install_crypto_provider();
+    crate::tls::install_crypto_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Admin {

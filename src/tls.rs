@@ -6,6 +6,12 @@
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use std::sync::Arc;
 
+/// Installs the one rustls crypto provider of the process (ring), first thing in `main`
+/// (idempotent). A second provider in the graph would make rustls panic at run time.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The gRPC server's TLS: `cert_pem` (chain) and `key_pem`, ALPN `h2`, and — with
 /// `client_ca_pem` — client certificates verified against that CA but optional at the
 /// handshake, so a call without one gets a gRPC UNAUTHENTICATED from the role check rather

@@ -19,6 +19,7 @@ mod reset;
 mod sending;
 mod sign_in;
 
+use crate::audit::AuditEvent;
 use crate::delivery::{Channel, Deliver, DeliveryError};
 use crate::directory::{Directory, DirectoryError, PolicyReason};
 use crate::method::contact::{self, ContactKind};
@@ -27,7 +28,7 @@ use crate::policy::{
     MethodPolicy, PolicyContext, QuestionBank, QuestionPolicy, ResetPolicy, Scope, SsprPolicy,
 };
 use crate::secret::Secret;
-use crate::store::{AuditEvent, Registration, Store, StoreError, TokenHash};
+use crate::store::{Registration, Store, StoreError, TokenHash};
 use base64::Engine;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

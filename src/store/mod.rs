@@ -318,21 +318,6 @@ pub struct PendingAttempt {
     pub at: u64,
 }
 
-/// One audit record.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AuditEvent {
-    pub at: u64,
-    pub kind: String,
-    /// Login name as given (for decoys too: the admin sees what was attempted).
-    pub user: String,
-    pub outcome: String,
-    pub reason: String,
-    /// Who asked: the client's name and address and, with mutual TLS, its certificate
-    /// fingerprint.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub actor: String,
-}
-
 /// A notification waiting in the outbox.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OutboxItem {
@@ -423,7 +408,7 @@ pub trait Store: Send + Sync + 'static {
     /// Appends an event to the hash chain (appends are serialised).
     async fn append_audit(
         &self,
-        event: &AuditEvent,
+        event: &crate::audit::AuditEvent,
     ) -> Result<crate::audit::AuditRecord, StoreError>;
     /// The chain's anchor and its records in order.
     async fn audit_log(

@@ -7,10 +7,10 @@
 //! not delivered yet), and `meta` with the `schema_version`, `audit_anchor` and `sspr_policy` keys. Every write is flushed (on tokio's blocking pool) before it returns.
 
 use super::{
-    AuditEvent, Counters, FlowState, OutboxItem, Registration, RegistrationSession, ResetFlow,
-    Store, StoreError, TokenHash,
+    Counters, FlowState, OutboxItem, Registration, RegistrationSession, ResetFlow, Store,
+    StoreError, TokenHash,
 };
-use crate::audit::{Anchor, AuditRecord};
+use crate::audit::{Anchor, AuditEvent, AuditRecord};
 use base64::Engine;
 use serde::{Serialize, de::DeserializeOwned};
 use std::os::unix::fs::OpenOptionsExt;

@@ -22,7 +22,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Installs the process-wide rustls provider (idempotent).
 pub fn init() {
-    ssprd::cli::install_crypto_provider();
+    ssprd::tls::install_crypto_provider();
 }
 
 /// A directory the scenarios can run against.
