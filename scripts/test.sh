@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it: run as root on Debian 12 with Rust.
 # Installs the Debian packages it needs when missing (slapd, Samba AD DC, aiosmtpd, ...),
-# then checks formatting, lints and the dependency policy (cargo-deny, installed when missing),
+# then checks formatting, lints, the dependency policy (cargo-deny, installed when missing) and
+# that no import cycle joins the crate's modules,
 # runs every test against real servers started by the
 # project's own harness on 127.0.0.1 (the Samba AD DC needs root for its fixed ports), and
 # runs each fuzz target for a few seconds (nightly toolchain).
@@ -16,6 +17,10 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo deny"
 scripts/deny.sh
+echo "== module cycles"
+# Fails when an import cycle between the crate's top-level modules comes back (it runs
+# again with the other tests below; here it fails fast).
+cargo test --locked --test module_cycles
 echo "== cargo test"
 # The Samba AD tests fail instead of skipping when they cannot run.
 export SSPRD_REQUIRE_SAMBA="${SSPRD_REQUIRE_SAMBA:-1}"

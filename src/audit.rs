@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::path::PathBuf;
 
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -223,6 +224,56 @@ fn journald_field(out: &mut Vec<u8>, key: &str, value: &str) {
         out.extend_from_slice(value.as_bytes());
     }
     out.push(b'\n');
+}
+
+/// The `[audit]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAudit {
+    /// Days audit records are kept (0 = forever). Older records are pruned from the start of
+    /// the hash chain; the chain stays verifiable from the last pruned record.
+    pub retention_days: u64,
+    /// Also copy every record to "syslog" or "journald" as it is appended (unset: no).
+    pub forward: Option<ForwardKind>,
+    /// The socket to send to (default: /dev/log, or journald's /run/systemd/journal/socket).
+    pub forward_socket: Option<PathBuf>,
+}
+
+impl Default for RawAudit {
+    fn default() -> Self {
+        Self {
+            retention_days: 365,
+            forward: None,
+            forward_socket: None,
+        }
+    }
+}
+
+/// The checked `[audit]` section.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// Records older than this are pruned (`None`: kept forever).
+    pub retention: Option<std::time::Duration>,
+    /// Where records are copied as they are appended.
+    pub forward: Option<(ForwardKind, PathBuf)>,
+}
+
+impl RawAudit {
+    /// The `[audit]` section has nothing that can be wrong (any retention is valid).
+    pub fn settings(&self) -> AuditSettings {
+        AuditSettings {
+            retention: (self.retention_days > 0)
+                .then(|| std::time::Duration::from_secs(self.retention_days * 86_400)),
+            forward: self.forward.map(|k| {
+                (
+                    k,
+                    self.forward_socket
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from(k.default_socket())),
+                )
+            }),
+        }
+    }
 }
 
 #[cfg(test)]

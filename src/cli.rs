@@ -2,7 +2,8 @@
 //! `ssprd admin` (see
 //! [`crate::admin_cli`]), `ssprd demo`.
 
-use crate::config::{self, Config, DEFAULT_CONFIG_PATH, LogFormat};
+use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
+use crate::logging::LogFormat;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,17 +87,6 @@ pub enum AuditCommand {
 const EXIT_CONFIG: u8 = 78;
 const EXIT_DATAERR: u8 = 65;
 
-fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
 fn load(path: &std::path::Path) -> Result<Config, String> {
     let raw = config::load(path, true).map_err(|e| e.to_string())?;
     raw.validate().map_err(|e| e.to_string())
@@ -135,7 +125,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            init_logging(cfg.log.format, &cfg.log.level);
+            crate::logging::init(cfg.log.format, &cfg.log.level);
             runtime().block_on(async move {
                 let listener = match tokio::net::TcpListener::bind(cfg.server.listen).await {
                     Ok(l) => l,
@@ -176,7 +166,7 @@ pub fn main() -> ExitCode {
             backup(&raw.store.path, command)
         }
         Command::Demo { port, keep } => {
-            init_logging(LogFormat::Text, "info");
+            crate::logging::init(LogFormat::Text, "info");
             runtime().block_on(crate::testbed::demo(port, keep))
         }
     }

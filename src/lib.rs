@@ -7,35 +7,57 @@
 //! `AdminService` (and `ssprd admin`).
 //!
 //! # Layout
-//! - [`cli`]: command line (`serve`, `check-config`, `audit`, `backup`, `admin`, `demo`).
-//! - [`admin_cli`]: `ssprd admin …`, the gRPC client of `AdminService`.
-//! - [`config`]: figment layers (defaults < TOML < `SSPRD_*`), validation, secret files.
-//! - [`secret`]: the redacting, zeroizing [`secret::Secret`] type.
+//! Modules form layers; each imports only from layers above it in this list (no import
+//! cycles — `tests/module_cycles.rs` fails when one comes back). Each module owns its
+//! configuration section (its raw form, defaults and checks); [`config`] only composes them.
+//!
+//! Leaves, importing nothing of the crate:
+//! - [`secret`]: the redacting, zeroizing [`secret::Secret`] type, and
+//!   [`secret::SecretSource`] (a secret file or systemd credential).
+//! - [`problems`]: the list of configuration problems every section's check adds to.
 //! - [`deadline`]: the deadline of the request being served, which work for it answers
 //!   before.
-//! - [`policy`]: the SSPR policy document (scope, methods and migration, admin and
-//!   registration rules), reset limits, question counts, the question bank.
-//! - [`flow`]: pure flow decisions (question draws, decoys, throttling) — no IO.
-//! - [`lockout`]: pure decisions of the sign-in guard, which keeps the failed binds ssprd
-//!   causes below the directory's lockout threshold.
-//! - [`method`]: verification methods (questions, one-time codes, TOTP, contact values).
-//! - [`service`]: the use cases; executes flow decisions against store and directory.
-//! - [`store`]: the [`store::Store`] trait and its sled implementation.
-//! - [`audit`]: the hash-chained audit log, its verification, syslog/journald forwarding.
-//! - [`directory`]: the [`directory::Directory`] trait, ldap3 implementation, flavour quirks.
-//! - [`api`]: tonic adapters, client roles (`api::auth`), and the single `ServiceError` →
-//!   `Status` mapping.
-//! - [`server`]: the HTTP/2 listener with connection caps, TLS handshake and idle timeouts
-//!   (`server::listener`), call deadlines, client identity and roles, health, reflection,
-//!   sweeper, outbox worker, systemd notify and watchdog.
-//! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook),
-//!   each message with an id that stays the same on every attempt; reset codes go out in the
-//!   background (`service::sending`), notifications wait in the store's outbox
-//!   (`service::notify`).
 //! - [`failpoint`]: crash and fault points for the crash and fault tests (debug builds only).
-//! - [`tls`]: the rustls configurations: the client side shared by outbound connections, and
-//!   the gRPC server's.
+//! - [`tls`]: the rustls configurations (the client side shared by outbound connections, the
+//!   gRPC server's), the one crypto provider, PEM files.
+//! - [`audit`]: the audit record, its hash chain and verification, syslog/journald
+//!   forwarding; `[audit]`.
+//!
+//! Domain pieces:
+//! - [`method`]: verification methods (questions, one-time codes, TOTP, contact values);
+//!   `[authenticator]`.
+//! - [`password`]: local password rules, common and breached passwords; `[password]`.
+//! - [`logging`]: log output; `[log]`.
+//! - [`policy`]: the SSPR policy document (scope, methods and migration, admin and
+//!   registration rules), reset limits, question counts, the question bank; `[policy]`.
+//! - [`directory`]: the [`directory::Directory`] trait, ldap3 implementation, flavour quirks;
+//!   `[directory]`.
+//! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook),
+//!   each message with an id that stays the same on every attempt; `[email]`, `[gateway]`.
+//! - [`store`]: the [`store::Store`] trait and its sled implementation; `[store]`.
+//! - [`flow`]: pure flow decisions (question draws, decoys, throttling, attempt budget) — no
+//!   IO.
+//! - [`lockout`]: pure decisions of the sign-in guard, which keeps the failed binds ssprd
+//!   causes below the directory's lockout threshold; `[sign_in]`.
+//!
+//! Use cases and their adapters:
+//! - [`service`]: the use cases; executes flow decisions against store and directory. Reset
+//!   codes go out in the background (`service::sending`), notifications wait in the store's
+//!   outbox (`service::notify`); `[outbox]`, `[prefill]`.
+//! - [`api`]: tonic adapters, client roles (`api::auth`), wire checks (`api::wire`), and the
+//!   single `ServiceError` → `Status` mapping.
+//! - [`grpc`]: the gRPC endpoint: the HTTP/2 listener with connection caps, TLS handshake and
+//!   idle timeouts (`grpc::listener`), call deadlines, client identity, roles and quotas,
+//!   health, reflection; `[server]`, `[[clients]]`.
+//!
+//! The process:
+//! - [`config`]: figment layers (defaults < TOML < `SSPRD_*`) and the composition of every
+//!   section's check.
+//! - [`server`]: the daemon: builds everything from the checked configuration, runs the
+//!   sweeper and outbox worker, serves the endpoint, systemd notify and watchdog.
 //! - [`testbed`]: a throwaway slapd with a demo directory (used by `ssprd demo` and tests).
+//! - [`admin_cli`]: `ssprd admin …`, the gRPC client of `AdminService`.
+//! - [`cli`]: command line (`serve`, `check-config`, `audit`, `backup`, `admin`, `demo`).
 
 pub mod admin_cli;
 pub mod api;
@@ -47,10 +69,13 @@ pub mod delivery;
 pub mod directory;
 pub mod failpoint;
 pub mod flow;
+pub mod grpc;
 pub mod lockout;
+pub mod logging;
 pub mod method;
 pub mod password;
 pub mod policy;
+pub mod problems;
 pub mod secret;
 pub mod server;
 pub mod service;

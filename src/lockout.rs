@@ -13,7 +13,9 @@
 //! password.
 
 use crate::directory::Lockout;
+use crate::problems::Problems;
 use crate::store::{PendingAttempt, SignInCounters};
+use serde::{Deserialize, Serialize};
 
 /// The threshold assumed when the directory's lockout policy cannot be read: the lowest in
 /// common use. Grant the service account read access to the policy instead of relying on it.
@@ -158,6 +160,54 @@ pub fn settle(
         BindResult::Neutral => {}
     }
     c
+}
+
+/// The sign-in guard: every check of a user's current password (a bind as the user) stays
+/// below the directory's own lockout threshold (see `lockout`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSignIn {
+    /// ssprd stops this many failed binds short of the directory's lockout threshold
+    /// (ppolicy `pwdMaxFailure`, AD `lockoutThreshold` or the user's fine-grained policy),
+    /// read for each sign-in (1-10).
+    pub lockout_margin: u32,
+    /// Failed sign-ins per account when the directory never locks accounts (1-100).
+    pub max_failures: u32,
+    /// Shortest block after the failures are used up, in minutes; also how long ssprd counts
+    /// a failure when the directory counts them until a successful bind (1-10080).
+    pub block_minutes: u64,
+}
+
+impl Default for RawSignIn {
+    fn default() -> Self {
+        Self {
+            lockout_margin: 1,
+            max_failures: 5,
+            block_minutes: 30,
+        }
+    }
+}
+
+impl RawSignIn {
+    /// Checks the `[sign_in]` section into `p`.
+    pub fn validate(&self, p: &mut Problems) -> SignInPolicy {
+        if !(1..=10).contains(&self.lockout_margin) {
+            p.bad(
+                "sign_in.lockout_margin",
+                format!(
+                    "{} is outside 1..=10 (0 would let the last failure lock the account)",
+                    self.lockout_margin
+                ),
+            );
+        }
+        p.in_range("sign_in.max_failures", self.max_failures, 1, 100);
+        p.in_range("sign_in.block_minutes", self.block_minutes, 1, 10_080);
+        SignInPolicy {
+            lockout_margin: self.lockout_margin,
+            max_failures: self.max_failures,
+            block_secs: self.block_minutes * 60,
+        }
+    }
 }
 
 #[cfg(test)]

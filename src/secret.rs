@@ -4,7 +4,9 @@
 //! and implements neither `Serialize` nor `Clone`-into-plain-string conversions. The only
 //! way to read it is [`Secret::expose`], which makes every use greppable.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 /// A secret string.
@@ -49,6 +51,66 @@ impl From<String> for Secret {
     }
 }
 
+/// Where a secret comes from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SecretSource {
+    /// A file holding the secret (trailing newline stripped).
+    File(PathBuf),
+    /// A systemd credential name, read from `$CREDENTIALS_DIRECTORY/<name>`.
+    Credential(String),
+}
+
+impl SecretSource {
+    fn path(&self) -> Result<PathBuf, String> {
+        match self {
+            SecretSource::File(p) => Ok(p.clone()),
+            SecretSource::Credential(name) => {
+                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                    return Err(format!("credential name {name:?} is not a plain file name"));
+                }
+                let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+                    format!(
+                        "credential {name:?} requested but $CREDENTIALS_DIRECTORY is not set \
+                         (use LoadCredential= in the systemd unit, or {{ file = \"...\" }})"
+                    )
+                })?;
+                Ok(Path::new(&dir).join(name))
+            }
+        }
+    }
+
+    /// `source` as configured, else the systemd credential `name`.
+    pub fn or_credential(source: &Option<SecretSource>, name: &str) -> SecretSource {
+        source
+            .clone()
+            .unwrap_or_else(|| SecretSource::Credential(name.into()))
+    }
+
+    /// Reads the secret. World-readable files produce a warning.
+    pub fn read(&self) -> Result<Secret, String> {
+        let path = self.path()?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+        warn_if_world_readable(&path);
+        let mut text = String::from_utf8(bytes)
+            .map_err(|_| format!("secret file {} is not UTF-8", path.display()))?;
+        while text.ends_with('\n') || text.ends_with('\r') {
+            text.pop();
+        }
+        Ok(Secret::new(text))
+    }
+}
+
+fn warn_if_world_readable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o004 != 0
+    {
+        tracing::warn!(path = %path.display(), "secret file is world-readable; chmod o-r it");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +122,13 @@ mod tests {
         assert_eq!(format!("{s}"), "[REDACTED]");
         assert_eq!(format!("{:?}", Some(&s)), "Some([REDACTED])");
         assert_eq!(s.expose(), "hunter2-canary");
+    }
+
+    #[test]
+    fn credential_names_are_plain() {
+        let e = SecretSource::Credential("../etc/shadow".into())
+            .read()
+            .unwrap_err();
+        assert!(e.contains("not a plain file name"), "{e}");
     }
 }

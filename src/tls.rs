@@ -12,6 +12,17 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// Reads a PEM file that must hold at least one `label` block (e.g. `CERTIFICATE`), for
+/// the configuration's certificate and CA files.
+pub fn read_pem(path: &std::path::Path, label: &str) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let marker = format!("-----BEGIN {label}-----");
+    if !String::from_utf8_lossy(&bytes).contains(&marker) {
+        return Err(format!("{} holds no PEM {label}", path.display()));
+    }
+    Ok(bytes)
+}
+
 /// The gRPC server's TLS: `cert_pem` (chain) and `key_pem`, ALPN `h2`, and — with
 /// `client_ca_pem` — client certificates verified against that CA but optional at the
 /// handshake, so a call without one gets a gRPC UNAUTHENTICATED from the role check rather

@@ -3,7 +3,7 @@
 use super::pb::{self, registration_service_server::RegistrationService};
 use super::{method_from_pb, method_pb};
 use crate::method::contact::ContactKind;
-use crate::policy::{MAX_ANSWER_CHARS, MIN_ANSWER_CHARS};
+use crate::method::questions::{MAX_ANSWER_CHARS, MIN_ANSWER_CHARS};
 use crate::secret::Secret;
 use crate::service::{RegistrationStatus, Service};
 use std::sync::Arc;

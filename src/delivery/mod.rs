@@ -5,10 +5,12 @@
 //! the server made (codes, lifetimes): never from request metadata.
 
 pub mod gateway;
+pub mod settings;
 pub mod smtp;
 
 use crate::method::contact::{self, ContactKind};
 use crate::secret::Secret;
+pub use settings::{EmailConfig, RawEmail, RawGateway, SmtpTls};
 
 /// Where a message goes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

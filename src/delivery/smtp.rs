@@ -1,8 +1,8 @@
 //! Email over SMTP with lettre: STARTTLS or implicit TLS (rustls, optional private CA),
 //! authentication from a credential file, a connection pool, and text + HTML templates.
 
+use super::settings::{EmailConfig, SmtpTls};
 use super::{Content, DeliveryError};
-use crate::config::{EmailConfig, SmtpTls};
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},

@@ -6,12 +6,12 @@
 //! within the configured timeout (a paged user listing: each page). Passwords only ever cross a TLS connection
 //! (`ldaps://` or StartTLS); `allow_insecure` only admits lookups on plain LDAP.
 
+use super::settings::{DirectoryConfig, Flavour, OpenldapPasswordWrite};
 use super::{
     BindOutcome, Directory, DirectoryError, DirectoryPasswordPolicy, DirectoryUser, Lockout,
     UserListing, active_directory as ad,
     openldap::{self, PPOLICY_OID, PpolicyError},
 };
-use crate::config::{DirectoryConfig, Flavour, OpenldapPasswordWrite};
 use crate::secret::Secret;
 use ldap3::{
     Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Mod, Scope, SearchEntry,

@@ -7,8 +7,10 @@
 pub mod active_directory;
 pub mod ldap;
 pub mod openldap;
+pub mod settings;
 
 use crate::secret::Secret;
+pub use settings::{DirectoryConfig, Flavour, OpenldapPasswordWrite, RawDirectory};
 
 /// A user found in the directory. The DN always comes from a search, never from input.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,5 @@
 //! Security questions: answer normalisation and argon2id hashing on a bounded blocking pool.
 
-use crate::policy::{MAX_ANSWER_CHARS, MIN_ANSWER_CHARS};
 use crate::secret::Secret;
 use argon2::{
     Argon2,
@@ -9,6 +8,10 @@ use argon2::{
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
+
+/// Answer length bounds, in characters after normalisation.
+pub const MIN_ANSWER_CHARS: usize = 3;
+pub const MAX_ANSWER_CHARS: usize = 40;
 
 /// Why an answer is not acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

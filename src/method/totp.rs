@@ -5,12 +5,14 @@
 //! cannot be moved to another account. A code is accepted within ±1 step of the server's
 //! clock (client time is never used), and only for a step later than the last accepted one.
 
-use crate::secret::Secret;
+use crate::problems::Problems;
+use crate::secret::{Secret, SecretSource};
 use base64::Engine;
 use chacha20poly1305::{
     ChaCha20Poly1305, Key, KeyInit, Nonce,
     aead::{Aead, Payload},
 };
+use serde::{Deserialize, Serialize};
 use totp_rs::{Algorithm, Builder};
 use zeroize::Zeroizing;
 
@@ -178,6 +180,45 @@ pub fn secret_from_uri(uri: &str) -> Option<Vec<u8>> {
     totp_rs::Secret::try_from_base32(b32)
         .ok()
         .map(|s| s.as_bytes().to_vec())
+}
+
+/// The `[authenticator]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuthenticator {
+    /// Issuer shown in the authenticator app.
+    pub issuer: String,
+    /// Key sealing TOTP secrets at rest (32 bytes, hex or base64). Default: the systemd
+    /// credential `totp-key`. Keep it outside the database and back it up separately.
+    pub key: Option<SecretSource>,
+}
+
+impl Default for RawAuthenticator {
+    fn default() -> Self {
+        Self {
+            issuer: "ssprd".into(),
+            key: None,
+        }
+    }
+}
+
+impl RawAuthenticator {
+    /// Checks the section into `p` when a key is configured or `enabled` (a policy names
+    /// the authenticator method): the issuer, and the sealing key text.
+    pub fn validate(&self, p: &mut Problems, enabled: bool) -> Option<(String, Secret)> {
+        if !enabled && self.key.is_none() {
+            return None;
+        }
+        let key = SecretSource::or_credential(&self.key, "totp-key")
+            .read()
+            .and_then(|k| Sealer::from_key_text(&k).map(|_| k))
+            .map_err(|er| p.bad("authenticator.key", er))
+            .ok();
+        if self.issuer.trim().is_empty() {
+            p.bad("authenticator.issuer", "must not be empty");
+        }
+        key.map(|k| (self.issuer.trim().to_string(), k))
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@
 //! breached-password list (SHA-1, sorted, binary-searched).
 
 pub mod common;
+pub mod settings;
 
 use crate::secret::Secret;
+pub use settings::RawPassword;
 use sha1::{Digest, Sha1};
 use std::fs::File;
 use std::io;

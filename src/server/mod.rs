@@ -1,27 +1,9 @@
-//! Wiring: opens the store, builds the directory client and the service, and serves gRPC
-//! over TLS with health, optional reflection, request limits, the expiry sweeper, and
-//! systemd readiness / watchdog notifications.
-//!
-//! Every call passes, outermost first: the connection's activity count (`listener`), its
-//! deadline ([`DeadlineLayer`]), the client's identity, role and quota ([`ClientLayer`]),
-//! the wire checks (`api::wire`), then the service it names.
+//! The daemon: opens the store, builds the directory client, the deliveries and the
+//! service from the checked [`Config`], runs the expiry sweeper and the outbox worker, and
+//! serves the gRPC endpoint ([`crate::grpc`]) with systemd readiness, watchdog and stopping
+//! notifications. A store that can no longer write stops it.
 
-mod listener;
-
-use crate::api::auth::{Access, CertNames};
-use crate::api::{
-    FILE_DESCRIPTOR_SET,
-    admin::AdminApi,
-    pb::{
-        admin_service_server::AdminServiceServer,
-        registration_service_server::RegistrationServiceServer,
-        reset_service_server::ResetServiceServer,
-    },
-    registration::RegistrationApi,
-    reset::ResetApi,
-};
 use crate::config::Config;
-use crate::deadline;
 use crate::delivery::{Deliver, Dispatcher, gateway::Gateway, smtp::SmtpMailer};
 use crate::directory::{Directory, ldap::LdapDirectory};
 use crate::method::{questions::AnswerHasher, totp::Sealer};
@@ -170,44 +152,6 @@ pub async fn serve_with_clocks(
         .map_err(ServeError::Setup)?,
     );
 
-    let (health, health_svc) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<RegistrationServiceServer<RegistrationApi>>()
-        .await;
-    health.set_serving::<ResetServiceServer<ResetApi>>().await;
-    health.set_serving::<AdminServiceServer<AdminApi>>().await;
-
-    // Both reflection versions: grpcurl up to 1.8 and many tools still ask v1alpha.
-    let (reflection_v1, reflection_v1alpha) = if cfg.server.reflection {
-        let builder = || {
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        };
-        let v1 = builder()
-            .build_v1()
-            .map_err(|e| ServeError::Setup(format!("reflection: {e}")))?;
-        let v1alpha = builder()
-            .build_v1alpha()
-            .map_err(|e| ServeError::Setup(format!("reflection: {e}")))?;
-        (Some(v1), Some(v1alpha))
-    } else {
-        (None, None)
-    };
-
-    let limit = cfg.server.max_request_bytes;
-    let registration = RegistrationServiceServer::new(RegistrationApi {
-        service: service.clone(),
-    })
-    .max_decoding_message_size(limit);
-    let reset = ResetServiceServer::new(ResetApi {
-        service: service.clone(),
-    })
-    .max_decoding_message_size(limit);
-    let admin = AdminServiceServer::new(AdminApi {
-        service: service.clone(),
-    })
-    .max_decoding_message_size(limit);
     let outbox = tokio::spawn(service.clone().run_outbox(cfg.outbox));
 
     // Expired flows and sessions are deleted in the background.
@@ -237,75 +181,36 @@ pub async fn serve_with_clocks(
         })
     };
 
-    let addr = listener.local_addr().ok();
-    let mut routes = tonic::service::Routes::new(health_svc)
-        .add_service(registration)
-        .add_service(reset)
-        .add_service(admin);
-    if let (Some(v1), Some(v1alpha)) = (reflection_v1, reflection_v1alpha) {
-        routes = routes.add_service(v1).add_service(v1alpha);
-    }
-    let calls = tower::ServiceBuilder::new()
-        .layer_fn(listener::Activity::new)
-        .layer(DeadlineLayer {
-            timeout: cfg.server.request_timeout,
-        })
-        .layer(ClientLayer::new(&cfg.server))
-        .layer(crate::api::wire::WireLayer::new(limit))
-        .service(routes.prepare());
-    let limits = listener::Limits {
-        max_connections: listener::fit_to_file_limit(cfg.server.max_connections),
-        max_connections_per_address: cfg.server.max_connections_per_address,
-        tls_handshake_timeout: cfg.server.tls_handshake_timeout,
-        idle_timeout: cfg.server.idle_timeout,
-        keepalive_interval: cfg.server.keepalive,
-        max_concurrent_streams: cfg.server.max_concurrent_streams,
-        shutdown_grace: std::time::Duration::from_secs(10),
-    };
-
-    info!(
-        ?addr,
-        reflection = cfg.server.reflection,
-        mtls = cfg.server.client_ca_pem.is_some(),
-        max_connections = limits.max_connections,
-        "ssprd serving"
-    );
-    notify(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status("serving"),
-    ]);
-    // Watchdog pings at half the interval systemd asks for, from READY on.
-    let watchdog = match sd_notify::watchdog_enabled() {
-        Some(interval) if cfg.server.watchdog => {
-            let every = interval / 2;
-            info!(?every, "systemd watchdog enabled");
-            Some(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    notify(&[sd_notify::NotifyState::Watchdog]);
-                }
-            }))
-        }
-        _ => None,
-    };
-
     // A store that can no longer make writes durable stops the daemon (systemd restarts it,
     // and it starts again from what is on disk once the disk has room).
     let mut failed = service.store().failed();
     let store_failure = Arc::new(std::sync::Mutex::new(None::<String>));
     let noted = store_failure.clone();
-    listener::run(listener, tls, calls, limits, async move {
-        tokio::select! {
-            _ = shutdown => info!("shutting down"),
-            Ok(why) = failed.wait_for(Option::is_some) => {
-                let why = why.clone().unwrap_or_default();
-                tracing::error!(reason = %why, "storage failed: stopping");
-                *noted.lock().expect("lock") = Some(why);
+    let mut watchdog = None;
+    let served = crate::grpc::serve(
+        &cfg.server,
+        service.clone(),
+        tls,
+        listener,
+        || {
+            notify(&[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status("serving"),
+            ]);
+            watchdog = start_watchdog(cfg.server.watchdog);
+        },
+        async move {
+            tokio::select! {
+                _ = shutdown => info!("shutting down"),
+                Ok(why) = failed.wait_for(Option::is_some) => {
+                    let why = why.clone().unwrap_or_default();
+                    tracing::error!(reason = %why, "storage failed: stopping");
+                    *noted.lock().expect("lock") = Some(why);
+                }
             }
-        }
-        notify(&[sd_notify::NotifyState::Stopping]);
-    })
+            notify(&[sd_notify::NotifyState::Stopping]);
+        },
+    )
     .await;
     // Wait for the background tasks to end: the store must be closed when serve returns, so
     // the next daemon (or `ssprd audit`) can open it.
@@ -318,6 +223,7 @@ pub async fn serve_with_clocks(
         w.abort();
         let _ = w.await;
     }
+    served.map_err(ServeError::Setup)?;
     if let Some(why) = store_failure.lock().expect("lock").take() {
         return Err(ServeError::Store(crate::store::StoreError::Unavailable(
             why,
@@ -327,197 +233,19 @@ pub async fn serve_with_clocks(
     Ok(())
 }
 
-type ClientLimiter = governor::DefaultKeyedRateLimiter<String>;
-type OwnLimiter = governor::DefaultDirectRateLimiter;
-
-/// Identifies the client of every request and decides whether it may make the call:
-/// the certificate is mapped to a configured client and its role ([`Access`]); the call's
-/// path is checked against the role; the client's quota is applied (its own, else the
-/// per-client default keyed by certificate, else by IP address); and the request runs with
-/// an actor name for the audit log — `name ip:port cert:<first 16 hex of the SHA-256 of the
-/// certificate>`.
-#[derive(Clone)]
-struct ClientLayer {
-    access: Arc<Access>,
-    limiter: Option<Arc<ClientLimiter>>,
-    /// Per configured client: its own quota, when it has one.
-    own: Arc<Vec<Option<OwnLimiter>>>,
-}
-
-impl ClientLayer {
-    fn new(server: &crate::config::ServerConfig) -> Self {
-        let own = server
-            .access
-            .clients
-            .iter()
-            .map(|c| {
-                c.requests_per_minute
-                    .and_then(std::num::NonZeroU32::new)
-                    .map(|n| governor::RateLimiter::direct(governor::Quota::per_minute(n)))
-            })
-            .collect();
-        Self {
-            access: Arc::new(server.access.clone()),
-            limiter: std::num::NonZeroU32::new(server.per_client_requests_per_minute)
-                .map(|n| Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(n)))),
-            own: Arc::new(own),
+/// Watchdog pings at half the interval systemd asks for, from READY on (when `enabled` and
+/// systemd asks).
+fn start_watchdog(enabled: bool) -> Option<tokio::task::JoinHandle<()>> {
+    let interval = sd_notify::watchdog_enabled().filter(|_| enabled)?;
+    let every = interval / 2;
+    info!(?every, "systemd watchdog enabled");
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            notify(&[sd_notify::NotifyState::Watchdog]);
         }
-    }
-}
-
-impl<S> tower::Layer<S> for ClientLayer {
-    type Service = ClientService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ClientService {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-struct ClientService<S> {
-    inner: S,
-    layer: ClientLayer,
-}
-
-type HttpResponse = tonic::codegen::http::Response<tonic::body::Body>;
-
-impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for ClientService<S>
-where
-    S: tower::Service<tonic::codegen::http::Request<B>, Response = HttpResponse>,
-    S::Future: Send + 'static,
-{
-    type Response = HttpResponse;
-    type Error = S::Error;
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, S::Error>> + Send>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
-        use sha2::Digest;
-        let info = req.extensions().get::<listener::ConnectInfo>();
-        let addr = info.map(|i| i.remote);
-        let der = info.and_then(|i| i.client_cert.clone());
-        let cert = der
-            .as_ref()
-            .map(|c| hex::encode(sha2::Sha256::digest(c.as_ref()))[..16].to_string());
-        let names = der
-            .as_ref()
-            .map(|d| CertNames::from_der(d.as_ref()).unwrap_or_default());
-        let who = self.layer.access.identify(names.as_ref());
-        let mut actor = addr.map_or_else(|| "unknown".to_string(), |a| a.to_string());
-        if !who.client.is_empty() {
-            actor = format!("{} {actor}", who.client);
-        }
-        if let Some(fp) = &cert {
-            actor.push_str(&format!(" cert:{fp}"));
-        }
-        let path = req.uri().path().to_string();
-        if let Err(status) = self.layer.access.check(&who, der.is_some(), &path) {
-            warn!(client = %actor, role = who.role.name(), %path, "call refused by role");
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
-        let own = who
-            .rule
-            .and_then(|i| self.layer.own.get(i))
-            .and_then(Option::as_ref);
-        let limited = match (own, &self.layer.limiter) {
-            (Some(own), _) => own.check().is_err(),
-            (None, Some(limiter)) => {
-                let key =
-                    cert.unwrap_or_else(|| addr.map_or_else(String::new, |a| a.ip().to_string()));
-                limiter.check_key(&key).is_err()
-            }
-            (None, None) => false,
-        };
-        if limited {
-            warn!(client = %actor, "per-client rate limit reached");
-            let status: tonic::Status = crate::service::ServiceError::ClientRateLimited.into();
-            return Box::pin(async move { Ok(status.into_http()) });
-        }
-        Box::pin(crate::service::as_actor(actor, self.inner.call(req)))
-    }
-}
-
-/// Gives every call its deadline — the server's request timeout or the client's
-/// `grpc-timeout`, whichever ends first — which the service answers before (see
-/// [`crate::deadline`]). A call still running at its deadline is answered
-/// `DEADLINE_EXCEEDED` with a reason, never CANCELLED; work it handed to a task of its own
-/// (a password write) goes on.
-#[derive(Clone)]
-struct DeadlineLayer {
-    timeout: std::time::Duration,
-}
-
-impl<S> tower::Layer<S> for DeadlineLayer {
-    type Service = DeadlineService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        DeadlineService {
-            inner,
-            timeout: self.timeout,
-        }
-    }
-}
-
-#[derive(Clone)]
-struct DeadlineService<S> {
-    inner: S,
-    timeout: std::time::Duration,
-}
-
-impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for DeadlineService<S>
-where
-    S: tower::Service<tonic::codegen::http::Request<B>, Response = HttpResponse>,
-    S::Future: Send + 'static,
-{
-    type Response = HttpResponse;
-    type Error = S::Error;
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, S::Error>> + Send>>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: tonic::codegen::http::Request<B>) -> Self::Future {
-        let asked = req
-            .headers()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(deadline::parse_grpc_timeout);
-        let budget = asked.map_or(self.timeout, |a| a.min(self.timeout));
-        let by = tokio::time::Instant::now() + budget;
-        let call = deadline::scope(by, self.inner.call(req));
-        Box::pin(async move {
-            match tokio::time::timeout_at(by, call).await {
-                Ok(answer) => answer,
-                Err(_) => {
-                    warn!(?budget, "a call ran past its deadline");
-                    Ok(crate::api::status(
-                        tonic::Code::DeadlineExceeded,
-                        "DEADLINE_EXCEEDED",
-                        None,
-                        format!(
-                            "the call did not finish within its deadline of {} ms; work it \
-                             started may still complete",
-                            budget.as_millis()
-                        ),
-                    )
-                    .into_http())
-                }
-            }
-        })
-    }
+    }))
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -14,6 +14,7 @@ use crate::method::contact::{self, ContactKind};
 use crate::policy::SsprPolicy;
 use crate::secret::Secret;
 use crate::store::{Contact, Registration};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tracing::{instrument, warn};
 
@@ -96,6 +97,53 @@ pub struct PrefillMap {
     pub mobile: String,
     pub office: String,
     pub alternate_email: String,
+}
+
+/// Directory attributes `ssprd admin prefill` copies into users' contacts (empty: skip).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPrefill {
+    pub email: String,
+    pub mobile: String,
+    pub office: String,
+    /// e.g. AD `otherMailbox`; not set by default.
+    pub alternate_email: String,
+}
+
+impl Default for RawPrefill {
+    fn default() -> Self {
+        Self {
+            email: "mail".into(),
+            mobile: "mobile".into(),
+            office: "telephoneNumber".into(),
+            alternate_email: String::new(),
+        }
+    }
+}
+
+impl RawPrefill {
+    /// Checks the `[prefill]` section into `p`: each entry names an attribute or is empty.
+    pub fn validate(&self, p: &mut crate::problems::Problems) -> PrefillMap {
+        for (key, attr) in [
+            ("prefill.email", &self.email),
+            ("prefill.mobile", &self.mobile),
+            ("prefill.office", &self.office),
+            ("prefill.alternate_email", &self.alternate_email),
+        ] {
+            let ok = attr.is_empty()
+                || (attr.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+            if !ok {
+                p.bad(key, format!("{attr:?} is not an attribute name"));
+            }
+        }
+        PrefillMap {
+            email: self.email.clone(),
+            mobile: self.mobile.clone(),
+            office: self.office.clone(),
+            alternate_email: self.alternate_email.clone(),
+        }
+    }
 }
 
 /// Progress of a prefill.

@@ -13,7 +13,7 @@
 
 pub mod admin;
 mod notify;
-pub use notify::OutboxPolicy;
+pub use notify::{OutboxPolicy, RawOutbox};
 mod registration;
 mod reset;
 mod sending;

@@ -13,9 +13,46 @@ use super::Service;
 use crate::delivery::{Channel, Content, DeliveryError, Notice};
 use crate::method::contact::ContactKind;
 use crate::store::{OutboxItem, Registration};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
+
+/// The `[outbox]` section: delivery of notifications from the durable outbox.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOutbox {
+    /// Longest wait between two delivery attempts (the wait doubles from 1 s; 1-3600).
+    pub max_retry_interval_secs: u64,
+    /// Undelivered notifications are dropped after this many hours (1-720).
+    pub give_up_hours: u64,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        Self {
+            max_retry_interval_secs: 300,
+            give_up_hours: 72,
+        }
+    }
+}
+
+impl RawOutbox {
+    /// Checks the `[outbox]` section into `p`.
+    pub fn validate(&self, p: &mut crate::problems::Problems) -> OutboxPolicy {
+        p.in_range(
+            "outbox.max_retry_interval_secs",
+            self.max_retry_interval_secs,
+            1,
+            3600,
+        );
+        p.in_range("outbox.give_up_hours", self.give_up_hours, 1, 720);
+        OutboxPolicy {
+            max_retry_interval_secs: self.max_retry_interval_secs,
+            give_up_after_secs: self.give_up_hours * 3600,
+        }
+    }
+}
 
 /// Outbox retry settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,9 +8,11 @@
 pub mod sled;
 
 use crate::method::{Method, contact::ContactKind};
+use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::path::PathBuf;
 
 /// SHA-256 of a bearer token (flow id, registration token): the only form stored.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -449,4 +451,38 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes flows and sessions that expired at or before `now`; returns how many.
     async fn sweep(&self, now: u64) -> Result<usize, StoreError>;
+}
+
+/// The `[store]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStore {
+    pub path: PathBuf,
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            path: "/var/lib/ssprd/db".into(),
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+impl RawStore {
+    /// Checks the section into `p`: the database path, and how often expired entries are
+    /// swept.
+    pub fn validate(&self, p: &mut Problems) -> (PathBuf, std::time::Duration) {
+        if self.path.as_os_str().is_empty() {
+            p.bad("store.path", "must not be empty");
+        }
+        if self.sweep_interval_secs == 0 {
+            p.bad("store.sweep_interval_secs", "must be at least 1");
+        }
+        (
+            self.path.clone(),
+            std::time::Duration::from_secs(self.sweep_interval_secs),
+        )
+    }
 }

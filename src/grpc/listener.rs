@@ -201,7 +201,7 @@ impl Drop for Registered {
 
 /// The connection cap that fits the process's open-file limit: the soft limit is raised
 /// toward the hard one when the cap needs it, and the cap is lowered (with a warning) when
-/// even that is not enough — half of what remains after [`FD_RESERVE`] goes to client
+/// even that is not enough — half of what remains after `FD_RESERVE` goes to client
 /// connections, the other half to the outbound connections their calls open.
 pub fn fit_to_file_limit(max_connections: usize) -> usize {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};

@@ -1,9 +1,11 @@
 //! The SSPR policy model: limits and lifetimes of flows, security-question counts, and the
 //! question bank (predefined questions plus the administrator's custom ones).
 
-use crate::config::RawCustomQuestion;
+pub mod settings;
+
 use crate::method::{Factor, Method};
 use serde::{Deserialize, Serialize};
+pub use settings::{RawCodes, RawCustomQuestion, RawPolicy, RawQuestions};
 
 /// Reset and registration limits (validated; see `config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,9 +79,6 @@ pub struct QuestionPolicy {
     pub reset_count: usize,
 }
 
-/// Answer length bounds, in characters after normalisation.
-pub const MIN_ANSWER_CHARS: usize = 3;
-pub const MAX_ANSWER_CHARS: usize = 40;
 /// Custom question bounds.
 pub const MAX_CUSTOM_QUESTIONS: usize = 20;
 pub const MIN_QUESTION_CHARS: usize = 3;
