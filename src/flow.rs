@@ -197,7 +197,6 @@ mod tests {
 
     fn policy() -> ResetPolicy {
         ResetPolicy {
-            methods_required: 1,
             session_ttl_secs: 900,
             registration_ttl_secs: 600,
             attempts_per_flow: 3,

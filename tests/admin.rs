@@ -1045,3 +1045,33 @@ async fn admin_cli_against_a_running_daemon() {
     assert_eq!(o.status.code(), Some(69), "{}", out(&o));
     e.stop().await;
 }
+
+/// Issue 11 item 4: an admin reset goes through the self-service write protocol and closes
+/// the user's open self-service flows — a flow verified before it can no longer set a
+/// password over the administrator's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reset_closes_the_users_open_flows() {
+    let mut e = env(|_| {}).await;
+    let login = e.registered("closeflows").await;
+    let first = e.c.verified_flow(&login).await;
+    let second = e.c.verified_flow(&login).await;
+    let given = "Closed-Flows-5678";
+    e.admin()
+        .reset_user_password(pb::ResetUserPasswordRequest {
+            username: login.clone(),
+            new_password: given.into(),
+            no_change_required: true,
+            ..Default::default()
+        })
+        .await
+        .expect("the admin reset");
+    for flow in [&first, &second] {
+        let err =
+            e.c.complete(flow, "Self-Service-9012", false)
+                .await
+                .unwrap_err();
+        assert_eq!(support::reason(&err), "FLOW_INVALID", "{err:?}");
+    }
+    assert!(e.ldap.can_bind(&login, given).await);
+    e.stop().await;
+}

@@ -9,7 +9,7 @@ mod support;
 use ssprd::api::pb;
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{Daemon, OpenLdap, TestDirectory, scenarios, unique};
 use tokio::net::{TcpSocket, TcpStream};
@@ -30,7 +30,12 @@ fn raise_own_file_limit() {
 }
 
 /// The daemon binary under `prlimit --nofile=N:N`, its log in `log`.
-fn spawn_limited(cfg: &Path, nofile: u32, failpoint: Option<&str>, log: &Path) -> Child {
+fn spawn_limited(
+    cfg: &Path,
+    nofile: u32,
+    failpoint: Option<&str>,
+    log: &Path,
+) -> scenarios::Spawned {
     let mut c = Command::new("prlimit");
     c.arg(format!("--nofile={nofile}:{nofile}"))
         .arg(env!("CARGO_BIN_EXE_ssprd"))
@@ -43,7 +48,7 @@ fn spawn_limited(cfg: &Path, nofile: u32, failpoint: Option<&str>, log: &Path) -
     if let Some(fp) = failpoint {
         c.env("SSPRD_FAILPOINT", fp);
     }
-    c.spawn().expect("prlimit (util-linux) runs the daemon")
+    scenarios::Spawned(c.spawn().expect("prlimit (util-linux) runs the daemon"))
 }
 
 /// CPU time (user + system) the process has used, in seconds.

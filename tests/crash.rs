@@ -6,15 +6,205 @@
 
 mod support;
 
-use support::{Daemon, OpenLdap, TestDirectory, reason, scenarios, unique};
+use ssprd::api::pb;
+use support::{Certs, Daemon, OpenLdap, TestDirectory, reason, scenarios, unique};
 use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+/// The frozen-directory test times its SIGSTOP into a 150 ms window and gives the directory
+/// 300 ms: it runs alone (write), the other tests of this file beside each other (read).
+static ALONE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// The (outcome, reason) of every audit record of `kind`, in order, from a stopped daemon's
+/// store (`ssprd audit export`).
+fn audit_outcomes(cfg: &std::path::Path, kind: &str) -> Vec<(String, String)> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ssprd"))
+        .args(["audit", "export", "--config"])
+        .arg(cfg)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["event"]["kind"] == kind)
+        .map(|l| {
+            let e = &l["event"];
+            (
+                e["outcome"].as_str().unwrap().into(),
+                e["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+/// An AdminService client of a spawned daemon, presenting `cert`.
+fn admin_client(
+    port: u16,
+    ca: &str,
+    cert: &ssprd::testbed::CertPair,
+) -> pb::admin_service_client::AdminServiceClient<Channel> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name("localhost")
+        .identity(Identity::from_pem(&cert.cert_pem, &cert.key_pem));
+    let ch = Channel::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect_lazy();
+    pb::admin_service_client::AdminServiceClient::new(ch)
+}
+
+fn admin_reset(login: &str, password: &str) -> pb::ResetUserPasswordRequest {
+    pb::ResetUserPasswordRequest {
+        username: login.into(),
+        new_password: password.into(),
+        no_change_required: true,
+        ..Default::default()
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_reset_survives_a_crash_at_every_step() {
+    let _beside = ALONE.read().await;
     support::init();
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
     scenarios::crash_consistency(&ldap, work.path()).await;
+}
+
+/// Issue 11 item 4: an administrator's reset (ResetUserPassword) follows the same write
+/// protocol as CompleteReset. The real binary is aborted at each step of the admin's write
+/// while the user has a verified self-service flow open; after the restart the cut-off
+/// write is decided from the directory before anything else writes the user's password:
+/// not written — the user's own reset goes through; written — the admin's reset stands, it
+/// closed the user's flow, and the audit says how it was decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reset_survives_a_crash_at_every_step() {
+    let _beside = ALONE.read().await;
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let base = tempfile::tempdir().unwrap();
+    for point in [
+        "complete.intent",
+        "complete.after_write",
+        "complete.after_commit",
+    ] {
+        let work = tempfile::tempdir_in(base.path()).unwrap();
+        let (mut raw, ca, port, cfg) = Daemon::config_file(work.path(), &ldap);
+        let certs = Certs::install(&mut raw, work.path());
+        std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+        let login = unique("admincrash");
+        let (old, given, own, later) = (
+            "AdminCrash-Old-1234",
+            "AdminCrash-Given-5678",
+            "AdminCrash-Own-9012",
+            "AdminCrash-Later-3456",
+        );
+        ldap.create_user(&login, old).await;
+
+        let mut daemon = scenarios::spawn_daemon(&cfg, Some(point));
+        let mut c = scenarios::connect_daemon(port, &ca).await;
+        c.register(&login, old).await;
+        let flow = c.verified_flow(&login).await;
+        let e = admin_client(port, &ca, &certs.admin)
+            .reset_user_password(admin_reset(&login, given))
+            .await
+            .unwrap_err();
+        eprintln!("{point}: the admin saw {:?}", e.code());
+        let status = daemon.wait().unwrap();
+        assert!(!status.success(), "{point}: the daemon aborted");
+
+        daemon = scenarios::spawn_daemon(&cfg, None);
+        let mut c = scenarios::connect_daemon(port, &ca).await;
+        let expected = match point {
+            "complete.intent" => {
+                assert!(ldap.can_bind(&login, old).await, "{point}: nothing changed");
+                let done = c.complete(&flow, own, false).await;
+                assert!(done.is_ok(), "{point}: the user's flow is usable: {done:?}");
+                assert!(ldap.can_bind(&login, own).await);
+                vec![("failure".to_string(), "write_not_applied".to_string())]
+            }
+            "complete.after_write" => {
+                assert!(ldap.can_bind(&login, given).await, "{point}: written");
+                // Decided before the user's write: it stands, and closed the user's flow.
+                let e = c.complete(&flow, own, false).await.unwrap_err();
+                assert_eq!(reason(&e), "FLOW_INVALID", "{point}: {e:?}");
+                assert!(
+                    ldap.can_bind(&login, given).await,
+                    "{point}: not overwritten"
+                );
+                vec![(
+                    "success".to_string(),
+                    "resolved_after_interruption".to_string(),
+                )]
+            }
+            _ => {
+                assert!(ldap.can_bind(&login, given).await, "{point}: written");
+                let e = c.complete(&flow, own, false).await.unwrap_err();
+                assert_eq!(reason(&e), "FLOW_INVALID", "{point}: the flow was closed");
+                vec![("success".to_string(), String::new())]
+            }
+        };
+        // A later admin reset goes through as usual.
+        admin_client(port, &ca, &certs.admin)
+            .reset_user_password(admin_reset(&login, later))
+            .await
+            .unwrap_or_else(|e| panic!("{point}: a later admin reset: {e:?}"));
+        assert!(ldap.can_bind(&login, later).await, "{point}");
+        scenarios::stop_daemon(daemon);
+        let mut all = expected;
+        all.push(("success".into(), String::new()));
+        assert_eq!(audit_outcomes(&cfg, "admin.reset"), all, "{point}");
+    }
+}
+
+/// Issue 11 item 4: an admin reset whose write outlasts the request's deadline answers
+/// OUTCOME_PENDING before it; the write goes on and is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reset_outlasting_its_deadline_loses_nothing() {
+    let _beside = ALONE.read().await;
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (mut raw, ca, port, cfg) = Daemon::config_file(work.path(), &ldap);
+    raw.server.request_timeout_ms = 2_000;
+    raw.directory.timeout_ms = 1_500;
+    let certs = Certs::install(&mut raw, work.path());
+    std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+    let login = unique("admindeadline");
+    let (old, given) = ("AdminSlow-Old-1234", "AdminSlow-Given-5678");
+    ldap.create_user(&login, old).await;
+
+    let daemon = scenarios::spawn_daemon(&cfg, Some("complete.slow_write"));
+    let mut c = scenarios::connect_daemon(port, &ca).await;
+    c.register(&login, old).await;
+    let started = std::time::Instant::now();
+    let e = admin_client(port, &ca, &certs.admin)
+        .reset_user_password(admin_reset(&login, given))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert_eq!(reason(&e), "OUTCOME_PENDING", "{e:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let mut changed = false;
+    for _ in 0..100 {
+        if ldap.can_bind(&login, given).await {
+            changed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(changed, "the write went on after the deadline");
+    // Give the task a moment to record the outcome, then read the audit log.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    scenarios::stop_daemon(daemon);
+    assert_eq!(
+        audit_outcomes(&cfg, "admin.reset"),
+        [("success".to_string(), String::new())]
+    );
 }
 
 /// Reliability item 13, the crash window of the outbox: the real binary aborted right after
@@ -23,6 +213,7 @@ async fn complete_reset_survives_a_crash_at_every_step() {
 /// receiver can tell it is the same message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_sent_again_after_a_crash_has_the_same_message_id() {
+    let _beside = ALONE.read().await;
     support::init();
     let ldap = OpenLdap::start().await;
     let smtp = ssprd::testbed::SmtpSink::start().await.expect("SMTP sink");
@@ -91,6 +282,7 @@ async fn a_notification_sent_again_after_a_crash_has_the_same_message_id() {
 /// no bind as the user — so the reset succeeds once and the flow is spent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_reply_to_the_write_is_decided_from_the_directory() {
+    let _beside = ALONE.read().await;
     support::init();
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
@@ -112,27 +304,8 @@ async fn a_lost_reply_to_the_write_is_decided_from_the_directory() {
     assert!(ldap.can_bind(&login, new).await, "no second write");
     scenarios::stop_daemon(daemon);
     // The audit trail shows the lost reply and how it was decided.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ssprd"))
-        .args(["audit", "export", "--config"])
-        .arg(&cfg)
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let outcomes: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|l| l["event"]["kind"] == "reset.complete")
-        .map(|l| {
-            let e = &l["event"];
-            (
-                e["outcome"].as_str().unwrap().into(),
-                e["reason"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
     assert_eq!(
-        outcomes,
+        audit_outcomes(&cfg, "reset.complete"),
         [
             ("indeterminate".into(), "resolved_applied".into()),
             ("success".into(), String::new())
@@ -148,6 +321,7 @@ async fn a_lost_reply_to_the_write_is_decided_from_the_directory() {
 /// changed, and nothing is written again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_expiring_mid_write_loses_nothing() {
+    let _beside = ALONE.read().await;
     support::init();
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
@@ -202,6 +376,7 @@ async fn a_deadline_expiring_mid_write_loses_nothing() {
 /// (RESET_ALREADY_COMPLETED when the frozen write went through after all, else it writes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_reset_on_a_frozen_directory_always_answers_with_a_reason() {
+    let _alone = ALONE.write().await;
     support::init();
     let ldap = OpenLdap::start().await;
     let slapd = ldap.slapd.pid().expect("slapd runs") as i32;
@@ -225,7 +400,7 @@ async fn complete_reset_on_a_frozen_directory_always_answers_with_a_reason() {
             .env("RUST_LOG", "warn")
             .env("SSPRD_FAILPOINT", "directory.slow_write")
             .env("SSPRD_FAILPOINT_DELAY_MS", "150");
-        let child = cmd.spawn().unwrap();
+        let child = scenarios::Spawned(cmd.spawn().unwrap());
         c = scenarios::connect_daemon(port, &ca).await;
         child
     };

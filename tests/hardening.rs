@@ -185,7 +185,7 @@ async fn acknowledged_writes_survive_kill_9() {
     let pw = "Durable-Pass-1234";
     ldap.create_user(&login, pw).await;
 
-    let kill9 = |mut child: std::process::Child| {
+    let kill9 = |mut child: scenarios::Spawned| {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     };

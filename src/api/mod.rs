@@ -59,6 +59,7 @@ pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
         E::PolicyConflict(_) => (Code::Aborted, "POLICY_VERSION_CONFLICT"),
         E::InvalidPolicy(_) => (Code::InvalidArgument, "POLICY_INVALID"),
         E::ClientRateLimited => (Code::ResourceExhausted, "CLIENT_RATE_LIMITED"),
+        E::Contended => (Code::Aborted, "CONCURRENT_UPDATE"),
     }
 }
 

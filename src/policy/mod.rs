@@ -10,7 +10,6 @@ pub use settings::{RawCodes, RawCustomQuestion, RawPolicy, RawQuestions};
 /// Reset and registration limits (validated; see `config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResetPolicy {
-    pub methods_required: u32,
     pub session_ttl_secs: u64,
     pub registration_ttl_secs: u64,
     pub attempts_per_flow: u32,
@@ -41,8 +40,6 @@ pub struct MethodPolicy {
     pub sms_alone_not_allowed: bool,
     /// Delay before a method changed by a registered user can be used for reset.
     pub cooloff_secs: u64,
-    /// Tell the user's confirmed contacts about every self-service reset and unlock.
-    pub notify_on_reset: bool,
     pub codes: CodePolicy,
 }
 
@@ -480,7 +477,6 @@ impl SsprPolicy {
             required,
             questions_not_only: self.questions_not_only_method,
             sms_alone_not_allowed: self.sms_alone_not_allowed,
-            notify_on_reset: self.notify_users,
             ..base.clone()
         })
     }
@@ -519,7 +515,6 @@ mod tests {
             questions_not_only: true,
             sms_alone_not_allowed: true,
             cooloff_secs: 0,
-            notify_on_reset: true,
             codes: CodePolicy {
                 length: 8,
                 ttl_secs: 300,

@@ -338,7 +338,6 @@ impl RawPolicy {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         PolicySettings {
             reset: ResetPolicy {
-                methods_required: self.methods_required,
                 session_ttl_secs: self.reset_session_minutes * 60,
                 registration_ttl_secs: self.registration_token_minutes * 60,
                 attempts_per_flow: self.attempts_per_flow,
@@ -358,7 +357,6 @@ impl RawPolicy {
                 questions_not_only: self.questions_not_only_method,
                 sms_alone_not_allowed: self.sms_alone_not_allowed,
                 cooloff_secs: self.new_method_cooloff_hours * 3600,
-                notify_on_reset: self.notify_on_reset,
                 codes: CodePolicy {
                     length: self.codes.length as usize,
                     ttl_secs: self.codes.lifetime_minutes * 60,

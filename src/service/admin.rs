@@ -6,6 +6,7 @@
 //! Unlike the self-service calls, these answer NOT_FOUND for an unknown user: the caller is
 //! an authenticated administrator.
 
+use super::reset::WriteOptions;
 use super::{RegistrationStatus, Service, ServiceError, check_login, check_new_password};
 use crate::delivery::{Channel, Notice};
 use crate::directory::DirectoryUser;
@@ -13,10 +14,10 @@ use crate::method::Method;
 use crate::method::contact::{self, ContactKind};
 use crate::policy::SsprPolicy;
 use crate::secret::Secret;
-use crate::store::{Contact, Registration};
+use crate::store::{Contact, FlowState, Registration, ResetFlow, TokenHash};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 /// What an administrator sees of a user.
 #[derive(Debug, Clone)]
@@ -437,9 +438,14 @@ impl Service {
     /// change at next sign-in; optionally unlocks and emails instructions (never the
     /// password) to the alternate email. The user's contacts are told; when the user is an
     /// administrator, every administrator is told too.
+    ///
+    /// The write follows the self-service protocol (`write_and_commit`): cancellation-safe,
+    /// an unknown outcome decided from the user's password-change marker or answered
+    /// OUTCOME_PENDING, and the user's open self-service flows are closed. An admin reset
+    /// cut off earlier is decided before the next write for the user.
     #[instrument(skip_all)]
     pub async fn admin_reset(
-        &self,
+        self: &Arc<Self>,
         login: &str,
         req: AdminResetRequest,
     ) -> Result<AdminResetOutcome, ServiceError> {
@@ -455,30 +461,41 @@ impl Service {
             None => (generate_password(), true),
         };
         let standing = self.standing(&self.sspr(), &user).await?;
-        let _guard = self.user_lock(&user.id).lock_owned().await;
-        if let Err(e) = self
-            .directory
-            .set_password(&user, &password, req.must_change)
-            .await
-        {
-            self.audit("admin.reset", &user.login, "failure", "directory")
-                .await;
-            return Err(e.into());
-        }
-        let mut unlocked = false;
-        if req.unlock {
-            match self.directory.unlock(&user).await {
-                Ok(()) => unlocked = true,
-                Err(e) => warn!(error = %e, "password set but unlock failed"),
-            }
-        }
-        self.audit(
-            "admin.reset",
-            &user.login,
-            "success",
-            if req.must_change { "must_change" } else { "" },
-        )
-        .await;
+        // The same write protocol as a self-service reset, with a flow of its own that
+        // nobody is given: its write intent is durable before the directory is touched, and
+        // closing it closes the user's open self-service flows.
+        let guard = self.lock_user_in_time(&user.id).await?;
+        self.settle_writes(&user.id, None).await?;
+        let now = self.now();
+        let flow = ResetFlow {
+            user_key: user.id.clone(),
+            login: user.login.clone(),
+            display_name: user.display_name.clone(),
+            dn: user.dn.clone(),
+            decoy: false,
+            admin: standing.admin,
+            created_at: now,
+            expires_at: now + self.policy.session_ttl_secs,
+            methods_required: 0,
+            questions_drawn: vec![],
+            verified: vec![],
+            failed_attempts: 0,
+            state: FlowState::Open,
+            offered: vec![],
+            codes: vec![],
+            sends: 0,
+            write: None,
+            password_changed: false,
+            by_admin: true,
+        };
+        let h = TokenHash::of(&super::new_token());
+        self.store.put_flow(&h, &flow).await?;
+        let opts = WriteOptions {
+            must_change: req.must_change,
+            unlock: req.unlock,
+            verify_by_bind: false,
+        };
+        let done = self.write_in_task(guard, h, flow, &password, opts).await?;
         let reg = self.store.registration(&user.id).await?;
         let mut instructions_queued = false;
         if req.notify_alternate_email
@@ -495,17 +512,6 @@ impl Service {
             .await;
             instructions_queued = true;
         }
-        if let Some(reg) = &reg
-            && self.sspr().notify_users
-        {
-            self.notify_contacts(
-                reg,
-                Notice::AccountRecovered {
-                    what: "the password was reset by an administrator".into(),
-                },
-            )
-            .await;
-        }
         if standing.admin {
             self.alert_admins(&user.login, "the password was reset by an administrator")
                 .await;
@@ -513,7 +519,7 @@ impl Service {
         Ok(AdminResetOutcome {
             generated: generated.then_some(password),
             must_change: req.must_change,
-            unlocked,
+            unlocked: done.unlocked,
             instructions_queued,
         })
     }

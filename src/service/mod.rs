@@ -12,6 +12,7 @@
 //! - `sign_in`: the guard every check of a user's current password goes through.
 
 pub mod admin;
+mod cas;
 mod notify;
 pub use notify::{OutboxPolicy, RawOutbox};
 mod registration;
@@ -113,6 +114,8 @@ pub enum ServiceError {
     InvalidPolicy(Vec<(String, String)>),
     #[error("this client sends too many requests; slow down")]
     ClientRateLimited,
+    #[error("the record was changed by too many concurrent updates; try again")]
+    Contended,
 }
 
 impl ServiceError {
@@ -127,6 +130,10 @@ impl ServiceError {
 
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::Contended(_) = e {
+            warn!(error = %e, "store update contended");
+            return Self::Contended;
+        }
         tracing::error!(error = %e, "store error");
         Self::StoreUnavailable
     }
@@ -517,10 +524,6 @@ impl Service {
         (self.wall_clock)()
     }
 
-    pub fn code_length(&self) -> usize {
-        self.base.codes.length
-    }
-
     /// The SSPR policy in force now.
     pub fn sspr(&self) -> Arc<SsprPolicy> {
         self.sspr.read().expect("policy lock poisoned").clone()
@@ -582,14 +585,15 @@ impl Service {
         &self.store
     }
 
-    /// Applies `change` to a user's registration (created if absent) with compare-and-swap,
-    /// retried on a concurrent update. Returns (before, after).
+    /// Applies `change` to a user's registration (created if absent) with compare-and-swap
+    /// ([`cas::Races`]). Returns (before, after).
     async fn modify_registration(
         &self,
         user_id: &str,
         login: &str,
         change: impl Fn(&mut Registration),
     ) -> Result<(Option<Registration>, Registration), ServiceError> {
+        let mut races = cas::Races::new("registration");
         loop {
             let before = self.store.registration(user_id).await?;
             let t = self.now();
@@ -605,6 +609,7 @@ impl Service {
             {
                 return Ok((before, after));
             }
+            races.lost().await?;
         }
     }
 

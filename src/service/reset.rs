@@ -184,6 +184,7 @@ impl Service {
             sends: 0,
             write: None,
             password_changed: false,
+            by_admin: false,
         };
         let counters = self.store.counters(&flow.user_key).await?;
         if flow::blocked(&counters, t) {
@@ -645,6 +646,7 @@ impl Service {
         let Some(sealer) = &self.sealer else {
             return Ok(false);
         };
+        let mut races = super::cas::Races::new("registration");
         loop {
             let Some(reg) = self.store.registration(user_id).await? else {
                 return Ok(false);
@@ -656,6 +658,7 @@ impl Service {
                 warn!("authenticator secret cannot be opened (wrong totp key?)");
                 return Ok(false);
             };
+            // Checked against the step stored now: a code a racing call accepted is refused.
             let Some(step) = totp::check(
                 &secret,
                 submitted.expose(),
@@ -671,6 +674,7 @@ impl Service {
             if self.store.swap_registration(Some(&reg), &next).await? {
                 return Ok(true);
             }
+            races.lost().await?;
         }
     }
 
@@ -695,17 +699,16 @@ impl Service {
         let (h, flow) = self.live_flow(flow_id).await?;
         // Another call holds the lock while it writes (perhaps an earlier attempt of this
         // flow whose answer was lost): wait for it, but answer before the deadline.
-        let lock = self.user_lock(&flow.user_key).lock_owned();
-        let guard = match crate::deadline::answer_by() {
-            Some(by) => tokio::time::timeout_at(by, lock)
-                .await
-                .map_err(|_| ServiceError::OutcomePending)?,
-            None => lock.await,
-        };
+        let guard = self.lock_user_in_time(&flow.user_key).await?;
         // Re-read under the lock: a racing call may have completed it.
         let (h, mut flow) = self.live_flow_by_hash(&h).await?;
         if flow.write.is_some() {
             flow = self.resolve_write(&h, flow).await?;
+        }
+        // Another flow's write (or an administrator's) that was cut off is decided before
+        // this one may write; if it changed the password, this flow was closed with it.
+        if self.settle_writes(&flow.user_key, Some(&h)).await? {
+            return Err(ServiceError::FlowInvalid);
         }
         self.check_not_blocked(&flow).await?;
         let mp = self.methods_or_none(flow.admin);
@@ -724,6 +727,50 @@ impl Service {
             return Err(ServiceError::NotVerified(why));
         }
         Ok((h, flow, guard))
+    }
+
+    /// The user's lock, for a password write and its commit: waits for a call that holds it,
+    /// but answers (OUTCOME_PENDING) before the request's deadline.
+    pub(super) async fn lock_user_in_time(
+        &self,
+        user_key: &str,
+    ) -> Result<tokio::sync::OwnedMutexGuard<()>, ServiceError> {
+        let lock = self.user_lock(user_key).lock_owned();
+        match crate::deadline::answer_by() {
+            Some(by) => tokio::time::timeout_at(by, lock)
+                .await
+                .map_err(|_| ServiceError::OutcomePending),
+            None => Ok(lock.await),
+        }
+    }
+
+    /// Decides the cut-off password writes of the user's open flows (self-service or an
+    /// administrator's), except `except`, before a new write — so that a marker moved by
+    /// the new write is never taken for theirs. Says whether one of them changed the
+    /// password. Called under the user's lock.
+    pub(super) async fn settle_writes(
+        &self,
+        user_key: &str,
+        except: Option<&TokenHash>,
+    ) -> Result<bool, ServiceError> {
+        let mut changed = false;
+        for other in self.store.flows_of(user_key).await? {
+            if Some(&other) == except {
+                continue;
+            }
+            let Some(f) = self.store.flow(&other).await? else {
+                continue;
+            };
+            if f.state != FlowState::Open || f.write.is_none() {
+                continue;
+            }
+            match self.resolve_write(&other, f).await {
+                Ok(_) | Err(ServiceError::FlowInvalid) => {}
+                Err(ServiceError::AlreadyCompleted) => changed = true,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(changed)
     }
 
     /// Decides a password write that was interrupted (a crash, or an error that left the
@@ -756,10 +803,10 @@ impl Service {
                 other => other.into(),
             })?;
         if applied {
-            self.finish(h, &flow, "the password was reset", true)
+            self.finish(h, &flow, written_what(&flow, false), true)
                 .await?;
             self.audit(
-                "reset.complete",
+                write_kind(&flow),
                 &flow.login,
                 "success",
                 "resolved_after_interruption",
@@ -767,13 +814,12 @@ impl Service {
             .await;
             return Err(ServiceError::AlreadyCompleted);
         }
-        let mut cleared = flow.clone();
-        cleared.write = None;
+        let cleared = without_write(&flow);
         if !self.store.swap_flow(h, &flow, &cleared).await? {
             return Err(ServiceError::FlowInvalid);
         }
         self.audit(
-            "reset.complete",
+            write_kind(&flow),
             &flow.login,
             "failure",
             "write_not_applied",
@@ -799,16 +845,40 @@ impl Service {
         Ok(self.directory.password_marker(user).await? != *before)
     }
 
-    /// Drops the write intent of a flow whose write certainly did not happen.
+    /// Drops the write intent of a flow whose write certainly did not happen: a
+    /// self-service flow is usable again, an administrator's reset is over.
     async fn clear_write(&self, h: &TokenHash, pending: &ResetFlow) -> Result<(), ServiceError> {
-        let mut cleared = pending.clone();
-        cleared.write = None;
-        self.store.swap_flow(h, pending, &cleared).await?;
+        let intent = pending.write.clone();
+        self.change_flow(h, |f| (f.write == intent).then(|| without_write(f)))
+            .await?;
         Ok(())
     }
 
+    /// Applies `change` to the stored flow `h` with compare-and-swap ([`super::cas`]):
+    /// `change` decides from the flow as stored (`None`: leave it). Whether it was applied.
+    async fn change_flow(
+        &self,
+        h: &TokenHash,
+        change: impl Fn(&ResetFlow) -> Option<ResetFlow>,
+    ) -> Result<bool, ServiceError> {
+        let mut races = super::cas::Races::new("flow");
+        loop {
+            let Some(current) = self.store.flow(h).await? else {
+                return Ok(false);
+            };
+            let Some(next) = change(&current) else {
+                return Ok(false);
+            };
+            if self.store.swap_flow(h, &current, &next).await? {
+                return Ok(true);
+            }
+            races.lost().await?;
+        }
+    }
+
     /// Spends the flow, closes the user's other open flows (a reset ends every other attempt
-    /// in progress), resets the failure counters, and tells the user's confirmed contacts.
+    /// in progress), resets the failure counters (after a self-service reset; an
+    /// administrator lifts a block with ClearBlock), and tells the user's confirmed contacts.
     async fn finish(
         &self,
         h: &TokenHash,
@@ -816,33 +886,37 @@ impl Service {
         what: &'static str,
         password_changed: bool,
     ) -> Result<(), ServiceError> {
-        let mut done = flow.clone();
-        done.state = FlowState::Completed;
-        done.password_changed = password_changed;
-        done.codes.clear();
-        done.write = None;
-        if !self.store.swap_flow(h, flow, &done).await? {
-            // Cannot happen under the user lock; never report a write as not done.
-            warn!("flow changed while completing");
-        }
+        // Under the user's lock no other write can end the flow; a racing proof may still
+        // change it, and is overtaken.
+        self.change_flow(h, |f| {
+            let mut done = f.clone();
+            done.state = FlowState::Completed;
+            done.password_changed = password_changed;
+            done.codes.clear();
+            done.write = None;
+            Some(done)
+        })
+        .await?;
         for other in self.store.flows_of(&flow.user_key).await? {
             if other == *h {
                 continue;
             }
-            if let Some(f) = self.store.flow(&other).await?
-                && f.state == FlowState::Open
-            {
-                let mut closed = f.clone();
-                closed.state = FlowState::Closed;
-                closed.codes.clear();
-                // A racing change to that flow keeps it for now; it cannot complete while
-                // this user's lock is held, and it expires on its own.
-                self.store.swap_flow(&other, &f, &closed).await?;
-            }
-        }
-        self.store
-            .update_counters(&flow.user_key, &flow::clear_failures)
+            // A racing proof on that flow is overtaken too: it stays closed.
+            self.change_flow(&other, |f| {
+                (f.state == FlowState::Open).then(|| {
+                    let mut closed = f.clone();
+                    closed.state = FlowState::Closed;
+                    closed.codes.clear();
+                    closed
+                })
+            })
             .await?;
+        }
+        if !flow.by_admin {
+            self.store
+                .update_counters(&flow.user_key, &flow::clear_failures)
+                .await?;
+        }
         if self.sspr().notify_users
             && let Some(reg) = self.store.registration(&flow.user_key).await?
         {
@@ -890,12 +964,31 @@ impl Service {
                 .await;
             return Err(ServiceError::PasswordRules(r));
         }
+        let opts = WriteOptions {
+            must_change: self.opts.require_change_after_reset,
+            unlock,
+            verify_by_bind: self.opts.verify_after_write,
+        };
+        self.write_in_task(guard, h, flow, new_password, opts).await
+    }
+
+    /// Runs [`Self::write_and_commit`] in a task of its own that holds the user's lock
+    /// (`guard`) until the outcome is recorded, and waits for it until the request's
+    /// deadline: a client that goes away or a deadline that expires cancels the answer
+    /// (OUTCOME_PENDING), never the write and its record.
+    pub(super) async fn write_in_task(
+        self: &Arc<Self>,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+        h: TokenHash,
+        flow: ResetFlow,
+        new_password: &Secret,
+        opts: WriteOptions,
+    ) -> Result<Completed, ServiceError> {
         let this = self.clone();
         let password = new_password.clone();
         let work = super::as_actor(super::current_actor(), async move {
-            // The user's lock is held until the outcome is recorded.
             let _guard = guard;
-            this.write_and_commit(h, flow, &password, unlock).await
+            this.write_and_commit(h, flow, &password, opts).await
         });
         let mut task = tokio::spawn(work.in_current_span());
         // The answer comes before the request's deadline: if the write has not finished by
@@ -927,21 +1020,26 @@ impl Service {
         )
     }
 
+    /// The write protocol, for self-service and administrators' resets alike: the write
+    /// intent (with the user's password-change marker) is durable before the directory is
+    /// touched; a refused write drops it; an outcome the directory left unknown is decided
+    /// from the marker, or left pending for the next call to decide; a done write unlocks if
+    /// asked, verifies by a bind if asked, and spends the flow ([`Self::finish`]).
     async fn write_and_commit(
         &self,
         h: TokenHash,
         flow: ResetFlow,
         new_password: &Secret,
-        unlock: bool,
+        opts: WriteOptions,
     ) -> Result<Completed, ServiceError> {
         let h = &h;
         let user = Self::user_of(&flow);
-        let must_change = self.opts.require_change_after_reset;
+        let kind = write_kind(&flow);
+        let must_change = opts.must_change;
         // The intent is durable before the directory is touched (see `resolve_write`).
         let marker = self.directory.password_marker(&user).await?;
         let mut pending = flow.clone();
         pending.write = Some(WriteIntent {
-            started_at: self.now(),
             marker: marker.clone(),
         });
         if !self.store.swap_flow(h, &flow, &pending).await? {
@@ -976,37 +1074,30 @@ impl Service {
             match applied {
                 Some(true) => {
                     warn!(error = %e, "the directory reported an error, but the password did change");
-                    self.audit(
-                        "reset.complete",
-                        &flow.login,
-                        "indeterminate",
-                        "resolved_applied",
-                    )
-                    .await;
+                    self.audit(kind, &flow.login, "indeterminate", "resolved_applied")
+                        .await;
                 }
                 Some(false) => {
                     self.clear_write(h, &pending).await?;
-                    self.audit("reset.complete", &flow.login, "failure", reason)
-                        .await;
+                    self.audit(kind, &flow.login, "failure", reason).await;
                     return Err(e.into());
                 }
                 None => {
                     // Undecidable now: the intent stays; the next attempt decides it.
-                    self.audit("reset.complete", &flow.login, "indeterminate", reason)
-                        .await;
+                    self.audit(kind, &flow.login, "indeterminate", reason).await;
                     return Err(ServiceError::OutcomePending);
                 }
             }
         }
         let flow = pending;
         let mut unlocked = false;
-        if unlock {
+        if opts.unlock {
             match self.directory.unlock(&user).await {
                 Ok(()) => unlocked = true,
                 Err(e) => warn!(error = %e, "password set but unlock failed"),
             }
         }
-        let verified_by_bind = if self.opts.verify_after_write {
+        let verified_by_bind = if opts.verify_by_bind {
             match self.directory.bind_as_user(&user.dn, new_password).await {
                 Ok(BindOutcome::Ok | BindOutcome::MustChange) => true,
                 Ok(other) => {
@@ -1021,14 +1112,14 @@ impl Service {
         } else {
             false
         };
-        let what = if unlocked {
-            "the password was reset and the account unlocked"
+        self.finish(h, &flow, written_what(&flow, unlocked), true)
+            .await?;
+        let detail = if flow.by_admin && must_change {
+            "must_change"
         } else {
-            "the password was reset"
+            ""
         };
-        self.finish(h, &flow, what, true).await?;
-        self.audit("reset.complete", &flow.login, "success", "")
-            .await;
+        self.audit(kind, &flow.login, "success", detail).await;
         crate::failpoint::hit("complete.after_commit");
         Ok(Completed {
             verified_by_bind,
@@ -1084,6 +1175,45 @@ impl Service {
 const WRITE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a flow code's MAC is bound to: the flow and the method.
+/// How a password write is carried out, beyond the flow that holds its intent.
+pub(super) struct WriteOptions {
+    /// Require a change at the next sign-in (`pwdReset` / `pwdLastSet=0`).
+    pub must_change: bool,
+    /// Clear the directory lockout after the write.
+    pub unlock: bool,
+    /// Bind as the user with the new password afterwards.
+    pub verify_by_bind: bool,
+}
+
+/// `flow` after a write that did not happen: without its intent; closed if it was an
+/// administrator's reset (nothing else can use it).
+fn without_write(flow: &ResetFlow) -> ResetFlow {
+    let mut cleared = flow.clone();
+    cleared.write = None;
+    if flow.by_admin {
+        cleared.state = FlowState::Closed;
+    }
+    cleared
+}
+
+/// The audit kind of a flow's password write.
+fn write_kind(flow: &ResetFlow) -> &'static str {
+    if flow.by_admin {
+        "admin.reset"
+    } else {
+        "reset.complete"
+    }
+}
+
+/// What the user's contacts are told a flow's write did.
+fn written_what(flow: &ResetFlow, unlocked: bool) -> &'static str {
+    match (flow.by_admin, unlocked) {
+        (true, _) => "the password was reset by an administrator",
+        (false, true) => "the password was reset and the account unlocked",
+        (false, false) => "the password was reset",
+    }
+}
+
 fn code_context(flow: &TokenHash, method: Method) -> String {
     format!("flow:{}:{}", hex::encode(flow.0), method.name())
 }

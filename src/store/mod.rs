@@ -260,13 +260,17 @@ pub struct ResetFlow {
     /// answers RESET_ALREADY_COMPLETED rather than FLOW_INVALID.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub password_changed: bool,
+    /// An administrator's reset (`ResetUserPassword`), not a self-service flow: it carries
+    /// the write intent of that reset, is never handed to anyone, and is audited as
+    /// `admin.reset`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_admin: bool,
 }
 
 /// A password write in progress: stored (flushed) before the directory is written, so that
 /// after a crash the outcome can be decided from the directory instead of guessed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WriteIntent {
-    pub started_at: u64,
     /// The directory's password-change marker before the write (OpenLDAP `pwdChangedTime`,
     /// AD `pwdLastSet`); a different value afterwards means the password was changed.
     pub marker: Option<String>,
@@ -357,6 +361,9 @@ pub enum StoreError {
     Corrupt { path: String, message: String },
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// An atomic update lost its compare-and-swap too many times in a row.
+    #[error("the {0} changed under too many concurrent updates")]
+    Contended(&'static str),
     #[error("stored record {key} cannot be decoded: {message}")]
     Decode { key: String, message: String },
 }
@@ -365,7 +372,6 @@ pub enum StoreError {
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn registration(&self, user_id: &str) -> Result<Option<Registration>, StoreError>;
-    async fn put_registration(&self, reg: &Registration) -> Result<(), StoreError>;
 
     async fn put_session(
         &self,

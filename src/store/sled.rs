@@ -333,6 +333,9 @@ fn io(e: sled::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// Tries of one compare-and-swap update of the counters, the first included.
+const CAS_ATTEMPTS: usize = 64;
+
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("store records always serialise")
 }
@@ -352,13 +355,6 @@ impl Store for SledStore {
             .map_err(io)?
             .map(|v| decode("registration", &v))
             .transpose()
-    }
-
-    async fn put_registration(&self, reg: &Registration) -> Result<(), StoreError> {
-        self.registrations
-            .insert(reg.user_id.as_bytes(), encode(reg))
-            .map_err(io)?;
-        self.flush().await
     }
 
     async fn put_session(
@@ -465,7 +461,8 @@ impl Store for SledStore {
         user_key: &str,
         update: &(dyn Fn(Counters) -> Counters + Send + Sync),
     ) -> Result<Counters, StoreError> {
-        loop {
+        // Bounded: a swap that loses every time is contention, not a reason to spin.
+        for _ in 0..CAS_ATTEMPTS {
             let old = self.counters.get(user_key).map_err(io)?;
             let current: Counters = old
                 .as_ref()
@@ -483,6 +480,7 @@ impl Store for SledStore {
                 return Ok(next);
             }
         }
+        Err(StoreError::Contended("counters"))
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
@@ -678,6 +676,7 @@ mod tests {
             sends: 0,
             write: None,
             password_changed: false,
+            by_admin: false,
         }
     }
 

@@ -699,7 +699,33 @@ pub async fn administration(dir: &dyn TestDirectory, work: &Path) {
 
 // ------------------------------------------------------------ crash consistency ----
 
-pub fn spawn_daemon(cfg: &Path, failpoint: Option<&str>) -> Child {
+/// A daemon process of a test: killed when dropped, so a test that fails part-way leaves
+/// no daemon behind (holding its port, its store and the test runner's output pipe).
+pub struct Spawned(pub Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+pub fn spawn_daemon(cfg: &Path, failpoint: Option<&str>) -> Spawned {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ssprd"));
     c.args(["serve", "--config", cfg.to_str().unwrap()])
         .env_remove("SSPRD_FAILPOINT")
@@ -707,7 +733,7 @@ pub fn spawn_daemon(cfg: &Path, failpoint: Option<&str>) -> Child {
     if let Some(fp) = failpoint {
         c.env("SSPRD_FAILPOINT", fp);
     }
-    c.spawn().unwrap()
+    Spawned(c.spawn().unwrap())
 }
 
 pub async fn connect_daemon(port: u16, ca: &str) -> Clients {
@@ -733,7 +759,7 @@ pub async fn connect_daemon(port: u16, ca: &str) -> Clients {
     panic!("daemon did not come up");
 }
 
-pub fn stop_daemon(mut child: Child) {
+pub fn stop_daemon(mut child: Spawned) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
