@@ -5,6 +5,7 @@
 //! flushes before it returns), so a caller may acknowledge to its client right after.
 //! Tokens and flow ids are never stored: keys are their SHA-256 ([`TokenHash`]).
 
+pub mod memory;
 pub mod sled;
 
 use crate::method::{Method, contact::ContactKind};

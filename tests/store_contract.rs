@@ -1,0 +1,295 @@
+//! The store contract: what every [`Store`] backend must do, run against each of them —
+//! sled (the default) and the in-memory store today; the etcd backend will be held to the
+//! same suite. Compare-and-swap semantics for every record kind, expiry by `sweep`, atomic
+//! counter updates and an unbroken audit chain under concurrency, pruning from the start of
+//! the chain, outbox order and acknowledgement, server keys, and — for a backend that
+//! promises it — durability of what was acknowledged (a reopened sled store has it all).
+
+use serde_json::json;
+use ssprd::audit::AuditEvent;
+use ssprd::delivery::{Channel, Notice};
+use ssprd::store::memory::MemoryStore;
+use ssprd::store::sled::SledStore;
+use ssprd::store::{
+    Counters, FlowState, OutboxItem, Registration, RegistrationSession, ResetFlow, Store, TokenHash,
+};
+use std::sync::Arc;
+
+fn flow(user: &str, expires_at: u64) -> ResetFlow {
+    serde_json::from_value(json!({
+        "user_key": user, "login": user, "dn": format!("uid={user}"), "decoy": false,
+        "created_at": 1, "expires_at": expires_at, "methods_required": 1,
+        "questions_drawn": [], "verified": [], "failed_attempts": 0, "state": "open"
+    }))
+    .unwrap()
+}
+
+fn session(user: &str, expires_at: u64) -> RegistrationSession {
+    serde_json::from_value(json!({
+        "user_id": user, "login": user, "dn": format!("uid={user}"), "expires_at": expires_at
+    }))
+    .unwrap()
+}
+
+fn id(n: u8) -> TokenHash {
+    TokenHash([n; 32])
+}
+
+fn event(at: u64, n: usize) -> AuditEvent {
+    AuditEvent {
+        at,
+        kind: "test.event".into(),
+        user: format!("user{n}"),
+        outcome: "success".into(),
+        reason: String::new(),
+        actor: String::new(),
+    }
+}
+
+fn notice(n: u32) -> OutboxItem {
+    OutboxItem {
+        id: format!("m{n}"),
+        to: Channel::Email(format!("u{n}@example.org")),
+        notice: Notice::AccountRecovered {
+            what: "the password was reset".into(),
+        },
+        user: format!("u{n}"),
+        created_at: 1,
+        attempts: 0,
+        next_at: 0,
+        last_error: String::new(),
+    }
+}
+
+/// Every contract case against one backend.
+async fn contract(name: &str, store: Arc<dyn Store>) {
+    registrations_swap(&*store).await;
+    sessions_swap_and_expire(&*store).await;
+    flows_swap_list_and_expire(&*store).await;
+    counters_update_atomically(store.clone()).await;
+    audit_chain_holds_under_concurrency(store.clone()).await;
+    policy_swap(&*store).await;
+    outbox_keeps_order_until_acknowledged(&*store).await;
+    server_keys_are_stable(&*store).await;
+    assert!(store.failed().borrow().is_none(), "{name}: not failed");
+}
+
+async fn registrations_swap(s: &dyn Store) {
+    assert!(s.registration("r1").await.unwrap().is_none());
+    let first = Registration::empty("r1", "alice", 10);
+    assert!(s.swap_registration(None, &first).await.unwrap(), "created");
+    assert!(
+        !s.swap_registration(None, &first).await.unwrap(),
+        "not created twice"
+    );
+    let mut second = first.clone();
+    second.updated_at = 20;
+    assert!(s.swap_registration(Some(&first), &second).await.unwrap());
+    let mut stale = first.clone();
+    stale.updated_at = 30;
+    assert!(
+        !s.swap_registration(Some(&first), &stale).await.unwrap(),
+        "a swap from a stale value loses"
+    );
+    assert_eq!(s.registration("r1").await.unwrap(), Some(second.clone()));
+    assert_eq!(s.registrations().await.unwrap(), vec![second]);
+}
+
+async fn sessions_swap_and_expire(s: &dyn Store) {
+    let (live, old) = (session("s1", 1_000), session("s2", 50));
+    s.put_session(&id(1), &live).await.unwrap();
+    s.put_session(&id(2), &old).await.unwrap();
+    let mut next = live.clone();
+    next.established = true;
+    assert!(s.swap_session(&id(1), &live, &next).await.unwrap());
+    assert!(
+        !s.swap_session(&id(1), &live, &next).await.unwrap(),
+        "stale"
+    );
+    assert_eq!(s.session(&id(1)).await.unwrap(), Some(next));
+    assert_eq!(s.sweep(50).await.unwrap(), 1, "expired at 50: swept at 50");
+    assert!(s.session(&id(2)).await.unwrap().is_none());
+    assert!(
+        s.session(&id(1)).await.unwrap().is_some(),
+        "the live one stays"
+    );
+}
+
+async fn flows_swap_list_and_expire(s: &dyn Store) {
+    let (a, b, other) = (flow("u1", 100), flow("u1", 1_000), flow("u2", 1_000));
+    s.put_flow(&id(10), &a).await.unwrap();
+    s.put_flow(&id(11), &b).await.unwrap();
+    s.put_flow(&id(12), &other).await.unwrap();
+    let mut mine = s.flows_of("u1").await.unwrap();
+    mine.sort_by_key(|h| h.0);
+    assert_eq!(mine, vec![id(10), id(11)]);
+    let mut done = b.clone();
+    done.state = FlowState::Completed;
+    assert!(s.swap_flow(&id(11), &b, &done).await.unwrap());
+    assert!(!s.swap_flow(&id(11), &b, &done).await.unwrap(), "stale");
+    assert_eq!(s.flow(&id(11)).await.unwrap(), Some(done));
+    assert!(
+        !s.swap_flow(&id(99), &a, &b).await.unwrap(),
+        "no swap of an absent flow"
+    );
+    assert!(s.flow(&id(99)).await.unwrap().is_none());
+    assert_eq!(s.sweep(99).await.unwrap(), 0, "nothing expired yet");
+    assert_eq!(s.sweep(100).await.unwrap(), 1);
+    assert!(s.flow(&id(10)).await.unwrap().is_none());
+    assert_eq!(
+        s.flows_of("u1").await.unwrap(),
+        vec![id(11)],
+        "index follows"
+    );
+}
+
+async fn counters_update_atomically(s: Arc<dyn Store>) {
+    assert_eq!(s.counters("c1").await.unwrap(), Counters::default());
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.update_counters("c1", &move |mut c: Counters| {
+                    c.failures.push(i);
+                    c
+                })
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut failures = s.counters("c1").await.unwrap().failures;
+    failures.sort();
+    assert_eq!(failures, (0..40).collect::<Vec<u64>>(), "no update lost");
+    let all = s.all_counters().await.unwrap();
+    assert!(all.iter().any(|(k, c)| k == "c1" && c.failures.len() == 40));
+}
+
+async fn audit_chain_holds_under_concurrency(s: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..30)
+        .map(|n| {
+            let s = s.clone();
+            tokio::spawn(async move { s.append_audit(&event(100 + n as u64, n)).await.unwrap() })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap().seq);
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=30).collect::<Vec<u64>>(), "one number each");
+    let (anchor, records) = s.audit_log().await.unwrap();
+    assert_eq!(records.len(), 30);
+    let v = ssprd::audit::verify(&anchor, records.clone()).expect("the chain verifies");
+    assert_eq!(v.records, 30);
+    // Pruning takes records from the start of the chain; what is left still verifies from
+    // the moved anchor.
+    let oldest_kept = records.iter().map(|r| r.event.at).min().unwrap() + 10;
+    let pruned = s.prune_audit(oldest_kept).await.unwrap();
+    let (anchor, rest) = s.audit_log().await.unwrap();
+    assert!(
+        pruned >= 1 && pruned + rest.len() == 30,
+        "{pruned} + {}",
+        rest.len()
+    );
+    assert_eq!(anchor.seq as usize, pruned);
+    ssprd::audit::verify(&anchor, rest).expect("verifies after pruning");
+    let next = s.append_audit(&event(1_000, 99)).await.unwrap();
+    assert_eq!(next.seq, 31, "numbering goes on after pruning");
+}
+
+async fn policy_swap(s: &dyn Store) {
+    assert!(s.policy().await.unwrap().is_none());
+    let raw = ssprd::config::RawPolicy {
+        enabled_methods: vec!["security_questions".into()],
+        ..Default::default()
+    };
+    let mut p = ssprd::problems::Problems::new();
+    let methods = raw.methods(&mut p);
+    let first = raw
+        .validate(
+            &mut p,
+            methods,
+            ssprd::policy::settings::Deliverable {
+                email: false,
+                gateway: false,
+                authenticator: false,
+            },
+        )
+        .sspr;
+    assert!(s.swap_policy(None, &first).await.unwrap());
+    let mut second = first.clone();
+    second.version = 1;
+    assert!(
+        !s.swap_policy(None, &second).await.unwrap(),
+        "one is stored"
+    );
+    assert!(s.swap_policy(Some(&first), &second).await.unwrap());
+    assert!(
+        !s.swap_policy(Some(&first), &second).await.unwrap(),
+        "stale"
+    );
+    assert_eq!(s.policy().await.unwrap(), Some(second));
+}
+
+async fn outbox_keeps_order_until_acknowledged(s: &dyn Store) {
+    let mut seqs = Vec::new();
+    for n in 0..3 {
+        seqs.push(s.enqueue(&notice(n)).await.unwrap());
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?} increase");
+    let items = s.outbox().await.unwrap();
+    assert_eq!(
+        items.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        seqs,
+        "oldest first"
+    );
+    // A failed attempt is recorded in place; an acknowledged one is gone.
+    let mut retried = notice(1);
+    retried.attempts = 1;
+    retried.last_error = "450 try later".into();
+    s.put_outbox(seqs[1], &retried).await.unwrap();
+    s.remove_outbox(seqs[0]).await.unwrap();
+    let items = s.outbox().await.unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0], (seqs[1], retried));
+    assert_eq!(items[1].0, seqs[2]);
+    let later = s.enqueue(&notice(9)).await.unwrap();
+    assert!(later > seqs[2], "numbers are not reused");
+}
+
+async fn server_keys_are_stable(s: &dyn Store) {
+    let a = s.server_key("flow-mac").await.unwrap();
+    assert_eq!(s.server_key("flow-mac").await.unwrap(), a);
+    assert_ne!(s.server_key("decoy").await.unwrap(), a);
+    assert_ne!(a, [0u8; 32]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_memory_store_keeps_the_contract() {
+    contract("memory", Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sled_store_keeps_the_contract_and_what_it_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let store = Arc::new(SledStore::open(&path).unwrap());
+    contract("sled", store.clone()).await;
+    let (anchor, records) = store.audit_log().await.unwrap();
+    let key = store.server_key("flow-mac").await.unwrap();
+    drop(store);
+    // Durable before acknowledged: a reopened store has everything.
+    let reopened = SledStore::open(&path).unwrap();
+    assert_eq!(reopened.audit_log().await.unwrap(), (anchor, records));
+    assert_eq!(reopened.server_key("flow-mac").await.unwrap(), key);
+    assert!(reopened.registration("r1").await.unwrap().is_some());
+    assert!(reopened.session(&id(1)).await.unwrap().is_some());
+    assert!(reopened.flow(&id(11)).await.unwrap().is_some());
+    assert_eq!(reopened.counters("c1").await.unwrap().failures.len(), 40);
+    assert!(reopened.policy().await.unwrap().is_some());
+    assert_eq!(reopened.outbox().await.unwrap().len(), 3);
+}
