@@ -201,7 +201,7 @@ fn backup(path: &std::path::Path, command: BackupCommand) -> ExitCode {
 }
 
 async fn audit(path: &std::path::Path, command: AuditCommand) -> ExitCode {
-    use crate::store::Store;
+    use crate::store::AuditLog;
     let store = match crate::store::sled::SledStore::open(path) {
         Ok(s) => s,
         Err(e) => {

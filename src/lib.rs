@@ -34,8 +34,10 @@
 //!   `[directory]`.
 //! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook),
 //!   each message with an id that stays the same on every attempt; `[email]`, `[gateway]`.
-//! - [`store`]: the [`store::Store`] trait, its sled implementation and an in-memory one,
-//!   both held to one contract suite (`tests/store_contract.rs`); `[store]`.
+//! - [`store`]: one trait per capability (registrations, sessions, flows, account counters,
+//!   audit log, policy, outbox, keys, upkeep) and [`store::Store`], their union; the sled
+//!   backend and an in-memory one, both held to one contract suite
+//!   (`tests/store_contract.rs`); `[store]`.
 //! - [`flow`]: pure flow decisions (question draws, decoys, throttling, attempt budget) — no
 //!   IO.
 //! - [`lockout`]: pure decisions of the sign-in guard, which keeps the failed binds ssprd

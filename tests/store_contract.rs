@@ -277,13 +277,13 @@ async fn the_in_memory_store_keeps_the_contract() {
 async fn the_sled_store_keeps_the_contract_and_what_it_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    let store = Arc::new(SledStore::open(&path).unwrap());
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&path).unwrap());
     contract("sled", store.clone()).await;
     let (anchor, records) = store.audit_log().await.unwrap();
     let key = store.server_key("flow-mac").await.unwrap();
     drop(store);
     // Durable before acknowledged: a reopened store has everything.
-    let reopened = SledStore::open(&path).unwrap();
+    let reopened: Arc<dyn Store> = Arc::new(SledStore::open(&path).unwrap());
     assert_eq!(reopened.audit_log().await.unwrap(), (anchor, records));
     assert_eq!(reopened.server_key("flow-mac").await.unwrap(), key);
     assert!(reopened.registration("r1").await.unwrap().is_some());

@@ -4,8 +4,9 @@
 //! promises no durability: everything is gone when it is dropped.
 
 use super::{
-    Counters, OutboxItem, Registration, RegistrationSession, ResetFlow, Store, StoreError,
-    TokenHash,
+    AccountCounters, AuditLog, Counters, Flows, Keys, Outbox, OutboxItem, PolicyStore,
+    Registration, RegistrationSession, Registrations, ResetFlow, Sessions, StoreError, TokenHash,
+    Upkeep,
 };
 use crate::audit::{Anchor, AuditEvent, AuditRecord};
 use crate::policy::SsprPolicy;
@@ -69,7 +70,7 @@ fn swapped<T: Serialize>(current: Option<&Vec<u8>>, old: Option<&T>, new: &T) ->
 }
 
 #[async_trait::async_trait]
-impl Store for MemoryStore {
+impl Registrations for MemoryStore {
     async fn registration(&self, user_id: &str) -> Result<Option<Registration>, StoreError> {
         self.data()
             .registrations
@@ -78,6 +79,30 @@ impl Store for MemoryStore {
             .transpose()
     }
 
+    async fn swap_registration(
+        &self,
+        old: Option<&Registration>,
+        new: &Registration,
+    ) -> Result<bool, StoreError> {
+        let mut d = self.data();
+        let Some(v) = swapped(d.registrations.get(&new.user_id), old, new) else {
+            return Ok(false);
+        };
+        d.registrations.insert(new.user_id.clone(), v);
+        Ok(true)
+    }
+
+    async fn registrations(&self) -> Result<Vec<Registration>, StoreError> {
+        self.data()
+            .registrations
+            .values()
+            .map(|v| decode("registration", v))
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Sessions for MemoryStore {
     async fn put_session(
         &self,
         token: &TokenHash,
@@ -108,20 +133,10 @@ impl Store for MemoryStore {
         d.sessions.insert(token.0, v);
         Ok(true)
     }
+}
 
-    async fn swap_registration(
-        &self,
-        old: Option<&Registration>,
-        new: &Registration,
-    ) -> Result<bool, StoreError> {
-        let mut d = self.data();
-        let Some(v) = swapped(d.registrations.get(&new.user_id), old, new) else {
-            return Ok(false);
-        };
-        d.registrations.insert(new.user_id.clone(), v);
-        Ok(true)
-    }
-
+#[async_trait::async_trait]
+impl Flows for MemoryStore {
     async fn put_flow(&self, id: &TokenHash, flow: &ResetFlow) -> Result<(), StoreError> {
         self.data().flows.insert(id.0, encode(flow));
         Ok(())
@@ -161,7 +176,10 @@ impl Store for MemoryStore {
         d.flows.insert(id.0, v);
         Ok(true)
     }
+}
 
+#[async_trait::async_trait]
+impl AccountCounters for MemoryStore {
     async fn counters(&self, user_key: &str) -> Result<Counters, StoreError> {
         Ok(self
             .data()
@@ -190,6 +208,17 @@ impl Store for MemoryStore {
         Ok(next)
     }
 
+    async fn all_counters(&self) -> Result<Vec<(String, Counters)>, StoreError> {
+        self.data()
+            .counters
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), decode("counters", v)?)))
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditLog for MemoryStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
         let mut d = self.data();
         let (seq, prev) = match d.audit.last_key_value() {
@@ -228,11 +257,10 @@ impl Store for MemoryStore {
         }
         Ok(old.len())
     }
+}
 
-    fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>> {
-        self.failed.subscribe()
-    }
-
+#[async_trait::async_trait]
+impl PolicyStore for MemoryStore {
     async fn policy(&self) -> Result<Option<SsprPolicy>, StoreError> {
         self.data()
             .policy
@@ -253,23 +281,10 @@ impl Store for MemoryStore {
         d.policy = Some(v);
         Ok(true)
     }
+}
 
-    async fn registrations(&self) -> Result<Vec<Registration>, StoreError> {
-        self.data()
-            .registrations
-            .values()
-            .map(|v| decode("registration", v))
-            .collect()
-    }
-
-    async fn all_counters(&self) -> Result<Vec<(String, Counters)>, StoreError> {
-        self.data()
-            .counters
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), decode("counters", v)?)))
-            .collect()
-    }
-
+#[async_trait::async_trait]
+impl Outbox for MemoryStore {
     async fn enqueue(&self, item: &OutboxItem) -> Result<u64, StoreError> {
         let mut d = self.data();
         d.next_outbox += 1;
@@ -295,7 +310,10 @@ impl Store for MemoryStore {
         self.data().outbox.remove(&seq);
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl Keys for MemoryStore {
     async fn server_key(&self, name: &str) -> Result<[u8; 32], StoreError> {
         let mut d = self.data();
         if let Some(k) = d.keys.get(name) {
@@ -305,6 +323,13 @@ impl Store for MemoryStore {
         getrandom::fill(&mut fresh).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         d.keys.insert(name.to_string(), fresh);
         Ok(fresh)
+    }
+}
+
+#[async_trait::async_trait]
+impl Upkeep for MemoryStore {
+    fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.failed.subscribe()
     }
 
     async fn sweep(&self, now: u64) -> Result<usize, StoreError> {

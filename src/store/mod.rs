@@ -369,11 +369,23 @@ pub enum StoreError {
     Decode { key: String, message: String },
 }
 
-/// The operations the flows need.
+/// Registrations: each user's verification methods.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Registrations: Send + Sync {
     async fn registration(&self, user_id: &str) -> Result<Option<Registration>, StoreError>;
+    /// Writes `new` only if the stored registration still equals `old` (`None`: absent).
+    async fn swap_registration(
+        &self,
+        old: Option<&Registration>,
+        new: &Registration,
+    ) -> Result<bool, StoreError>;
+    /// Every registration (for reports).
+    async fn registrations(&self) -> Result<Vec<Registration>, StoreError>;
+}
 
+/// Registration sessions opened by BeginRegistration (expire; see [`Upkeep::sweep`]).
+#[async_trait::async_trait]
+pub trait Sessions: Send + Sync {
     async fn put_session(
         &self,
         token: &TokenHash,
@@ -387,13 +399,11 @@ pub trait Store: Send + Sync + 'static {
         old: &RegistrationSession,
         new: &RegistrationSession,
     ) -> Result<bool, StoreError>;
-    /// Writes `new` only if the stored registration still equals `old` (`None`: absent).
-    async fn swap_registration(
-        &self,
-        old: Option<&Registration>,
-        new: &Registration,
-    ) -> Result<bool, StoreError>;
+}
 
+/// Reset flows, and which user each belongs to (expire; see [`Upkeep::sweep`]).
+#[async_trait::async_trait]
+pub trait Flows: Send + Sync {
     async fn put_flow(&self, id: &TokenHash, flow: &ResetFlow) -> Result<(), StoreError>;
     async fn flow(&self, id: &TokenHash) -> Result<Option<ResetFlow>, StoreError>;
     /// Ids (hashes) of the stored flows of one user.
@@ -405,7 +415,11 @@ pub trait Store: Send + Sync + 'static {
         old: &ResetFlow,
         new: &ResetFlow,
     ) -> Result<bool, StoreError>;
+}
 
+/// Per-account counters: failures, blocks, sends, attempts in progress, sign-in budget.
+#[async_trait::async_trait]
+pub trait AccountCounters: Send + Sync {
     async fn counters(&self, user_key: &str) -> Result<Counters, StoreError>;
     /// Atomically applies `update` to the account's counters and returns the new value.
     async fn update_counters(
@@ -413,7 +427,13 @@ pub trait Store: Send + Sync + 'static {
         user_key: &str,
         update: &(dyn Fn(Counters) -> Counters + Send + Sync),
     ) -> Result<Counters, StoreError>;
+    /// Every account's counters (for reports of blocked accounts).
+    async fn all_counters(&self) -> Result<Vec<(String, Counters)>, StoreError>;
+}
 
+/// The hash-chained audit log.
+#[async_trait::async_trait]
+pub trait AuditLog: Send + Sync {
     /// Appends an event to the hash chain (appends are serialised).
     async fn append_audit(
         &self,
@@ -426,12 +446,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes records older than `before` (Unix time) from the start of the chain, moving
     /// the anchor to the last one deleted. Returns how many.
     async fn prune_audit(&self, before: u64) -> Result<usize, StoreError>;
+}
 
-    /// Becomes `Some(reason)` when a write could not be made durable (a failed flush: disk
-    /// full, IO error). The daemon then stops; data acknowledged before stays on disk.
-    fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>>;
-
-    /// The administrator's SSPR policy, once set through the admin API.
+/// The administrator's SSPR policy, once set through the admin API.
+#[async_trait::async_trait]
+pub trait PolicyStore: Send + Sync {
     async fn policy(&self) -> Result<Option<crate::policy::SsprPolicy>, StoreError>;
     /// Writes `new` only if the stored policy still equals `old` (`None`: none stored).
     async fn swap_policy(
@@ -439,11 +458,11 @@ pub trait Store: Send + Sync + 'static {
         old: Option<&crate::policy::SsprPolicy>,
         new: &crate::policy::SsprPolicy,
     ) -> Result<bool, StoreError>;
-    /// Every registration (for reports).
-    async fn registrations(&self) -> Result<Vec<Registration>, StoreError>;
-    /// Every account's counters (for reports of blocked accounts).
-    async fn all_counters(&self) -> Result<Vec<(String, Counters)>, StoreError>;
+}
 
+/// Notifications waiting for delivery.
+#[async_trait::async_trait]
+pub trait Outbox: Send + Sync {
     /// Adds a notification to the outbox (durable when this returns); returns its number.
     async fn enqueue(&self, item: &OutboxItem) -> Result<u64, StoreError>;
     /// Every notification in the outbox, oldest first.
@@ -452,12 +471,54 @@ pub trait Store: Send + Sync + 'static {
     async fn put_outbox(&self, seq: u64, item: &OutboxItem) -> Result<(), StoreError>;
     /// Removes a notification (delivered, or given up).
     async fn remove_outbox(&self, seq: u64) -> Result<(), StoreError>;
+}
 
+/// Server keys (code MACs, decoy derivation).
+#[async_trait::async_trait]
+pub trait Keys: Send + Sync {
     /// A 256-bit server key named `name`, created from the OS CSPRNG on first use.
     async fn server_key(&self, name: &str) -> Result<[u8; 32], StoreError>;
+}
 
+/// The store's own upkeep.
+#[async_trait::async_trait]
+pub trait Upkeep: Send + Sync {
+    /// Becomes `Some(reason)` when a write could not be made durable (a failed flush: disk
+    /// full, IO error). The daemon then stops; data acknowledged before stays on disk.
+    fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>>;
     /// Deletes flows and sessions that expired at or before `now`; returns how many.
     async fn sweep(&self, now: u64) -> Result<usize, StoreError>;
+}
+
+/// A whole store backend: every capability. Code that needs one capability can take that
+/// trait alone; a backend implements each (sled and memory do), and `tests/store_contract.rs`
+/// holds every backend to the same behaviour.
+pub trait Store:
+    Registrations
+    + Sessions
+    + Flows
+    + AccountCounters
+    + AuditLog
+    + PolicyStore
+    + Outbox
+    + Keys
+    + Upkeep
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: Registrations
+        + Sessions
+        + Flows
+        + AccountCounters
+        + AuditLog
+        + PolicyStore
+        + Outbox
+        + Keys
+        + Upkeep
+        + 'static
+{
 }
 
 /// The `[store]` section.

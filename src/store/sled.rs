@@ -7,8 +7,9 @@
 //! not delivered yet), and `meta` with the `schema_version`, `audit_anchor` and `sspr_policy` keys. Every write is flushed (on tokio's blocking pool) before it returns.
 
 use super::{
-    Counters, FlowState, OutboxItem, Registration, RegistrationSession, ResetFlow, Store,
-    StoreError, TokenHash,
+    AccountCounters, AuditLog, Counters, FlowState, Flows, Keys, Outbox, OutboxItem, PolicyStore,
+    Registration, RegistrationSession, Registrations, ResetFlow, Sessions, StoreError, TokenHash,
+    Upkeep,
 };
 use crate::audit::{Anchor, AuditEvent, AuditRecord};
 use base64::Engine;
@@ -348,7 +349,7 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError>
 }
 
 #[async_trait::async_trait]
-impl Store for SledStore {
+impl Registrations for SledStore {
     async fn registration(&self, user_id: &str) -> Result<Option<Registration>, StoreError> {
         self.registrations
             .get(user_id)
@@ -357,6 +358,26 @@ impl Store for SledStore {
             .transpose()
     }
 
+    async fn swap_registration(
+        &self,
+        old: Option<&Registration>,
+        new: &Registration,
+    ) -> Result<bool, StoreError> {
+        self.swap(&self.registrations, new.user_id.as_bytes(), old, new)
+            .await
+    }
+
+    async fn registrations(&self) -> Result<Vec<Registration>, StoreError> {
+        self.registrations
+            .iter()
+            .values()
+            .map(|v| decode("registration", &v.map_err(io)?))
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Sessions for SledStore {
     async fn put_session(
         &self,
         token: &TokenHash,
@@ -388,16 +409,10 @@ impl Store for SledStore {
     ) -> Result<bool, StoreError> {
         self.swap(&self.sessions, &token.0, Some(old), new).await
     }
+}
 
-    async fn swap_registration(
-        &self,
-        old: Option<&Registration>,
-        new: &Registration,
-    ) -> Result<bool, StoreError> {
-        self.swap(&self.registrations, new.user_id.as_bytes(), old, new)
-            .await
-    }
-
+#[async_trait::async_trait]
+impl Flows for SledStore {
     async fn put_flow(&self, id: &TokenHash, flow: &ResetFlow) -> Result<(), StoreError> {
         self.flows.insert(id.0, encode(flow)).map_err(io)?;
         self.user_flows
@@ -407,6 +422,14 @@ impl Store for SledStore {
             .insert(Self::expiry_key(TAG_FLOW, flow.expires_at, id), &[])
             .map_err(io)?;
         self.flush().await
+    }
+
+    async fn flow(&self, id: &TokenHash) -> Result<Option<ResetFlow>, StoreError> {
+        self.flows
+            .get(id.0)
+            .map_err(io)?
+            .map(|v| decode("flow", &v))
+            .transpose()
     }
 
     async fn flows_of(&self, user_key: &str) -> Result<Vec<TokenHash>, StoreError> {
@@ -428,14 +451,6 @@ impl Store for SledStore {
             .collect()
     }
 
-    async fn flow(&self, id: &TokenHash) -> Result<Option<ResetFlow>, StoreError> {
-        self.flows
-            .get(id.0)
-            .map_err(io)?
-            .map(|v| decode("flow", &v))
-            .transpose()
-    }
-
     async fn swap_flow(
         &self,
         id: &TokenHash,
@@ -445,7 +460,10 @@ impl Store for SledStore {
         debug_assert!(old.state != FlowState::Completed || new.state == FlowState::Completed);
         self.swap(&self.flows, &id.0, Some(old), new).await
     }
+}
 
+#[async_trait::async_trait]
+impl AccountCounters for SledStore {
     async fn counters(&self, user_key: &str) -> Result<Counters, StoreError> {
         Ok(self
             .counters
@@ -483,6 +501,22 @@ impl Store for SledStore {
         Err(StoreError::Contended("counters"))
     }
 
+    async fn all_counters(&self) -> Result<Vec<(String, Counters)>, StoreError> {
+        self.counters
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv.map_err(io)?;
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    decode("counters", &v)?,
+                ))
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditLog for SledStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
         let _one_at_a_time = self.audit_lock.lock().await;
         let (seq, prev) = match self.audit.last().map_err(io)? {
@@ -543,11 +577,10 @@ impl Store for SledStore {
         }
         Ok(n)
     }
+}
 
-    fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>> {
-        self.failed.subscribe()
-    }
-
+#[async_trait::async_trait]
+impl PolicyStore for SledStore {
     async fn policy(&self) -> Result<Option<crate::policy::SsprPolicy>, StoreError> {
         self.meta
             .get(POLICY_KEY)
@@ -563,28 +596,10 @@ impl Store for SledStore {
     ) -> Result<bool, StoreError> {
         self.swap(&self.meta, POLICY_KEY, old, new).await
     }
+}
 
-    async fn registrations(&self) -> Result<Vec<Registration>, StoreError> {
-        self.registrations
-            .iter()
-            .values()
-            .map(|v| decode("registration", &v.map_err(io)?))
-            .collect()
-    }
-
-    async fn all_counters(&self) -> Result<Vec<(String, Counters)>, StoreError> {
-        self.counters
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv.map_err(io)?;
-                Ok((
-                    String::from_utf8_lossy(&k).into_owned(),
-                    decode("counters", &v)?,
-                ))
-            })
-            .collect()
-    }
-
+#[async_trait::async_trait]
+impl Outbox for SledStore {
     async fn enqueue(&self, item: &OutboxItem) -> Result<u64, StoreError> {
         let seq = self.db.generate_id().map_err(io)?;
         self.outbox
@@ -621,7 +636,10 @@ impl Store for SledStore {
         self.outbox.remove(seq.to_be_bytes()).map_err(io)?;
         self.flush().await
     }
+}
 
+#[async_trait::async_trait]
+impl Keys for SledStore {
     async fn server_key(&self, name: &str) -> Result<[u8; 32], StoreError> {
         let k = format!("key:{name}");
         if let Some(v) = self.meta.get(&k).map_err(io)? {
@@ -640,6 +658,13 @@ impl Store for SledStore {
         self.flush().await?;
         let v = self.meta.get(&k).map_err(io)?.expect("just written");
         Ok(<[u8; 32]>::try_from(v.as_ref()).expect("32 bytes"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Upkeep for SledStore {
+    fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.failed.subscribe()
     }
 
     async fn sweep(&self, now: u64) -> Result<usize, StoreError> {
