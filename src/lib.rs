@@ -38,8 +38,8 @@
 //!   audit log, policy, outbox, keys, upkeep) and [`store::Store`], their union; the sled
 //!   backend and an in-memory one, both held to one contract suite
 //!   (`tests/store_contract.rs`); `[store]`.
-//! - [`flow`]: pure flow decisions (question draws, decoys, throttling, attempt budget) — no
-//!   IO.
+//! - [`flow`]: pure flow decisions (question draws, decoys, throttling, attempt budget; the
+//!   password-write protocol's decisions in `flow::write`) — no IO.
 //! - [`lockout`]: pure decisions of the sign-in guard, which keeps the failed binds ssprd
 //!   causes below the directory's lockout threshold; `[sign_in]`.
 //!

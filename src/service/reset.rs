@@ -7,6 +7,7 @@ use super::{
 use crate::delivery::Content;
 use crate::directory::{BindOutcome, DirectoryError, DirectoryUser};
 use crate::flow;
+use crate::flow::write;
 use crate::method::contact::{self, ContactKind};
 use crate::method::{Method, code, questions, totp};
 use crate::policy::MethodPolicy;
@@ -792,27 +793,24 @@ impl Service {
         {
             return Err(ServiceError::OutcomePending);
         }
-        let applied = self
-            .write_applied(&Self::user_of(&flow), &intent.marker)
-            .await
-            .map_err(|e| match e {
-                DirectoryError::Unavailable(why) => {
-                    warn!(reason = %why, "cannot decide an interrupted password write yet");
-                    ServiceError::OutcomePending
-                }
-                other => other.into(),
-            })?;
-        if applied {
-            self.finish(h, &flow, written_what(&flow, false), true)
-                .await?;
-            self.audit(
-                write_kind(&flow),
-                &flow.login,
-                "success",
-                "resolved_after_interruption",
-            )
-            .await;
-            return Err(ServiceError::AlreadyCompleted);
+        let read_back = self
+            .read_back(&Self::user_of(&flow), &intent.marker)
+            .await?;
+        match write::after_interruption(read_back) {
+            write::Interrupted::Pending => return Err(ServiceError::OutcomePending),
+            write::Interrupted::Applied => {
+                self.finish(h, &flow, written_what(&flow, false), true)
+                    .await?;
+                self.audit(
+                    write_kind(&flow),
+                    &flow.login,
+                    "success",
+                    "resolved_after_interruption",
+                )
+                .await;
+                return Err(ServiceError::AlreadyCompleted);
+            }
+            write::Interrupted::NotApplied => {}
         }
         let cleared = without_write(&flow);
         if !self.store.swap_flow(h, &flow, &cleared).await? {
@@ -843,6 +841,24 @@ impl Service {
         }
         tokio::time::sleep(WRITE_SETTLE).await;
         Ok(self.directory.password_marker(user).await? != *before)
+    }
+
+    /// [`Self::write_applied`] as a [`write::ReadBack`]: a directory that cannot be asked
+    /// is `Unreadable`; other directory errors are errors.
+    async fn read_back(
+        &self,
+        user: &DirectoryUser,
+        before: &Option<String>,
+    ) -> Result<write::ReadBack, ServiceError> {
+        match self.write_applied(user, before).await {
+            Ok(true) => Ok(write::ReadBack::Moved),
+            Ok(false) => Ok(write::ReadBack::Unchanged),
+            Err(DirectoryError::Unavailable(why)) => {
+                warn!(reason = %why, "cannot read the password-change marker back yet");
+                Ok(write::ReadBack::Unreadable)
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// Drops the write intent of a flow whose write certainly did not happen: a
@@ -1058,31 +1074,43 @@ impl Service {
             ));
         }
         if let Err(e) = written {
-            let reason = match &e {
-                DirectoryError::Refused(r) => r.code(),
-                DirectoryError::Unavailable(_) => "directory_unavailable",
-                _ => "directory_error",
-            };
             // A refusal is definite. Anything else may have happened after the server
             // applied the write (a timeout, a dropped connection): the user's
             // password-change marker (pwdChangedTime / pwdLastSet) tells. No second write,
             // and no bind that could count against the account.
-            let applied = match &e {
-                DirectoryError::Refused(_) | DirectoryError::InsecureTransport => Some(false),
-                _ => self.write_applied(&user, &marker).await.ok(),
+            let answer = match &e {
+                DirectoryError::Refused(r) => write::Answer::Refused { reason: r.code() },
+                DirectoryError::InsecureTransport => write::Answer::Refused {
+                    reason: "directory_error",
+                },
+                DirectoryError::Unavailable(_) => write::Answer::Unknown {
+                    reason: "directory_unavailable",
+                },
+                _ => write::Answer::Unknown {
+                    reason: "directory_error",
+                },
             };
-            match applied {
-                Some(true) => {
+            let read_back = if write::needs_read_back(answer) {
+                Some(
+                    self.read_back(&user, &marker)
+                        .await
+                        .unwrap_or(write::ReadBack::Unreadable),
+                )
+            } else {
+                None
+            };
+            match write::after_write(answer, read_back) {
+                write::Decision::Commit { .. } => {
                     warn!(error = %e, "the directory reported an error, but the password did change");
                     self.audit(kind, &flow.login, "indeterminate", "resolved_applied")
                         .await;
                 }
-                Some(false) => {
+                write::Decision::Drop { reason } => {
                     self.clear_write(h, &pending).await?;
                     self.audit(kind, &flow.login, "failure", reason).await;
                     return Err(e.into());
                 }
-                None => {
+                write::Decision::Pending { reason } => {
                     // Undecidable now: the intent stays; the next attempt decides it.
                     self.audit(kind, &flow.login, "indeterminate", reason).await;
                     return Err(ServiceError::OutcomePending);

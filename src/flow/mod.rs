@@ -1,6 +1,8 @@
 //! Pure flow logic: no IO, time passed in. The service layer (`service`) loads state, asks
 //! these functions what to do, and persists the result.
 
+pub mod write;
+
 use crate::policy::{QuestionBank, ResetPolicy};
 use crate::store::{Counters, FlowState, PendingAttempt, ResetFlow};
 use rand::seq::IndexedRandom;
