@@ -20,6 +20,9 @@ mod reset;
 mod sending;
 mod sign_in;
 
+#[cfg(test)]
+mod executor_tests;
+
 use crate::audit::AuditEvent;
 use crate::delivery::{Channel, Deliver, DeliveryError};
 use crate::directory::{Directory, DirectoryError, PolicyReason};
