@@ -120,10 +120,12 @@ impl Deliver for RecordingDelivery {
 }
 
 async fn service(directory: Arc<ScriptedDirectory>, store: Arc<MemoryStore>) -> Arc<Service> {
-    let raw = crate::config::RawConfig::default();
+    // The sections' defaults, each checked by its own module (the service sits below
+    // `config`, which only composes them).
+    let raw_policy = crate::policy::RawPolicy::default();
     let mut p = crate::problems::Problems::new();
-    let methods = raw.policy.methods(&mut p);
-    let policy = raw.policy.validate(
+    let methods = raw_policy.methods(&mut p);
+    let policy = raw_policy.validate(
         &mut p,
         methods,
         crate::policy::settings::Deliverable {
@@ -132,8 +134,9 @@ async fn service(directory: Arc<ScriptedDirectory>, store: Arc<MemoryStore>) -> 
             authenticator: true,
         },
     );
-    let password = raw.password.validate(&mut p, &["Example".to_string()]);
-    let sign_in = raw.sign_in.validate(&mut p);
+    let password =
+        crate::password::RawPassword::default().validate(&mut p, &["Example".to_string()]);
+    let sign_in = crate::lockout::RawSignIn::default().validate(&mut p);
     assert!(p.is_empty(), "{:?}", p.into_vec());
     let clock: Clock = Arc::new(|| 1_800_000_000);
     Arc::new(
@@ -162,7 +165,7 @@ async fn service(directory: Arc<ScriptedDirectory>, store: Arc<MemoryStore>) -> 
                 require_change_after_reset: false,
                 decoy_email_domain: "example.org".into(),
                 issuer: "ssprd".into(),
-                prefill: crate::config::RawPrefill::default()
+                prefill: admin::RawPrefill::default()
                     .validate(&mut crate::problems::Problems::new()),
                 uniform_response: std::time::Duration::ZERO,
             },
