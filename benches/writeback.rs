@@ -111,7 +111,7 @@ impl Direct {
         let mut ldap = self.service().await;
         let (entries, _) = ldap
             .search(
-                ssprd::testbed::PEOPLE,
+                ssprd_testbed::PEOPLE,
                 Scope::Subtree,
                 &format!("(uid={})", ldap3::ldap_escape(login)),
                 vec!["entryUUID", "displayName", "pwdAccountLockedTime"],

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh demo
-exec cargo run --release --locked -- demo "$@"
+exec cargo run --release --locked --features demo -- demo "$@"

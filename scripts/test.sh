@@ -14,17 +14,20 @@ scripts/install-test-deps.sh test
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
+# The daemon as packaged (no features), then with the demo and the testbed crate.
 cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 echo "== cargo deny"
 scripts/deny.sh
 echo "== module cycles"
 # Fails when an import cycle between the crate's top-level modules comes back (it runs
 # again with the other tests below; here it fails fast).
-cargo test --locked --test module_cycles
+cargo test --locked --features demo --test module_cycles
 echo "== cargo test"
 # The Samba AD tests fail instead of skipping when they cannot run.
 export SSPRD_REQUIRE_SAMBA="${SSPRD_REQUIRE_SAMBA:-1}"
-cargo test --locked --all-targets
+# `--features demo` adds the test that runs `ssprd demo` as the README does.
+cargo test --locked --features demo --all-targets
 echo "== fuzz (bounded)"
 # Every cargo-fuzz target for a short time (FUZZ_SECONDS, default 10 here); needs nightly.
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh

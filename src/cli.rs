@@ -3,7 +3,6 @@
 //! [`crate::admin_cli`]), `ssprd demo`.
 
 use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
-use crate::logging::LogFormat;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +43,7 @@ pub enum Command {
         command: crate::admin_cli::AdminCommand,
     },
     /// Start a throwaway OpenLDAP with a demo user and run the daemon against it.
+    #[cfg(feature = "demo")]
     Demo {
         /// gRPC port on 127.0.0.1.
         #[arg(long, default_value_t = 50051)]
@@ -165,9 +165,10 @@ pub fn main() -> ExitCode {
             };
             backup(&raw.store.path, command)
         }
+        #[cfg(feature = "demo")]
         Command::Demo { port, keep } => {
-            crate::logging::init(LogFormat::Text, "info");
-            runtime().block_on(crate::testbed::demo(port, keep))
+            crate::logging::init(crate::logging::LogFormat::Text, "info");
+            runtime().block_on(crate::demo::demo(port, keep))
         }
     }
 }

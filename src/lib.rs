@@ -58,7 +58,8 @@
 //!   section's check.
 //! - [`server`]: the daemon: builds everything from the checked configuration, runs the
 //!   sweeper and outbox worker, serves the endpoint, systemd notify and watchdog.
-//! - [`testbed`]: a throwaway slapd with a demo directory (used by `ssprd demo` and tests).
+//! - `demo` (feature `demo`): `ssprd demo`, a throwaway slapd from the `ssprd-testbed`
+//!   workspace crate (which the tests and benchmarks use too) and the daemon.
 //! - [`admin_cli`]: `ssprd admin …`, the gRPC client of `AdminService`.
 //! - [`cli`]: command line (`serve`, `check-config`, `audit`, `backup`, `admin`, `demo`).
 
@@ -69,6 +70,8 @@ pub mod cli;
 pub mod config;
 pub mod deadline;
 pub mod delivery;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod directory;
 pub mod failpoint;
 pub mod flow;
@@ -83,7 +86,6 @@ pub mod secret;
 pub mod server;
 pub mod service;
 pub mod store;
-pub mod testbed;
 pub mod tls;
 
 pub use server::serve;

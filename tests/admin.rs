@@ -8,7 +8,7 @@ mod support;
 
 use ssprd::api::pb::{self, admin_service_client::AdminServiceClient};
 use ssprd::config::RawConfig;
-use ssprd::testbed::SmtpSink;
+use ssprd_testbed::SmtpSink;
 use support::{Certs, Clients, Daemon, OpenLdap, TestDirectory, reason, scenarios, unique};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -211,7 +211,7 @@ async fn each_role_may_make_its_calls_only() {
     assert_eq!(e2.code(), Code::PermissionDenied);
     assert_eq!(reason(&e2), "CLIENT_UNKNOWN");
     // A certificate from another CA does not get through the handshake.
-    let other = ssprd::testbed::TestCa::new("rogue CA")
+    let other = ssprd_testbed::TestCa::new("rogue CA")
         .unwrap()
         .client_cert("ops-admin.example.org")
         .unwrap();
@@ -553,7 +553,7 @@ async fn prefill_hundreds_of_users_with_progress() {
         let mut root = e.ldap.slapd.root_bind().await.unwrap();
         for i in 0..N {
             let uid = format!("{prefix}-{i:03}");
-            let dn = format!("uid={uid},{}", ssprd::testbed::PEOPLE);
+            let dn = format!("uid={uid},{}", ssprd_testbed::PEOPLE);
             let mail = format!("{uid}@example.org");
             let mobile = format!("+1555{i:07}");
             let mut attrs: Vec<(&str, std::collections::HashSet<&str>)> = vec![
@@ -1040,7 +1040,7 @@ async fn admin_cli_against_a_running_daemon() {
     assert_eq!(o.status.code(), Some(77), "{}", out(&o));
     // No daemon there: unavailable.
     let mut args = admin_args(&["policy", "get"]);
-    args[2] = format!("https://localhost:{}", ssprd::testbed::free_port().unwrap());
+    args[2] = format!("https://localhost:{}", ssprd_testbed::free_port().unwrap());
     let o = cli(args).await;
     assert_eq!(o.status.code(), Some(69), "{}", out(&o));
     e.stop().await;

@@ -171,7 +171,7 @@ async fn client_certificates_are_required_and_named() {
     support::init();
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
-    let clients_ca = ssprd::testbed::TestCa::new("kiosk CA").unwrap();
+    let clients_ca = ssprd_testbed::TestCa::new("kiosk CA").unwrap();
     let ca_file = work.path().join("clients-ca.crt");
     std::fs::write(&ca_file, clients_ca.pem()).unwrap();
     let (mut raw, ca) =
@@ -198,7 +198,7 @@ async fn client_certificates_are_required_and_named() {
     let e = start(daemon.channel_as(None)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
     assert_eq!(support::reason(&e), "CLIENT_CERTIFICATE_REQUIRED");
-    let stranger = ssprd::testbed::TestCa::new("other CA")
+    let stranger = ssprd_testbed::TestCa::new("other CA")
         .unwrap()
         .client_cert("kiosk-9")
         .unwrap();

@@ -9,13 +9,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_ssprd");
 
 /// TLS files, a bind password and a store path for a config that validates.
 fn files(dir: &Path) {
-    let ca = ssprd::testbed::TestCa::new("cli test CA").unwrap();
+    let ca = ssprd_testbed::TestCa::new("cli test CA").unwrap();
     let pair = ca.server_cert(&[]).unwrap();
     std::fs::write(dir.join("server.crt"), pair.cert_pem).unwrap();
-    ssprd::testbed::write_private(&dir.join("server.key"), &pair.key_pem).unwrap();
-    ssprd::testbed::write_private(&dir.join("bind-password"), "cli-bind-secret").unwrap();
+    ssprd_testbed::write_private(&dir.join("server.key"), &pair.key_pem).unwrap();
+    ssprd_testbed::write_private(&dir.join("bind-password"), "cli-bind-secret").unwrap();
     std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
-    ssprd::testbed::write_private(&dir.join("totp-key"), &"ab".repeat(32)).unwrap();
+    ssprd_testbed::write_private(&dir.join("totp-key"), &"ab".repeat(32)).unwrap();
 }
 
 /// `ssprd ARGS` with a clean environment pointing at the test files.

@@ -55,7 +55,7 @@ async fn binds_within_10s(ldap: &OpenLdap, login: &str, password: &str) -> bool 
 fn admin_client(
     port: u16,
     ca: &str,
-    cert: &ssprd::testbed::CertPair,
+    cert: &ssprd_testbed::CertPair,
 ) -> pb::admin_service_client::AdminServiceClient<Channel> {
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca))
@@ -223,7 +223,7 @@ async fn a_notification_sent_again_after_a_crash_has_the_same_message_id() {
     let _beside = ALONE.read().await;
     support::init();
     let ldap = OpenLdap::start().await;
-    let smtp = ssprd::testbed::SmtpSink::start().await.expect("SMTP sink");
+    let smtp = ssprd_testbed::SmtpSink::start().await.expect("SMTP sink");
     let work = tempfile::tempdir().unwrap();
     let (mut raw, ca, port, cfg) = Daemon::config_file(work.path(), &ldap);
     raw.policy.enabled_methods = ["security_questions", "email"].map(String::from).to_vec();
@@ -246,7 +246,7 @@ async fn a_notification_sent_again_after_a_crash_has_the_same_message_id() {
     scenarios::stop_daemon(daemon);
 
     // The reset's notification is accepted by the SMTP server, then the daemon aborts.
-    let recovered = |smtp: &ssprd::testbed::SmtpSink| -> Vec<String> {
+    let recovered = |smtp: &ssprd_testbed::SmtpSink| -> Vec<String> {
         smtp.messages_to(&email)
             .into_iter()
             .filter(|m| m.contains("Self-service on your"))

@@ -7,7 +7,7 @@
 mod support;
 
 use ssprd::api::pb;
-use ssprd::testbed::SmtpSink;
+use ssprd_testbed::SmtpSink;
 use support::{Daemon, OpenLdap, TestDirectory, reason, scenarios, unique};
 
 /// Item 12: a verified flow cannot complete once the account is blocked; reliability 6: 50
@@ -247,7 +247,7 @@ async fn concurrent_guesses_never_exceed_the_failure_budget() {
     support::init();
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
-    let ca = ssprd::testbed::TestCa::new("guessing kiosks CA").unwrap();
+    let ca = ssprd_testbed::TestCa::new("guessing kiosks CA").unwrap();
     let ca_file = work.path().join("kiosks.crt");
     std::fs::write(&ca_file, ca.pem()).unwrap();
     let admin_cert = ca.client_cert("ops-admin").unwrap();

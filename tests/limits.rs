@@ -56,7 +56,7 @@ async fn per_client_rate_limits() {
     support::init();
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
-    let kiosks = ssprd::testbed::TestCa::new("kiosk CA").unwrap();
+    let kiosks = ssprd_testbed::TestCa::new("kiosk CA").unwrap();
     let ca_file = work.path().join("kiosks.crt");
     std::fs::write(&ca_file, kiosks.pem()).unwrap();
     let daemon = scenarios::daemon_with(&ldap, work.path(), |raw| {

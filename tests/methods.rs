@@ -7,7 +7,7 @@ mod support;
 use ssprd::api::pb::{self, verify_method_request::Proof};
 use ssprd::config::{RawConfig, SecretSource};
 use ssprd::method::totp;
-use ssprd::testbed::SmtpSink;
+use ssprd_testbed::SmtpSink;
 use std::time::Duration;
 use support::{
     Clients, Daemon, OpenLdap, TestClock, TestDirectory, gateway::WebhookServer, reason, unique,
@@ -49,7 +49,7 @@ async fn env_with(phones: bool, tweak: impl FnOnce(&mut RawConfig)) -> Env {
     raw.policy.questions_not_only_method = true;
     raw.email = support::email_to(&smtp);
     let key = work.path().join("totp-key");
-    ssprd::testbed::write_private(&key, &"5a".repeat(32)).unwrap();
+    ssprd_testbed::write_private(&key, &"5a".repeat(32)).unwrap();
     raw.authenticator.key = Some(SecretSource::File(key));
     raw.authenticator.issuer = "Example Test".into();
     let hook = if phones {
@@ -781,7 +781,7 @@ async fn contact_registration_rules() {
     let (other, pw2) = e.user("dirmail").await;
     let mut root = e.ldap.slapd.root_bind().await.unwrap();
     root.modify(
-        &format!("uid={other},{}", ssprd::testbed::PEOPLE),
+        &format!("uid={other},{}", ssprd_testbed::PEOPLE),
         vec![ldap3::Mod::Add(
             "mail",
             [format!("{other}@example.org").as_str()].into(),

@@ -53,7 +53,7 @@ async fn starttls_and_failover() {
     support::init();
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
-    let dead = ssprd::testbed::free_port().unwrap();
+    let dead = ssprd_testbed::free_port().unwrap();
     let daemon = scenarios::daemon_with(&ldap, work.path(), |raw| {
         raw.directory.uris = vec![format!("ldaps://127.0.0.1:{dead}"), ldap.slapd.ldap_uri()];
         raw.directory.starttls = true;
@@ -266,7 +266,7 @@ async fn no_bind_with_empty_passwords_and_no_untrusted_directory() {
     daemon.stop().await;
 
     // Trust another CA: the TLS handshake fails, so no bind and no password leave ssprd.
-    let other = ssprd::testbed::TestCa::new("not the directory's CA").unwrap();
+    let other = ssprd_testbed::TestCa::new("not the directory's CA").unwrap();
     let wrong_ca = work.path().join("wrong-ca.crt");
     std::fs::write(&wrong_ca, other.pem()).unwrap();
     let work2 = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ mod support;
 use ssprd::api::pb;
 use ssprd::config::{RawEmail, SecretSource, SmtpTls};
 use ssprd::method::{Method, totp};
-use ssprd::testbed::SmtpSink;
+use ssprd_testbed::SmtpSink;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use support::{OpenLdap, TestDirectory, gateway::WebhookServer, scenarios};
@@ -76,7 +76,7 @@ async fn no_secret_reaches_logs_debug_or_errors() {
     raw.gateway.ca_file = Some(hook.ca_file.clone());
     raw.gateway.secret = Some(SecretSource::File(hook.secret_file()));
     let totp_key = "c4".repeat(32);
-    ssprd::testbed::write_private(&work.path().join("totp-key"), &totp_key).unwrap();
+    ssprd_testbed::write_private(&work.path().join("totp-key"), &totp_key).unwrap();
     raw.authenticator.key = Some(SecretSource::File(work.path().join("totp-key")));
     let checked = raw.clone().validate().unwrap();
     let debug_cfg = format!("{checked:?} {raw:?}");

@@ -212,7 +212,7 @@ async fn start_reset_timing_does_not_tell_account_kinds_apart() {
 async fn send_code_timing_does_not_tell_real_from_decoy_flows() {
     support::init();
     let ldap = OpenLdap::start().await;
-    let smtp = ssprd::testbed::SmtpSink::start().await.expect("SMTP sink");
+    let smtp = ssprd_testbed::SmtpSink::start().await.expect("SMTP sink");
     let work = tempfile::tempdir().unwrap();
     let (mut raw, ca) =
         Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));

@@ -6,7 +6,7 @@
 //! (a provider under load). Stopped by PID.
 
 use super::BoxError;
-use ssprd::testbed::{TestCa, free_port, terminate, write_private};
+use ssprd_testbed::{TestCa, free_port, terminate, write_private};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

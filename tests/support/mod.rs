@@ -1,5 +1,5 @@
 //! Test harness: the daemon in-process on 127.0.0.1:0 behind real gRPC over TLS, real
-//! directories (slapd via `ssprd::testbed`, Samba AD DC via `samba`), and the end-to-end
+//! directories (slapd via `ssprd_testbed`, Samba AD DC via `samba`), and the end-to-end
 //! scenarios both directories run.
 #![allow(dead_code)]
 
@@ -12,7 +12,7 @@ use ssprd::api::pb::{
     reset_service_client::ResetServiceClient,
 };
 use ssprd::config::{RawConfig, RawDirectory, SecretSource};
-use ssprd::testbed::{Slapd, TestCa, write_private};
+use ssprd_testbed::{Slapd, TestCa, write_private};
 use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
@@ -73,11 +73,11 @@ pub trait TestDirectory: Send + Sync {
 /// plus one from that CA that no `[[clients]]` entry names.
 pub struct Certs {
     pub ca: TestCa,
-    pub admin: ssprd::testbed::CertPair,
-    pub helpdesk: ssprd::testbed::CertPair,
-    pub kiosk: ssprd::testbed::CertPair,
-    pub portal: ssprd::testbed::CertPair,
-    pub unmapped: ssprd::testbed::CertPair,
+    pub admin: ssprd_testbed::CertPair,
+    pub helpdesk: ssprd_testbed::CertPair,
+    pub kiosk: ssprd_testbed::CertPair,
+    pub portal: ssprd_testbed::CertPair,
+    pub unmapped: ssprd_testbed::CertPair,
     pub ca_file: PathBuf,
 }
 
@@ -116,7 +116,7 @@ impl Certs {
 }
 
 /// `[email]` for a test's SMTP sink: STARTTLS with the sink's CA, organisation "Example Test".
-pub fn email_to(smtp: &ssprd::testbed::SmtpSink) -> ssprd::config::RawEmail {
+pub fn email_to(smtp: &ssprd_testbed::SmtpSink) -> ssprd::config::RawEmail {
     ssprd::config::RawEmail {
         host: "127.0.0.1".into(),
         port: smtp.port,
@@ -169,7 +169,7 @@ impl Daemon {
     /// (for daemons run as the real binary, and for the CLI): (config, CA PEM, port, file).
     pub fn config_file(work: &Path, dir: &dyn TestDirectory) -> (RawConfig, String, u16, PathBuf) {
         let (mut raw, ca) = Self::config(work, dir.directory_config(&work.join("dir")));
-        let port = ssprd::testbed::free_port().unwrap();
+        let port = ssprd_testbed::free_port().unwrap();
         raw.server.listen = format!("127.0.0.1:{port}");
         let file = work.join("ssprd.toml");
         std::fs::write(&file, toml::to_string(&raw).unwrap()).unwrap();
@@ -228,7 +228,7 @@ impl Daemon {
     }
 
     /// A lazily connected channel, presenting `identity` (a client certificate) if given.
-    pub fn channel_as(&self, identity: Option<&ssprd::testbed::CertPair>) -> Channel {
+    pub fn channel_as(&self, identity: Option<&ssprd_testbed::CertPair>) -> Channel {
         let mut tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&self.ca_pem))
             .domain_name("localhost");
@@ -248,7 +248,7 @@ impl Daemon {
     /// An AdminService client presenting `cert`.
     pub fn admin(
         &self,
-        cert: &ssprd::testbed::CertPair,
+        cert: &ssprd_testbed::CertPair,
     ) -> pb::admin_service_client::AdminServiceClient<Channel> {
         pb::admin_service_client::AdminServiceClient::new(self.channel_as(Some(cert)))
     }
@@ -347,7 +347,7 @@ impl Clients {
         &mut self,
         token: &str,
         email: &str,
-        smtp: &ssprd::testbed::SmtpSink,
+        smtp: &ssprd_testbed::SmtpSink,
     ) {
         self.reg
             .add_contact(pb::AddContactRequest {
@@ -506,7 +506,7 @@ impl OpenLdap {
     }
 
     fn dn(login: &str) -> String {
-        format!("uid={login},{}", ssprd::testbed::PEOPLE)
+        format!("uid={login},{}", ssprd_testbed::PEOPLE)
     }
 
     /// A bind over LDAPS with the harness's own ldap3 connection.
@@ -551,13 +551,13 @@ impl TestDirectory for OpenLdap {
         RawDirectory {
             uris: vec![self.slapd.ldaps_uri()],
             ca_file: Some(self.slapd.ca_file.clone()),
-            bind_dn: ssprd::testbed::SERVICE_DN.into(),
+            bind_dn: ssprd_testbed::SERVICE_DN.into(),
             bind_password: Some(SecretSource::File(pw)),
-            base_dn: ssprd::testbed::PEOPLE.into(),
+            base_dn: ssprd_testbed::PEOPLE.into(),
             user_filter: "(objectClass=inetOrgPerson)".into(),
             login_attribute: "uid".into(),
-            ppolicy_dn: format!("cn=default,ou=policies,{}", ssprd::testbed::SUFFIX),
-            group_base_dn: format!("ou=groups,{}", ssprd::testbed::SUFFIX),
+            ppolicy_dn: format!("cn=default,ou=policies,{}", ssprd_testbed::SUFFIX),
+            group_base_dn: format!("ou=groups,{}", ssprd_testbed::SUFFIX),
             timeout_ms: 2_000,
             ..RawDirectory::default()
         }
@@ -637,7 +637,7 @@ impl TestDirectory for OpenLdap {
     }
 
     async fn create_group(&self, name: &str, members: &[String]) -> String {
-        let dn = format!("cn={name},ou=groups,{}", ssprd::testbed::SUFFIX);
+        let dn = format!("cn={name},ou=groups,{}", ssprd_testbed::SUFFIX);
         let mut ldap = self.slapd.root_bind().await.unwrap();
         let members: std::collections::HashSet<&str> = members.iter().map(String::as_str).collect();
         ldap.add(
@@ -668,7 +668,7 @@ impl TestDirectory for OpenLdap {
                 .unwrap();
         ldap3::drive!(conn);
         ldap.simple_bind(
-            ssprd::testbed::SERVICE_DN,
+            ssprd_testbed::SERVICE_DN,
             self.slapd.service_password.expose(),
         )
         .await
@@ -731,7 +731,7 @@ impl TestDirectory for OpenLdap {
 
     async fn set_lockout_threshold(&self, login: &str, n: u32) {
         let name = format!("lockout-{n}");
-        let dn = format!("cn={name},ou=policies,{}", ssprd::testbed::SUFFIX);
+        let dn = format!("cn={name},ou=policies,{}", ssprd_testbed::SUFFIX);
         let mut ldap = self.slapd.root_bind().await.unwrap();
         let n = n.to_string();
         let res = ldap

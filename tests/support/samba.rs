@@ -6,7 +6,7 @@
 
 use super::{BoxError, TestDirectory, client_tls};
 use ssprd::config::{Flavour, RawDirectory, SecretSource};
-use ssprd::testbed::{TestCa, write_private};
+use ssprd_testbed::{TestCa, write_private};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -266,7 +266,7 @@ impl SambaAd {
 
     fn halt(&mut self) {
         if let Some(child) = self.child.take() {
-            ssprd::testbed::terminate(child);
+            ssprd_testbed::terminate(child);
         }
         // smbd spawns helpers (samba-dcerpcd, rpcd_*) that outlive samba; they all carry our
         // private config path on their command line.

@@ -1,0 +1,88 @@
+//! `ssprd demo` (cargo feature `demo`), as the README's first command runs it: the binary
+//! starts a throwaway slapd and the daemon, a gRPC client registers the demo user and resets
+//! the password, Ctrl-C stops everything and removes the work directory.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use ssprd::api::pb::{
+    registration_service_client::RegistrationServiceClient,
+    reset_service_client::ResetServiceClient,
+};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ssprd");
+
+#[tokio::test]
+async fn the_demo_registers_and_resets_the_demo_user_then_cleans_up() {
+    support::init();
+    let port = ssprd_testbed::free_port().unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["demo", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ssprd demo starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut work = None;
+    let mut running = false;
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            running |= line.contains("ssprd demo is running");
+            if let Some(dir) = line.trim().strip_prefix("work dir  : ") {
+                work = Some(PathBuf::from(dir));
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the demo prints its banner within 60 s");
+    assert!(running, "banner");
+    let work = work.expect("the banner names the work dir");
+    assert!(work.join("ssprd.toml").exists());
+
+    let ca = std::fs::read_to_string(work.join("grpc/ca.crt")).unwrap();
+    let channel = Channel::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name("localhost"),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .expect("the demo's gRPC endpoint answers");
+    let mut c = support::Clients {
+        reg: RegistrationServiceClient::new(channel.clone()),
+        reset: ResetServiceClient::new(channel),
+    };
+    c.register("demo", "Demo-Pass-1").await;
+    let flow = c.verified_flow("demo").await;
+    let done = c
+        .complete(&flow, "Brand-New-Pass-9", false)
+        .await
+        .expect("CompleteReset");
+    assert!(done.verified_by_bind, "the new password works at slapd");
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("Ctrl-C stops the demo")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        !work.exists(),
+        "the work dir is removed: {}",
+        work.display()
+    );
+}
