@@ -1,9 +1,10 @@
-//! Writeback latency, measured against a real slapd over LDAPS (run with
-//! `cargo bench --bench writeback`; needs slapd, see `scripts/install-test-deps.sh`).
+//! Writeback latency and throughput, measured against a real slapd over LDAPS (run with
+//! `cargo bench --bench writeback`; needs slapd, see `scripts/install-test-deps.sh`). The
+//! test command runs it once in its debug build with fewer calls, so every CI log shows it.
 //!
-//! Product reference: Entra's synchronous writeback answers in under 500 ms on average. ssprd
-//! is compared with a baseline measured in the same run against the same server — the
-//! least directory work the same step needs, done directly with ldap3:
+//! **Latency.** Product reference: Entra's synchronous writeback answers in under 500 ms on
+//! average. ssprd is compared with a baseline measured in the same run against the same
+//! server — the least directory work the same step needs, done directly with ldap3:
 //!
 //! - **CompleteReset** (gRPC+TLS, write intent flushed, password-change marker read,
 //!   Password Modify as the service account, verification bind as the user, flow and
@@ -12,17 +13,34 @@
 //! - **StartReset** (gRPC+TLS, user search, registration read, flow stored, audit record)
 //!   against *connect + service bind + user search*.
 //!
-//! Calls alternate between ssprd and the baseline so both see the same machine load. The
-//! figures are printed, not asserted.
+//! Calls alternate between ssprd and the baseline so both see the same machine load.
+//!
+//! **Throughput.** Against a second slapd that hashes with `{SSHA}` (so the directory is not
+//! the bottleneck): complete reset flows per second — StartReset, VerifyMethod, CompleteReset
+//! over gRPC+TLS, one connection per client — at concurrency 1, 8 and 32, for authenticator
+//! codes and for security questions (argon2id, bounded on purpose). The baseline, in the same
+//! run and at the same concurrency: a Password Modify as the service account and a bind as
+//! the user, each on a connection kept open. slapd's own connection counter (`cn=Monitor`)
+//! gives the LDAP connections opened per flow. The daemon runs in this process, so its
+//! resident memory is this process's, printed after each mode.
+//!
+//! The figures are printed, not asserted.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope};
+use ssprd::api::pb;
+use ssprd::method::totp;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::{Daemon, OpenLdap, TestDirectory, client_tls, unique};
+use support::{Daemon, OpenLdap, TestClock, TestDirectory, client_tls, unique};
 
-const USERS: usize = 40;
+/// `cargo bench` passes `--bench`; `cargo test` runs the benchmark once, shorter.
+fn quick() -> bool {
+    !std::env::args().any(|a| a == "--bench")
+}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -49,6 +67,7 @@ fn report(what: &str, ssprd: &[f64], base: &[f64]) {
     );
 }
 
+#[derive(Clone)]
 struct Direct {
     uri: String,
     ca_pem: String,
@@ -128,6 +147,18 @@ impl Direct {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     support::init();
+    // `cargo bench --bench writeback -- throughput` skips the latency part;
+    // `-- throughput authenticator` the question flows too (for profiling).
+    let args: Vec<String> = std::env::args().collect();
+    let has = |a: &str| args.iter().any(|x| x == a);
+    if !has("throughput") {
+        latency().await;
+    }
+    throughput(!has("authenticator")).await;
+}
+
+async fn latency() {
+    let users = if quick() { 8 } else { 40 };
     let ldap = OpenLdap::start().await;
     let work = tempfile::tempdir().unwrap();
     let dir_cfg = ldap.directory_config(&work.path().join("dir"));
@@ -146,7 +177,7 @@ async fn main() {
 
     let pw = "Bench-Old-1234";
     let mut logins = Vec::new();
-    for _ in 0..USERS {
+    for _ in 0..users {
         let login = unique("bench");
         ldap.create_user(&login, pw).await;
         c.register(&login, pw).await;
@@ -197,4 +228,265 @@ async fn main() {
     );
     let (mean, _, _) = summary(&complete);
     println!("  reference: Entra writeback under 500 ms on average; ssprd mean {mean:.1} ms");
+}
+
+/// This process's resident memory now and at its peak (MiB).
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+}
+
+/// Password Modify + user bind pairs per second at `conc`, each worker on two connections
+/// kept open (one bound as the service account, one for user binds).
+async fn raw_rate(direct: &Direct, dns: &[String], conc: usize, run: Duration) -> (f64, usize) {
+    let mut workers = Vec::new();
+    for w in 0..conc {
+        let service = direct.service().await;
+        let user = direct.connect().await;
+        let dn = dns[w % dns.len()].clone();
+        workers.push((service, user, dn));
+    }
+    let until = Instant::now() + run;
+    let started = Instant::now();
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .enumerate()
+        .map(|(w, (mut service, mut user, dn))| {
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while Instant::now() < until {
+                    let pw = format!("Raw-{w}-{n}-Pass");
+                    service
+                        .extended(ldap3::exop::PasswordModify {
+                            user_id: Some(&dn),
+                            old_pass: None,
+                            new_pass: Some(&pw),
+                        })
+                        .await
+                        .unwrap()
+                        .success()
+                        .expect("password modify");
+                    user.simple_bind(&dn, &pw)
+                        .await
+                        .unwrap()
+                        .success()
+                        .expect("user bind");
+                    n += 1;
+                }
+                let _ = service.unbind().await;
+                let _ = user.unbind().await;
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    (total as f64 / started.elapsed().as_secs_f64(), total)
+}
+
+/// Numbers every new password of the throughput runs (each must be new to the user).
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A registered test user: login, and the authenticator secret (None: security questions).
+struct FlowUser {
+    login: String,
+    totp: Option<Vec<u8>>,
+}
+
+/// StartReset, VerifyMethod, CompleteReset for `u`.
+async fn one_flow(c: &mut support::Clients, u: &FlowUser, now: u64, password: &str) {
+    let s = c.start(&u.login).await;
+    let v = match &u.totp {
+        Some(secret) => c
+            .reset
+            .verify_method(pb::VerifyMethodRequest {
+                flow_id: s.flow_id.clone(),
+                proof: Some(pb::verify_method_request::Proof::AuthenticatorCode(
+                    totp::code_at(secret, now),
+                )),
+            })
+            .await
+            .map(tonic::Response::into_inner),
+        None => {
+            c.verify_with(&s.flow_id, &s.methods, support::answer_for)
+                .await
+        }
+    }
+    .expect("VerifyMethod");
+    assert!(v.verified, "{}", u.login);
+    let done = c
+        .complete(&s.flow_id, password, false)
+        .await
+        .expect("CompleteReset");
+    assert!(done.verified_by_bind);
+}
+
+/// Complete flows per second at `conc`: rounds in which every user resets once (an
+/// authenticator code is good once per 30 s step, so the daemon's clock moves a step on
+/// between rounds), until `run` has passed. Each client has a connection of its own, opened
+/// before the clock starts.
+async fn flow_rate(
+    d: &Daemon,
+    clock: &TestClock,
+    users: &Arc<Vec<FlowUser>>,
+    conc: usize,
+    run: Duration,
+) -> (f64, usize) {
+    let mut clients = Vec::new();
+    for _ in 0..conc {
+        clients.push(d.clients().await);
+    }
+    let started = Instant::now();
+    let mut total = 0usize;
+    loop {
+        let next = Arc::new(AtomicUsize::new(0));
+        let now = clock.now();
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(w, mut c)| {
+                let (next, users) = (next.clone(), users.clone());
+                tokio::spawn(async move {
+                    let mut n = 0usize;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(u) = users.get(i) else { break };
+                        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+                        let pw = format!("Flow-{seq}-{w}-Pass");
+                        one_flow(&mut c, u, now, &pw).await;
+                        n += 1;
+                    }
+                    (c, n)
+                })
+            })
+            .collect();
+        clients = Vec::new();
+        for t in tasks {
+            let (c, n) = t.await.unwrap();
+            clients.push(c);
+            total += n;
+        }
+        clock.advance(30);
+        if started.elapsed() >= run {
+            break;
+        }
+    }
+    (total as f64 / started.elapsed().as_secs_f64(), total)
+}
+
+async fn throughput(questions: bool) {
+    let quick = quick();
+    let run = Duration::from_millis(if quick { 300 } else { 4_000 });
+    let (n_totp, n_questions) = if quick { (16, 8) } else { (128, 48) };
+    let ldap = OpenLdap::start_with(ssprd_testbed::PasswordHash::Ssha).await;
+    let work = tempfile::tempdir().unwrap();
+    let dir_cfg = ldap.directory_config(&work.path().join("dir"));
+    let direct = Direct {
+        uri: ldap.slapd.ldaps_uri(),
+        ca_pem: ldap.slapd.ca_pem.clone(),
+        service_dn: dir_cfg.bind_dn.clone(),
+        service_password: ldap.slapd.service_password.expose().to_string(),
+    };
+    let (mut raw, ca) = Daemon::config(work.path(), dir_cfg);
+    raw.server.per_client_requests_per_minute = 0;
+    raw.password = ssprd::config::RawPassword::default();
+    raw.policy.enabled_methods = vec!["security_questions".into(), "authenticator_code".into()];
+    raw.policy.new_method_cooloff_hours = 0;
+    let key = work.path().join("totp-key");
+    ssprd_testbed::write_private(&key, &"5a".repeat(32)).unwrap();
+    raw.authenticator.key = Some(ssprd::config::SecretSource::File(key));
+    let clock = TestClock::default();
+    let d = Daemon::start_with_clock(raw, ca, clock.clock()).await;
+    let mut c = d.clients().await;
+
+    let pw = "Bench-Old-1234";
+    let mut totp_users = Vec::new();
+    for _ in 0..n_totp {
+        let login = unique("tput");
+        ldap.create_user(&login, pw).await;
+        let token = c.begin(&login, pw).await;
+        let e = c
+            .reg
+            .enroll_authenticator(pb::EnrollAuthenticatorRequest {
+                registration_token: token.clone(),
+            })
+            .await
+            .expect("EnrollAuthenticator")
+            .into_inner();
+        let secret = totp::secret_from_uri(&e.otpauth_uri).unwrap();
+        c.reg
+            .confirm_authenticator(pb::ConfirmAuthenticatorRequest {
+                registration_token: token,
+                code: totp::code_at(&secret, clock.now()),
+            })
+            .await
+            .expect("ConfirmAuthenticator");
+        totp_users.push(FlowUser {
+            login,
+            totp: Some(secret),
+        });
+    }
+    let mut question_users = Vec::new();
+    for _ in 0..n_questions {
+        let login = unique("tputq");
+        ldap.create_user(&login, pw).await;
+        c.register(&login, pw).await;
+        question_users.push(FlowUser { login, totp: None });
+    }
+    // The enrolment used this step's code.
+    clock.advance(30);
+    let totp_users = Arc::new(totp_users);
+    let question_users = Arc::new(question_users);
+    let mut raw_dns = Vec::new();
+    for _ in 0..32 {
+        let login = unique("raw");
+        ldap.create_user(&login, pw).await;
+        raw_dns.push(ldap.user_dn(&login));
+    }
+    // Warm up both paths.
+    raw_rate(&direct, &raw_dns, 2, Duration::from_millis(100)).await;
+    flow_rate(&d, &clock, &totp_users, 2, Duration::ZERO).await;
+
+    println!();
+    println!(
+        "Throughput against slapd hashing with {{SSHA}} ({} ms per figure{})",
+        run.as_millis(),
+        if quick { ", quick run" } else { "" }
+    );
+    println!(
+        "  conc  raw modify+bind/s   authenticator flows/s (ratio, LDAP conns/flow)   question flows/s (ratio, LDAP conns/flow)"
+    );
+    for conc in [1usize, 8, 32] {
+        let (raw_ops, _) = raw_rate(&direct, &raw_dns, conc, run).await;
+        let before = ldap.slapd.connections_total().await.unwrap();
+        let (totp_rate, totp_n) = flow_rate(&d, &clock, &totp_users, conc, run).await;
+        let mid = ldap.slapd.connections_total().await.unwrap();
+        let (q_rate, q_n) = if questions {
+            flow_rate(&d, &clock, &question_users, conc, run).await
+        } else {
+            (0.0, 0)
+        };
+        let after = ldap.slapd.connections_total().await.unwrap();
+        // Each counter read opens one connection of its own.
+        let per = |opened: u64, n: usize| opened.saturating_sub(1) as f64 / n.max(1) as f64;
+        println!(
+            "  {conc:4}  {raw_ops:17.0}   {totp_rate:13.1} ({:.3}, {:.2})                  {q_rate:10.1} ({:.3}, {:.2})",
+            totp_rate / raw_ops,
+            per(mid - before, totp_n),
+            q_rate / raw_ops,
+            per(after - mid, q_n),
+        );
+    }
+    let (rss, peak) = rss_mib();
+    println!("  resident memory of bench + daemon: {rss:.0} MiB now, {peak:.0} MiB peak");
+    d.stop().await;
 }

@@ -124,6 +124,15 @@ pub const PEOPLE: &str = "ou=people,dc=example,dc=org";
 const MODULE_DIR: &str = "/usr/lib/ldap";
 const SCHEMA_DIR: &str = "/etc/ldap/schema";
 
+/// How slapd hashes the passwords it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordHash {
+    /// argon2 when the module is installed, else `{SSHA}`.
+    Strongest,
+    /// `{SSHA}`: cheap, so that a benchmark measures what is around the directory.
+    Ssha,
+}
+
 /// A running slapd.
 pub struct Slapd {
     pub dir: PathBuf,
@@ -143,8 +152,14 @@ impl Slapd {
         Path::new("/usr/sbin/slapd").exists() && Path::new("/usr/sbin/slapadd").exists()
     }
 
-    /// Sets up a private cn=config and database in `dir` and starts slapd.
+    /// Sets up a private cn=config and database in `dir` and starts slapd; passwords are
+    /// hashed with argon2 when the module is installed.
     pub async fn start(dir: &Path) -> Result<Self, BoxError> {
+        Self::start_with(dir, PasswordHash::Strongest).await
+    }
+
+    /// [`Slapd::start`] with the given password hash.
+    pub async fn start_with(dir: &Path, password_hash: PasswordHash) -> Result<Self, BoxError> {
         let dir = dir.to_path_buf();
         for sub in ["slapd.d", "data", "tls"] {
             std::fs::create_dir_all(dir.join(sub))?;
@@ -161,7 +176,7 @@ impl Slapd {
         let has_argon2 = Path::new(MODULE_DIR).join("argon2.so").exists()
             || Path::new(MODULE_DIR).join("argon2.la").exists();
         let d = dir.display();
-        let (modload, hash) = if has_argon2 {
+        let (modload, hash) = if has_argon2 && password_hash == PasswordHash::Strongest {
             ("olcModuleLoad: argon2\n", "{ARGON2}")
         } else {
             ("", "{SSHA}")
@@ -259,6 +274,11 @@ olcOverlay: {{1}}ppolicy
 olcPPolicyDefault: cn=default,ou=policies,{SUFFIX}
 olcPPolicyHashCleartext: TRUE
 olcPPolicyUseLockout: TRUE
+
+dn: olcDatabase={{2}}monitor,cn=config
+objectClass: olcDatabaseConfig
+olcDatabase: {{2}}monitor
+olcAccess: {{0}}to * by dn.exact="{ROOT_DN}" read by * none
 "#,
             root = root_password.expose(),
         );
@@ -442,6 +462,30 @@ pwdPolicySubentry: cn=service-accounts,ou=policies,{SUFFIX}
             .await?
             .success()?;
         Ok(ldap)
+    }
+
+    /// How many connections slapd has accepted since it started (`cn=Monitor`), counting
+    /// the one this asks on.
+    pub async fn connections_total(&self) -> Result<u64, BoxError> {
+        let mut ldap = self.root_bind().await?;
+        let (entries, _) = ldap
+            .search(
+                "cn=Total,cn=Connections,cn=Monitor",
+                ldap3::Scope::Base,
+                "(objectClass=*)",
+                vec!["monitorCounter"],
+            )
+            .await?
+            .success()?;
+        let _ = ldap.unbind().await;
+        let entry =
+            ldap3::SearchEntry::construct(entries.into_iter().next().ok_or("no cn=Monitor entry")?);
+        let n = entry
+            .attrs
+            .get("monitorCounter")
+            .and_then(|v| v.first())
+            .ok_or("no monitorCounter")?;
+        Ok(n.parse()?)
     }
 
     /// Adds an inetOrgPerson under ou=people (online, so ppolicy hashes the password).

@@ -496,12 +496,19 @@ pub struct OpenLdap {
 
 impl OpenLdap {
     pub async fn start() -> Self {
+        Self::start_with(ssprd_testbed::PasswordHash::Strongest).await
+    }
+
+    /// A slapd that hashes passwords with `hash`.
+    pub async fn start_with(hash: ssprd_testbed::PasswordHash) -> Self {
         assert!(
             Slapd::available(),
             "slapd is not installed: run scripts/install-test-deps.sh"
         );
         let dir = tempfile::tempdir().unwrap();
-        let slapd = Slapd::start(dir.path()).await.expect("slapd starts");
+        let slapd = Slapd::start_with(dir.path(), hash)
+            .await
+            .expect("slapd starts");
         Self { slapd, _dir: dir }
     }
 
