@@ -1,11 +1,14 @@
 //! [`Directory`] over ldap3 with rustls.
 //!
-//! A connection is opened per operation (resets are rare; AD drops idle connections), trying
-//! each configured URI in order until one answers (each gets its share of the timeout to
-//! connect). Every operation as a whole — connect, TLS, service bind, search or write — ends
-//! within the configured timeout (a paged user listing: each page). Passwords only ever cross a TLS connection
+//! Connections are kept open in two bounded pools (see [`super::pool`]): one bound as the
+//! service account, one for binds with users' passwords only. A new connection tries each
+//! configured URI in order until one answers (each gets its share of the timeout to
+//! connect). Every operation as a whole — waiting for a pooled connection, or connecting,
+//! TLS and the service bind, then the search or write — ends within the configured timeout
+//! (a paged user listing: each page). Passwords only ever cross a TLS connection
 //! (`ldaps://` or StartTLS); `allow_insecure` only admits lookups on plain LDAP.
 
+use super::pool::{Entry, Pool, Reuse};
 use super::settings::{DirectoryConfig, Flavour, OpenldapPasswordWrite};
 use super::{
     BindOutcome, Directory, DirectoryError, DirectoryPasswordPolicy, DirectoryUser, Lockout,
@@ -38,13 +41,63 @@ mod rc {
 pub struct LdapDirectory {
     cfg: DirectoryConfig,
     tls: Arc<rustls::ClientConfig>,
+    /// Connections bound as the service account.
+    service_pool: Pool<Conn>,
+    /// Connections used for users' binds only.
+    bind_pool: Pool<Conn>,
 }
 
-/// An open connection and whether it is protected by TLS.
+/// An open connection, whether it is protected by TLS, and the URI it went to.
 struct Conn {
     ldap: Ldap,
     tls: bool,
     timeout: Duration,
+    uri: usize,
+}
+
+/// A pooled connection held for one operation. It goes back to its pool only through
+/// [`Lease::done`], once the server has answered; dropped otherwise (an error, a timeout,
+/// a cancelled call), it is closed.
+struct Lease<'a> {
+    entry: Option<Entry<Conn>>,
+    pool: &'a Pool<Conn>,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Lease<'_> {
+    fn done(mut self) {
+        if let Some(e) = self.entry.take() {
+            self.pool.put_back(e, std::time::Instant::now());
+        }
+    }
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self
+            .entry
+            .as_ref()
+            .expect("a lease holds its connection")
+            .conn
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self
+            .entry
+            .as_mut()
+            .expect("a lease holds its connection")
+            .conn
+    }
+}
+
+/// Which pool.
+#[derive(Clone, Copy)]
+enum Kind {
+    Service,
+    UserBinds,
 }
 
 impl Conn {
@@ -58,9 +111,70 @@ impl LdapDirectory {
         let tls = crate::tls::client_config(cfg.ca_pem.as_deref())
             .map_err(|e| DirectoryError::Protocol(format!("directory {e}")))?;
         Ok(Self {
+            service_pool: Pool::new(cfg.pool_size),
+            bind_pool: Pool::new(cfg.pool_size),
             cfg,
             tls: Arc::new(tls),
         })
+    }
+
+    /// A connection of `kind` from its pool: an idle one that is still good, else a new
+    /// one.
+    async fn lease(&self, kind: Kind) -> Result<Lease<'_>, DirectoryError> {
+        let pool = match kind {
+            Kind::Service => &self.service_pool,
+            Kind::UserBinds => &self.bind_pool,
+        };
+        let permit = pool.permit().await;
+        while let Some(mut e) = pool.take_idle() {
+            if e.conn.ldap.is_closed() {
+                continue;
+            }
+            let usable = match super::pool::reuse(
+                e.uri,
+                e.opened,
+                e.idle_since,
+                std::time::Instant::now(),
+            ) {
+                Reuse::Use => true,
+                Reuse::Check => self.answers(&mut e.conn).await,
+                Reuse::Close => false,
+            };
+            if usable {
+                return Ok(Lease {
+                    entry: Some(e),
+                    pool,
+                    _permit: permit,
+                });
+            }
+            // Dropped, not unbound: a dead connection could hold this call up.
+        }
+        let conn = match kind {
+            Kind::Service => self.service().await?,
+            Kind::UserBinds => {
+                let conn = self.connect().await?;
+                if !conn.tls {
+                    conn.close().await;
+                    return Err(DirectoryError::InsecureTransport);
+                }
+                conn
+            }
+        };
+        let uri = conn.uri;
+        Ok(Lease {
+            entry: Some(Entry::new(conn, uri, std::time::Instant::now())),
+            pool,
+            _permit: permit,
+        })
+    }
+
+    /// True when an idle connection still answers (a Who am I?, within a second).
+    async fn answers(&self, conn: &mut Conn) -> bool {
+        let t = self.timeout().min(Duration::from_secs(1));
+        matches!(
+            conn.ldap.with_timeout(t).extended(ldap3::exop::WhoAmI).await,
+            Ok(ref r) if r.1.rc == rc::SUCCESS
+        )
     }
 
     fn timeout(&self) -> Duration {
@@ -88,7 +202,7 @@ impl LdapDirectory {
         // Each server gets its share of the operation's time, so a hanging first server
         // leaves time to try the next.
         let share = self.timeout() / u32::try_from(self.cfg.uris.len().max(1)).unwrap_or(1);
-        for uri in &self.cfg.uris {
+        for (index, uri) in self.cfg.uris.iter().enumerate() {
             let ldaps = uri.to_ascii_lowercase().starts_with("ldaps://");
             let starttls = !ldaps && self.cfg.starttls;
             let stream = match tcp_connect(uri, ldaps, share).await {
@@ -113,6 +227,7 @@ impl LdapDirectory {
                         ldap,
                         tls: ldaps || starttls,
                         timeout: self.timeout(),
+                        uri: index,
                     });
                 }
                 Ok(Err(e)) => {
@@ -251,7 +366,7 @@ fn set(v: impl Into<Vec<u8>>) -> HashSet<Vec<u8>> {
 impl LdapDirectory {
     #[instrument(skip_all)]
     async fn op_find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
-        let mut conn = self.service().await?;
+        let mut conn = self.lease(Kind::Service).await?;
         let attr = &self.cfg.login_attribute;
         let filter = format!(
             "(&{}({}={}))",
@@ -269,7 +384,6 @@ impl LdapDirectory {
             .map_err(op_error)?;
         let (entries, res) = (search.0, search.1);
         if res.rc != rc::SUCCESS {
-            conn.close().await;
             return Err(match res.rc {
                 rc::BUSY | rc::UNAVAILABLE => DirectoryError::Unavailable(res.text),
                 32 => DirectoryError::Protocol(format!(
@@ -284,16 +398,13 @@ impl LdapDirectory {
                 matches = entries.len(),
                 "user search did not match exactly one entry"
             );
-            conn.close().await;
+            conn.done();
             return Ok(None);
         }
         let entry = SearchEntry::construct(entries.into_iter().next().expect("one entry"));
         let mut user = match self.user_of_entry(&entry, login) {
             Ok(u) => u,
-            Err(e) => {
-                conn.close().await;
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
         if self.is_ad() {
             // The lockout bit is only in the constructed attribute, read with a base search.
@@ -317,7 +428,7 @@ impl LdapDirectory {
                 .and_then(|v| v.parse::<u32>().ok())
                 .is_some_and(|v| v & 0x10 != 0);
         }
-        conn.close().await;
+        conn.done();
         Ok(Some(user))
     }
 
@@ -331,11 +442,8 @@ impl LdapDirectory {
         if password.is_empty() || password.expose().contains('\0') || dn.is_empty() {
             return Ok(BindOutcome::InvalidCredentials);
         }
-        let mut conn = self.connect().await?;
-        if !conn.tls {
-            conn.close().await;
-            return Err(DirectoryError::InsecureTransport);
-        }
+        // A connection of the user-bind pool: nothing but binds is ever sent on it.
+        let mut conn = self.lease(Kind::UserBinds).await?;
         let t = self.timeout();
         let ldap = conn.ldap.with_timeout(t);
         let ldap = if self.is_ad() {
@@ -347,7 +455,7 @@ impl LdapDirectory {
             .simple_bind(dn, password.expose())
             .await
             .map_err(op_error)?;
-        conn.close().await;
+        conn.done();
         let pp = ppolicy_error(&res);
         Ok(match res.rc {
             rc::SUCCESS if pp == Some(PpolicyError::ChangeAfterReset) => BindOutcome::MustChange,
@@ -374,9 +482,8 @@ impl LdapDirectory {
         password: &Secret,
         must_change: bool,
     ) -> Result<(), DirectoryError> {
-        let mut conn = self.service().await?;
+        let mut conn = self.lease(Kind::Service).await?;
         if !conn.tls {
-            conn.close().await;
             return Err(DirectoryError::InsecureTransport);
         }
         crate::failpoint::delay("directory.slow_write").await;
@@ -410,7 +517,9 @@ impl LdapDirectory {
             }
             other => other,
         };
-        conn.close().await;
+        if result.is_ok() {
+            conn.done();
+        }
         result
     }
 
@@ -419,7 +528,7 @@ impl LdapDirectory {
         &self,
         user: &DirectoryUser,
     ) -> Result<DirectoryPasswordPolicy, DirectoryError> {
-        let mut conn = self.service().await?;
+        let mut conn = self.lease(Kind::Service).await?;
         let num = |e: &SearchEntry, a: &str| -> u32 {
             first(e, a).and_then(|v| v.parse().ok()).unwrap_or(0)
         };
@@ -491,26 +600,28 @@ impl LdapDirectory {
                 }
             }
         };
-        conn.close().await;
+        conn.done();
         Ok(policy)
     }
 
     #[instrument(skip_all)]
     async fn op_lockout(&self, user: &DirectoryUser) -> Result<Lockout, DirectoryError> {
-        let mut conn = self.service().await?;
+        let mut conn = self.lease(Kind::Service).await?;
         let result = if self.is_ad() {
             self.ad_lockout(&mut conn, user).await
         } else {
             self.ppolicy_lockout(&mut conn, user).await
         };
-        conn.close().await;
+        if result.is_ok() {
+            conn.done();
+        }
         result
     }
 
     #[instrument(skip_all)]
     async fn op_list_users(&self, attrs: &[String]) -> Result<UserListing, DirectoryError> {
         use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-        let mut conn = self.service().await?;
+        let mut conn = self.lease(Kind::Service).await?;
         let filter = if self.cfg.user_filter.is_empty() {
             format!("({}=*)", self.cfg.login_attribute)
         } else {
@@ -551,7 +662,9 @@ impl LdapDirectory {
             }
         }
         let res = stream.finish().await;
-        conn.close().await;
+        if res.rc == rc::SUCCESS {
+            conn.done();
+        }
         match res.rc {
             rc::SUCCESS => Ok(out),
             rc::BUSY | rc::UNAVAILABLE => Err(DirectoryError::Unavailable(res.text)),
@@ -570,13 +683,15 @@ impl LdapDirectory {
         if groups.is_empty() {
             return Ok(false);
         }
-        let mut conn = self.service().await?;
+        let mut conn = self.lease(Kind::Service).await?;
         let result = if self.is_ad() {
             self.member_in_chain(&mut conn, user, groups).await
         } else {
             self.member_by_levels(&mut conn, user, groups).await
         };
-        conn.close().await;
+        if result.is_ok() {
+            conn.done();
+        }
         result
     }
 
@@ -589,15 +704,15 @@ impl LdapDirectory {
         } else {
             "pwdChangedTime"
         };
-        let mut conn = self.service().await?;
+        let mut conn = self.lease(Kind::Service).await?;
         let res = conn
             .ldap
             .with_timeout(self.timeout())
             .search(&user.dn, Scope::Base, "(objectClass=*)", vec![attr])
             .await
             .map_err(op_error);
-        conn.close().await;
         let found = res?;
+        conn.done();
         let (entries, result) = (found.0, found.1);
         match result.rc {
             rc::SUCCESS => Ok(entries
@@ -613,7 +728,7 @@ impl LdapDirectory {
     }
 
     async fn op_unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
-        let mut conn = self.service().await?;
+        let mut conn = self.lease(Kind::Service).await?;
         let mods = if self.is_ad() {
             vec![Mod::Replace(b"lockoutTime".to_vec(), set("0"))]
         } else {
@@ -622,9 +737,8 @@ impl LdapDirectory {
                 HashSet::new(),
             )]
         };
-        let res = self.modify(&mut conn, &user.dn, mods, vec![]).await;
-        conn.close().await;
-        let res = res?;
+        let res = self.modify(&mut conn, &user.dn, mods, vec![]).await?;
+        conn.done();
         match res.rc {
             rc::SUCCESS | rc::NO_SUCH_ATTRIBUTE => Ok(()),
             rc::INSUFFICIENT_ACCESS => Err(DirectoryError::NotPermitted("unlock this account")),

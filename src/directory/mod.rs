@@ -7,6 +7,7 @@
 pub mod active_directory;
 pub mod ldap;
 pub mod openldap;
+pub mod pool;
 pub mod settings;
 
 use crate::secret::Secret;

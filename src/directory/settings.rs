@@ -49,6 +49,9 @@ pub struct RawDirectory {
     /// Attribute users type as their login name (`uid`, `sAMAccountName`, `mail`...).
     pub login_attribute: String,
     pub timeout_ms: u64,
+    /// Connections kept open to the directory: this many bound as the service account, and
+    /// as many again for binds with users' passwords.
+    pub pool_size: usize,
     /// After a write, bind as the user with the new password to prove it works.
     pub verify_after_write: bool,
     /// Require a change at next sign-in after a self-service reset (`pwdReset` / `pwdLastSet=0`).
@@ -77,6 +80,7 @@ impl Default for RawDirectory {
             user_filter: String::new(),
             login_attribute: String::new(),
             timeout_ms: 3_000,
+            pool_size: 8,
             verify_after_write: true,
             require_change_after_reset: false,
             openldap_password_write: OpenldapPasswordWrite::Exop,
@@ -101,6 +105,7 @@ pub struct DirectoryConfig {
     pub user_filter: String,
     pub login_attribute: String,
     pub timeout: Duration,
+    pub pool_size: usize,
     pub verify_after_write: bool,
     pub require_change_after_reset: bool,
     pub openldap_password_write: OpenldapPasswordWrite,
@@ -180,6 +185,7 @@ impl RawDirectory {
             );
         }
         p.in_range("directory.timeout_ms", d.timeout_ms, 100, 60_000);
+        p.in_range("directory.pool_size", d.pool_size, 1, 256);
         if d.timeout_ms >= request_timeout_ms {
             p.bad(
                 "directory.timeout_ms",
@@ -211,6 +217,7 @@ impl RawDirectory {
             user_filter: d.user_filter.clone(),
             login_attribute,
             timeout: Duration::from_millis(d.timeout_ms),
+            pool_size: d.pool_size,
             verify_after_write: d.verify_after_write,
             require_change_after_reset: d.require_change_after_reset,
             openldap_password_write: d.openldap_password_write,
