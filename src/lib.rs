@@ -30,12 +30,13 @@
 //! - [`logging`]: log output; `[log]`.
 //! - [`policy`]: the SSPR policy document (scope, methods and migration, admin and
 //!   registration rules), reset limits, question counts, the question bank; `[policy]`.
-//! - [`directory`]: the [`directory::Directory`] trait, ldap3 implementation, flavour quirks;
-//!   `[directory]`.
+//! - [`directory`]: the [`directory::Directory`] trait, ldap3 implementation with its
+//!   connection pools (`directory::pool`), flavour quirks; `[directory]`.
 //! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook),
 //!   each message with an id that stays the same on every attempt; `[email]`, `[gateway]`.
 //! - [`store`]: one trait per capability (registrations, sessions, flows, account counters,
-//!   audit log, policy, outbox, keys, upkeep) and [`store::Store`], their union; the sled
+//!   audit log, policy, outbox, keys, upkeep, atomic batches) and [`store::Store`], their
+//!   union; the sled
 //!   backend and an in-memory one, both held to one contract suite
 //!   (`tests/store_contract.rs`); `[store]`.
 //! - [`flow`]: pure flow decisions (question draws, decoys, throttling, attempt budget; the

@@ -2,7 +2,8 @@
 //! sled (the default) and the in-memory store today; the etcd backend will be held to the
 //! same suite. Compare-and-swap semantics for every record kind, expiry by `sweep`, atomic
 //! counter updates and an unbroken audit chain under concurrency, pruning from the start of
-//! the chain, outbox order and acknowledgement, server keys, and — for a backend that
+//! the chain, outbox order and acknowledgement, server keys, atomic batches (all or nothing,
+//! audit records linked into the chain beside concurrent appends), and — for a backend that
 //! promises it — durability of what was acknowledged (a reopened sled store has it all).
 
 use serde_json::json;
@@ -11,7 +12,8 @@ use ssprd::delivery::{Channel, Notice};
 use ssprd::store::memory::MemoryStore;
 use ssprd::store::sled::SledStore;
 use ssprd::store::{
-    Counters, FlowState, OutboxItem, Registration, RegistrationSession, ResetFlow, Store, TokenHash,
+    Batch, Counters, FlowState, OutboxItem, Registration, RegistrationSession, ResetFlow, Store,
+    TokenHash,
 };
 use std::sync::Arc;
 
@@ -68,6 +70,7 @@ async fn contract(name: &str, store: Arc<dyn Store>) {
     flows_swap_list_and_expire(&*store).await;
     counters_update_atomically(store.clone()).await;
     audit_chain_holds_under_concurrency(store.clone()).await;
+    batches_apply_all_or_nothing(store.clone()).await;
     policy_swap(&*store).await;
     outbox_keeps_order_until_acknowledged(&*store).await;
     server_keys_are_stable(&*store).await;
@@ -199,6 +202,112 @@ async fn audit_chain_holds_under_concurrency(s: Arc<dyn Store>) {
     ssprd::audit::verify(&anchor, rest).expect("verifies after pruning");
     let next = s.append_audit(&event(1_000, 99)).await.unwrap();
     assert_eq!(next.seq, 31, "numbering goes on after pruning");
+}
+
+fn clear(c: Counters) -> Counters {
+    Counters {
+        failures: Vec::new(),
+        ..c
+    }
+}
+
+async fn batches_apply_all_or_nothing(s: Arc<dyn Store>) {
+    let (f40, f41) = (flow("b1", 9_000), flow("b1", 9_000));
+    s.put_flow(&id(40), &f40).await.unwrap();
+    s.put_flow(&id(41), &f41).await.unwrap();
+    s.update_counters("b1", &|mut c: Counters| {
+        c.failures = vec![1, 2, 3];
+        c
+    })
+    .await
+    .unwrap();
+    let mut done = f40.clone();
+    done.state = FlowState::Completed;
+    let mut closed = f41.clone();
+    closed.state = FlowState::Closed;
+    let chain = |s: Arc<dyn Store>| async move { s.audit_log().await.unwrap().1.len() };
+    let records_before = chain(s.clone()).await;
+    let last_seq = s.audit_log().await.unwrap().1.last().unwrap().seq;
+
+    // One stale expectation: nothing at all is applied.
+    let mut stale = f41.clone();
+    stale.failed_attempts = 7;
+    let mut batch = Batch {
+        flows: vec![
+            (id(40), f40.clone(), done.clone()),
+            (id(41), stale, closed.clone()),
+        ],
+        counters: Some(("b1".into(), clear)),
+        outbox: vec![notice(50), notice(51)],
+        audit: vec![event(2_000, 50), event(2_000, 51)],
+    };
+    assert!(s.commit(&batch).await.unwrap().is_none(), "conflict");
+    assert_eq!(s.flow(&id(40)).await.unwrap(), Some(f40.clone()));
+    assert_eq!(s.flow(&id(41)).await.unwrap(), Some(f41.clone()));
+    assert_eq!(s.counters("b1").await.unwrap().failures, vec![1, 2, 3]);
+    assert!(s.outbox().await.unwrap().iter().all(|(_, i)| i.id != "m50"));
+    assert_eq!(chain(s.clone()).await, records_before);
+
+    // Every expectation holds: everything is applied, the records continue the chain.
+    batch.flows[1].1 = f41.clone();
+    let records = s.commit(&batch).await.unwrap().expect("applied");
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![last_seq + 1, last_seq + 2]
+    );
+    assert_eq!(s.flow(&id(40)).await.unwrap(), Some(done.clone()));
+    assert_eq!(s.flow(&id(41)).await.unwrap(), Some(closed));
+    assert!(s.counters("b1").await.unwrap().failures.is_empty());
+    let queued: Vec<(u64, OutboxItem)> = s
+        .outbox()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, i)| i.id == "m50" || i.id == "m51")
+        .collect();
+    assert_eq!(
+        queued
+            .iter()
+            .map(|(_, i)| i.id.as_str())
+            .collect::<Vec<_>>(),
+        ["m50", "m51"],
+        "queued in order"
+    );
+    for (seq, _) in queued {
+        s.remove_outbox(seq).await.unwrap();
+    }
+    // The same batch again: its expectations are stale now.
+    assert!(s.commit(&batch).await.unwrap().is_none());
+
+    // Batches and single appends side by side: every record numbered once, the chain whole.
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                if n % 2 == 0 {
+                    let b = Batch {
+                        audit: vec![event(3_000, n), event(3_000, n + 100)],
+                        ..Batch::default()
+                    };
+                    s.commit(&b).await.unwrap().unwrap().len()
+                } else {
+                    s.append_audit(&event(3_000, n)).await.unwrap();
+                    1
+                }
+            })
+        })
+        .collect();
+    let mut added = 0;
+    for t in tasks {
+        added += t.await.unwrap();
+    }
+    assert_eq!(added, 30);
+    let (anchor, records) = s.audit_log().await.unwrap();
+    assert_eq!(records.len(), records_before + 2 + 30);
+    let mut seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), records.len(), "one number each");
+    ssprd::audit::verify(&anchor, records).expect("the chain verifies");
 }
 
 async fn policy_swap(s: &dyn Store) {

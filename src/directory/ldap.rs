@@ -168,9 +168,10 @@ impl LdapDirectory {
         })
     }
 
-    /// True when an idle connection still answers (a Who am I?, within a second).
+    /// True when an idle connection still answers a Who am I? within a quarter of the
+    /// operation's timeout (at most a second), leaving the rest for a new connection.
     async fn answers(&self, conn: &mut Conn) -> bool {
-        let t = self.timeout().min(Duration::from_secs(1));
+        let t = (self.timeout() / 4).min(Duration::from_secs(1));
         matches!(
             conn.ldap.with_timeout(t).extended(ldap3::exop::WhoAmI).await,
             Ok(ref r) if r.1.rc == rc::SUCCESS

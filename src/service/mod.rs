@@ -622,7 +622,26 @@ impl Service {
         map.entry(key.to_string()).or_default().clone()
     }
 
+    /// Stores an audit event (a store failure is logged: the change it records stands) and
+    /// forwards the record.
     async fn audit(&self, kind: &str, user: &str, outcome: &str, reason: &str) {
+        let ev = self.audit_event(kind, user, outcome, reason);
+        match self.store.append_audit(&ev).await {
+            Ok(rec) => self.forward_audit(&rec).await,
+            Err(e) => tracing::error!(error = %e, "audit event not stored"),
+        }
+    }
+
+    /// Forwards a stored audit record (syslog/journald), when configured.
+    async fn forward_audit(&self, rec: &crate::audit::AuditRecord) {
+        if let Some(f) = &self.audit_forward {
+            f.send(rec).await;
+        }
+    }
+
+    /// The audit event for `kind` now, logged; stored by the caller, alone
+    /// ([`Self::audit`]) or in a batch with what it records.
+    fn audit_event(&self, kind: &str, user: &str, outcome: &str, reason: &str) -> AuditEvent {
         let ev = AuditEvent {
             // Audit times are wall time (what a reader compares with other logs).
             at: self.wall_now(),
@@ -633,14 +652,7 @@ impl Service {
             actor: ACTOR.try_with(Clone::clone).unwrap_or_default(),
         };
         info!(kind, user, outcome, reason, actor = %ev.actor, "audit");
-        match self.store.append_audit(&ev).await {
-            Ok(rec) => {
-                if let Some(f) = &self.audit_forward {
-                    f.send(&rec).await;
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "audit event not stored"),
-        }
+        ev
     }
 
     /// The methods a registration makes usable now under the current policy, with hints.

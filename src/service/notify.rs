@@ -85,17 +85,7 @@ impl Service {
     /// Queues `notice` for `to` in the outbox. A store failure is logged: the change that
     /// caused the notification stands.
     pub(super) async fn notify(&self, user: &str, to: Channel, notice: Notice) {
-        let t = self.now();
-        let item = OutboxItem {
-            id: super::new_token(),
-            to,
-            notice,
-            user: user.to_string(),
-            created_at: t,
-            attempts: 0,
-            next_at: t,
-            last_error: String::new(),
-        };
+        let item = self.outbox_item(user, to, notice);
         match self.store.enqueue(&item).await {
             Ok(_) => self.outbox_wake.notify_one(),
             Err(e) => warn!(error = %e, "notification not queued"),
@@ -104,6 +94,41 @@ impl Service {
 
     /// Queues `notice` for every confirmed contact of `reg` (email, SMS to the mobile, a
     /// call to the office phone).
+    /// A new outbox item: `notice` for `to`, due now, with a message id of its own.
+    pub(super) fn outbox_item(&self, user: &str, to: Channel, notice: Notice) -> OutboxItem {
+        let t = self.now();
+        OutboxItem {
+            id: super::new_token(),
+            to,
+            notice,
+            user: user.to_string(),
+            created_at: t,
+            attempts: 0,
+            next_at: t,
+            last_error: String::new(),
+        }
+    }
+
+    /// Outbox items with `notice` for every confirmed contact of `reg` (queued by the
+    /// caller, e.g. in a batch).
+    pub(super) fn contact_items(&self, reg: &Registration, notice: &Notice) -> Vec<OutboxItem> {
+        reg.contacts
+            .iter()
+            .map(|c| {
+                self.outbox_item(
+                    &reg.login,
+                    contact_channel(c.kind, &c.value),
+                    notice.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Tells the outbox worker that items are waiting.
+    pub(super) fn wake_outbox(&self) {
+        self.outbox_wake.notify_one();
+    }
+
     pub(super) async fn notify_contacts(&self, reg: &Registration, notice: Notice) {
         for c in &reg.contacts {
             self.notify(

@@ -12,7 +12,9 @@ use crate::method::contact::{self, ContactKind};
 use crate::method::{Method, code, questions, totp};
 use crate::policy::MethodPolicy;
 use crate::secret::Secret;
-use crate::store::{FlowCode, FlowState, Offer, Registration, ResetFlow, TokenHash, WriteIntent};
+use crate::store::{
+    Batch, FlowCode, FlowState, Offer, Registration, ResetFlow, TokenHash, WriteIntent,
+};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -799,15 +801,14 @@ impl Service {
         match write::after_interruption(read_back) {
             write::Interrupted::Pending => return Err(ServiceError::OutcomePending),
             write::Interrupted::Applied => {
-                self.finish(h, &flow, written_what(&flow, false), true)
-                    .await?;
-                self.audit(
+                let record = self.audit_event(
                     write_kind(&flow),
                     &flow.login,
                     "success",
                     "resolved_after_interruption",
-                )
-                .await;
+                );
+                self.finish(h, &flow, written_what(&flow, false), true, record)
+                    .await?;
                 return Err(ServiceError::AlreadyCompleted);
             }
             write::Interrupted::NotApplied => {}
@@ -894,57 +895,66 @@ impl Service {
 
     /// Spends the flow, closes the user's other open flows (a reset ends every other attempt
     /// in progress), resets the failure counters (after a self-service reset; an
-    /// administrator lifts a block with ClearBlock), and tells the user's confirmed contacts.
+    /// administrator lifts a block with ClearBlock), tells the user's confirmed contacts,
+    /// and stores `record` — as one atomic batch with one flush ([`Batch`]).
     async fn finish(
         &self,
         h: &TokenHash,
         flow: &ResetFlow,
         what: &'static str,
         password_changed: bool,
+        record: crate::audit::AuditEvent,
     ) -> Result<(), ServiceError> {
+        let notice = crate::delivery::Notice::AccountRecovered {
+            what: what.to_string(),
+        };
+        let outbox = match self.sspr().notify_users {
+            true => self
+                .store
+                .registration(&flow.user_key)
+                .await?
+                .map(|reg| self.contact_items(&reg, &notice))
+                .unwrap_or_default(),
+            false => Vec::new(),
+        };
         // Under the user's lock no other write can end the flow; a racing proof may still
-        // change it, and is overtaken.
-        self.change_flow(h, |f| {
-            let mut done = f.clone();
-            done.state = FlowState::Completed;
-            done.password_changed = password_changed;
-            done.codes.clear();
-            done.write = None;
-            Some(done)
-        })
-        .await?;
-        for other in self.store.flows_of(&flow.user_key).await? {
-            if other == *h {
-                continue;
+        // change it or another flow of the user, and is overtaken: read again, decide again.
+        let mut races = super::cas::Races::new("flow");
+        loop {
+            let mut batch = Batch {
+                outbox: outbox.clone(),
+                audit: vec![record.clone()],
+                counters: (!flow.by_admin)
+                    .then(|| (flow.user_key.clone(), flow::clear_failures as fn(_) -> _)),
+                ..Batch::default()
+            };
+            if let Some(current) = self.store.flow(h).await? {
+                batch
+                    .flows
+                    .push((*h, current.clone(), completed(&current, password_changed)));
             }
-            // A racing proof on that flow is overtaken too: it stays closed.
-            self.change_flow(&other, |f| {
-                (f.state == FlowState::Open).then(|| {
-                    let mut closed = f.clone();
-                    closed.state = FlowState::Closed;
-                    closed.codes.clear();
-                    closed
-                })
-            })
-            .await?;
+            for other in self.store.flows_of(&flow.user_key).await? {
+                if other == *h {
+                    continue;
+                }
+                if let Some(f) = self.store.flow(&other).await?
+                    && f.state == FlowState::Open
+                {
+                    let closed = closed(&f);
+                    batch.flows.push((other, f, closed));
+                }
+            }
+            if let Some(records) = self.store.commit(&batch).await? {
+                for r in &records {
+                    self.forward_audit(r).await;
+                }
+                if !batch.outbox.is_empty() {
+                    self.wake_outbox();
+                }
+                return Ok(());
+            }
+            races.lost().await?;
         }
-        if !flow.by_admin {
-            self.store
-                .update_counters(&flow.user_key, &flow::clear_failures)
-                .await?;
-        }
-        if self.sspr().notify_users
-            && let Some(reg) = self.store.registration(&flow.user_key).await?
-        {
-            self.notify_contacts(
-                &reg,
-                crate::delivery::Notice::AccountRecovered {
-                    what: what.to_string(),
-                },
-            )
-            .await;
-        }
-        Ok(())
     }
 
     /// Writes the new password (and unlocks if asked), verifies it by a bind, and spends
@@ -1140,14 +1150,14 @@ impl Service {
         } else {
             false
         };
-        self.finish(h, &flow, written_what(&flow, unlocked), true)
-            .await?;
         let detail = if flow.by_admin && must_change {
             "must_change"
         } else {
             ""
         };
-        self.audit(kind, &flow.login, "success", detail).await;
+        let record = self.audit_event(kind, &flow.login, "success", detail);
+        self.finish(h, &flow, written_what(&flow, unlocked), true, record)
+            .await?;
         crate::failpoint::hit("complete.after_commit");
         Ok(Completed {
             verified_by_bind,
@@ -1191,9 +1201,9 @@ impl Service {
                 .await;
             return Err(e.into());
         }
-        self.finish(&h, &flow, "the account was unlocked", false)
+        let record = self.audit_event("unlock", &flow.login, "success", "");
+        self.finish(&h, &flow, "the account was unlocked", false, record)
             .await?;
-        self.audit("unlock", &flow.login, "success", "").await;
         Ok(())
     }
 }
@@ -1222,6 +1232,24 @@ fn without_write(flow: &ResetFlow) -> ResetFlow {
         cleared.state = FlowState::Closed;
     }
     cleared
+}
+
+/// `flow` spent: completed, its codes and write intent gone.
+fn completed(flow: &ResetFlow, password_changed: bool) -> ResetFlow {
+    let mut done = flow.clone();
+    done.state = FlowState::Completed;
+    done.password_changed = password_changed;
+    done.codes.clear();
+    done.write = None;
+    done
+}
+
+/// An open flow closed by a reset of the same user: its codes gone.
+fn closed(flow: &ResetFlow) -> ResetFlow {
+    let mut closed = flow.clone();
+    closed.state = FlowState::Closed;
+    closed.codes.clear();
+    closed
 }
 
 /// The audit kind of a flow's password write.

@@ -4,9 +4,9 @@
 //! promises no durability: everything is gone when it is dropped.
 
 use super::{
-    AccountCounters, AuditLog, Counters, Flows, Keys, Outbox, OutboxItem, PolicyStore,
-    Registration, RegistrationSession, Registrations, ResetFlow, Sessions, StoreError, TokenHash,
-    Upkeep,
+    AccountCounters, AuditLog, Batch, Batches, Counters, Flows, Keys, Outbox, OutboxItem,
+    PolicyStore, Registration, RegistrationSession, Registrations, ResetFlow, Sessions, StoreError,
+    TokenHash, Upkeep,
 };
 use crate::audit::{Anchor, AuditEvent, AuditRecord};
 use crate::policy::SsprPolicy;
@@ -309,6 +309,58 @@ impl Outbox for MemoryStore {
     async fn remove_outbox(&self, seq: u64) -> Result<(), StoreError> {
         self.data().outbox.remove(&seq);
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Batches for MemoryStore {
+    async fn commit(&self, batch: &Batch) -> Result<Option<Vec<AuditRecord>>, StoreError> {
+        // One lock for the whole batch: nothing sees a part of it.
+        let mut d = self.data();
+        for (id, old, _) in &batch.flows {
+            if d.flows.get(&id.0) != Some(&encode(old)) {
+                return Ok(None);
+            }
+        }
+        let counters = match &batch.counters {
+            Some((key, update)) => {
+                let current: Counters = d
+                    .counters
+                    .get(key)
+                    .map(|v| decode("counters", v))
+                    .transpose()?
+                    .unwrap_or_default();
+                Some((key.clone(), encode(&update(current))))
+            }
+            None => None,
+        };
+        for (id, _, new) in &batch.flows {
+            d.flows.insert(id.0, encode(new));
+        }
+        if let Some((key, value)) = counters {
+            d.counters.insert(key, value);
+        }
+        for item in &batch.outbox {
+            d.next_outbox += 1;
+            let seq = d.next_outbox;
+            d.outbox.insert(seq, encode(item));
+        }
+        let mut records = Vec::with_capacity(batch.audit.len());
+        for event in &batch.audit {
+            let (seq, prev) = match d.audit.last_key_value() {
+                Some((_, last)) => (last.seq + 1, last.hash.clone()),
+                None => (d.anchor.seq + 1, d.anchor.hash.clone()),
+            };
+            let record = AuditRecord {
+                seq,
+                hash: crate::audit::link(&prev, seq, event),
+                prev,
+                event: event.clone(),
+            };
+            d.audit.insert(seq, record.clone());
+            records.push(record);
+        }
+        Ok(Some(records))
     }
 }
 

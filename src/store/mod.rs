@@ -473,6 +473,37 @@ pub trait Outbox: Send + Sync {
     async fn remove_outbox(&self, seq: u64) -> Result<(), StoreError>;
 }
 
+/// Changes that take effect together, durably, with one flush: the end of a reset (the
+/// flow spent, the user's other flows closed, the failure counters cleared, the
+/// notifications queued, the audit record).
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Flows replaced, each only if it still equals the expected value: (id, expected, new).
+    pub flows: Vec<(TokenHash, ResetFlow, ResetFlow)>,
+    /// An account's counters, updated by the function (user key, update).
+    pub counters: Option<(String, CounterUpdate)>,
+    /// Notifications queued, in order.
+    pub outbox: Vec<OutboxItem>,
+    /// Events appended to the audit chain, in order.
+    pub audit: Vec<crate::audit::AuditEvent>,
+}
+
+/// A change of an account's counters, as a batch carries it.
+pub type CounterUpdate = fn(Counters) -> Counters;
+
+/// Atomic batches.
+#[async_trait::async_trait]
+pub trait Batches: Send + Sync {
+    /// Applies every change of `batch` or none. When a flow no longer equals its expected
+    /// value nothing is written and the answer is `None` (read again, decide again); else
+    /// the audit records appended, durable (where the backend promises durability) when
+    /// this returns.
+    async fn commit(
+        &self,
+        batch: &Batch,
+    ) -> Result<Option<Vec<crate::audit::AuditRecord>>, StoreError>;
+}
+
 /// Server keys (code MACs, decoy derivation).
 #[async_trait::async_trait]
 pub trait Keys: Send + Sync {
@@ -503,6 +534,7 @@ pub trait Store:
     + Outbox
     + Keys
     + Upkeep
+    + Batches
     + 'static
 {
 }
@@ -517,6 +549,7 @@ impl<T> Store for T where
         + Outbox
         + Keys
         + Upkeep
+        + Batches
         + 'static
 {
 }

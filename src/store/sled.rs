@@ -7,9 +7,9 @@
 //! not delivered yet), and `meta` with the `schema_version`, `audit_anchor` and `sspr_policy` keys. Every write is flushed (on tokio's blocking pool) before it returns.
 
 use super::{
-    AccountCounters, AuditLog, Counters, FlowState, Flows, Keys, Outbox, OutboxItem, PolicyStore,
-    Registration, RegistrationSession, Registrations, ResetFlow, Sessions, StoreError, TokenHash,
-    Upkeep,
+    AccountCounters, AuditLog, Batch, Batches, Counters, FlowState, Flows, Keys, Outbox,
+    OutboxItem, PolicyStore, Registration, RegistrationSession, Registrations, ResetFlow, Sessions,
+    StoreError, TokenHash, Upkeep,
 };
 use crate::audit::{Anchor, AuditEvent, AuditRecord};
 use base64::Engine;
@@ -233,6 +233,21 @@ impl SledStore {
             .map(|v| decode("audit anchor", &v))
             .transpose()?
             .unwrap_or_default())
+    }
+
+    /// The sequence number and hash of the chain's last record (the anchor's when empty).
+    /// Callers hold `audit_lock`.
+    fn audit_head(&self) -> Result<(u64, String), StoreError> {
+        match self.audit.last().map_err(io)? {
+            Some((_, v)) => {
+                let last: AuditRecord = decode("audit", &v)?;
+                Ok((last.seq, last.hash))
+            }
+            None => {
+                let a = self.anchor()?;
+                Ok((a.seq, a.hash))
+            }
+        }
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
@@ -519,16 +534,8 @@ impl AccountCounters for SledStore {
 impl AuditLog for SledStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
         let one_at_a_time = self.audit_lock.lock().await;
-        let (seq, prev) = match self.audit.last().map_err(io)? {
-            Some((_, v)) => {
-                let last: AuditRecord = decode("audit", &v)?;
-                (last.seq + 1, last.hash)
-            }
-            None => {
-                let a = self.anchor()?;
-                (a.seq + 1, a.hash)
-            }
-        };
+        let (last, prev) = self.audit_head()?;
+        let seq = last + 1;
         let record = AuditRecord {
             seq,
             hash: crate::audit::link(&prev, seq, event),
@@ -601,6 +608,83 @@ impl PolicyStore for SledStore {
         new: &crate::policy::SsprPolicy,
     ) -> Result<bool, StoreError> {
         self.swap(&self.meta, POLICY_KEY, old, new).await
+    }
+}
+
+/// Why a batch's transaction stopped.
+enum Stop {
+    /// A flow no longer held its expected value.
+    Conflict,
+    /// A stored record did not decode.
+    Decode(StoreError),
+}
+
+#[async_trait::async_trait]
+impl Batches for SledStore {
+    async fn commit(&self, batch: &Batch) -> Result<Option<Vec<AuditRecord>>, StoreError> {
+        use sled::Transactional;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        // The records are linked before the transaction, under the chain's lock, which is
+        // held until the transaction is applied.
+        let one_at_a_time = self.audit_lock.lock().await;
+        let (mut seq, mut prev) = self.audit_head()?;
+        let mut records = Vec::with_capacity(batch.audit.len());
+        for event in &batch.audit {
+            seq += 1;
+            let hash = crate::audit::link(&prev, seq, event);
+            records.push(AuditRecord {
+                seq,
+                prev: std::mem::replace(&mut prev, hash.clone()),
+                hash,
+                event: event.clone(),
+            });
+        }
+        let outbox_ids = batch
+            .outbox
+            .iter()
+            .map(|_| self.db.generate_id().map_err(io))
+            .collect::<Result<Vec<u64>, _>>()?;
+        let expected: Vec<Vec<u8>> = batch.flows.iter().map(|(_, old, _)| encode(old)).collect();
+        // sled runs the closure under its global write lock: no other write to these trees
+        // interleaves, and the batch reaches the log as one unit.
+        let applied = (&self.flows, &self.counters, &self.outbox, &self.audit).transaction(
+            |(flows, counters, outbox, audit)| {
+                for ((id, _, _), old) in batch.flows.iter().zip(&expected) {
+                    if flows.get(id.0)?.as_deref() != Some(old.as_slice()) {
+                        return Err(ConflictableTransactionError::Abort(Stop::Conflict));
+                    }
+                }
+                for (id, _, new) in &batch.flows {
+                    flows.insert(&id.0, encode(new))?;
+                }
+                if let Some((key, update)) = &batch.counters {
+                    let current: Counters = counters
+                        .get(key.as_bytes())?
+                        .map(|v| decode("counters", &v))
+                        .transpose()
+                        .map_err(|e| ConflictableTransactionError::Abort(Stop::Decode(e)))?
+                        .unwrap_or_default();
+                    counters.insert(key.as_bytes(), encode(&update(current)))?;
+                }
+                for (id, item) in outbox_ids.iter().zip(&batch.outbox) {
+                    outbox.insert(&id.to_be_bytes(), encode(item))?;
+                }
+                for r in &records {
+                    audit.insert(&r.seq.to_be_bytes(), encode(r))?;
+                }
+                Ok(())
+            },
+        );
+        drop(one_at_a_time);
+        match applied {
+            Ok(()) => {
+                self.flush().await?;
+                Ok(Some(records))
+            }
+            Err(TransactionError::Abort(Stop::Conflict)) => Ok(None),
+            Err(TransactionError::Abort(Stop::Decode(e))) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(io(e)),
+        }
     }
 }
 
