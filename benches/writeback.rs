@@ -157,21 +157,28 @@ async fn main() {
     throughput(!has("authenticator")).await;
 }
 
-async fn latency() {
-    let users = if quick() { 8 } else { 40 };
-    let ldap = OpenLdap::start().await;
-    let work = tempfile::tempdir().unwrap();
-    let dir_cfg = ldap.directory_config(&work.path().join("dir"));
+/// The direct connection to `ldap` for the baseline, and a daemon configuration for it
+/// (with its CA): no per-client quota, and the default local password rules (common-password
+/// list included), which are part of what is measured.
+fn setup(ldap: &OpenLdap, work: &std::path::Path) -> (Direct, ssprd::config::RawConfig, String) {
+    let dir_cfg = ldap.directory_config(&work.join("dir"));
     let direct = Direct {
         uri: ldap.slapd.ldaps_uri(),
         ca_pem: ldap.slapd.ca_pem.clone(),
         service_dn: dir_cfg.bind_dn.clone(),
         service_password: ldap.slapd.service_password.expose().to_string(),
     };
-    let (mut raw, ca) = Daemon::config(work.path(), dir_cfg);
+    let (mut raw, ca) = Daemon::config(work, dir_cfg);
     raw.server.per_client_requests_per_minute = 0;
-    // The default local rules, common-password list included, are part of what is measured.
     raw.password = ssprd::config::RawPassword::default();
+    (direct, raw, ca)
+}
+
+async fn latency() {
+    let users = if quick() { 8 } else { 40 };
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (direct, raw, ca) = setup(&ldap, work.path());
     let d = Daemon::start(raw, ca).await;
     let mut c = d.clients().await;
 
@@ -389,16 +396,7 @@ async fn throughput(questions: bool) {
     let (n_totp, n_questions) = if quick { (16, 8) } else { (128, 48) };
     let ldap = OpenLdap::start_with(ssprd_testbed::PasswordHash::Ssha).await;
     let work = tempfile::tempdir().unwrap();
-    let dir_cfg = ldap.directory_config(&work.path().join("dir"));
-    let direct = Direct {
-        uri: ldap.slapd.ldaps_uri(),
-        ca_pem: ldap.slapd.ca_pem.clone(),
-        service_dn: dir_cfg.bind_dn.clone(),
-        service_password: ldap.slapd.service_password.expose().to_string(),
-    };
-    let (mut raw, ca) = Daemon::config(work.path(), dir_cfg);
-    raw.server.per_client_requests_per_minute = 0;
-    raw.password = ssprd::config::RawPassword::default();
+    let (direct, mut raw, ca) = setup(&ldap, work.path());
     raw.policy.enabled_methods = vec!["security_questions".into(), "authenticator_code".into()];
     raw.policy.new_method_cooloff_hours = 0;
     let key = work.path().join("totp-key");

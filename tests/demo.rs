@@ -5,14 +5,9 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use ssprd::api::pb::{
-    registration_service_client::RegistrationServiceClient,
-    reset_service_client::ResetServiceClient,
-};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ssprd");
 
@@ -47,21 +42,7 @@ async fn the_demo_registers_and_resets_the_demo_user_then_cleans_up() {
     assert!(work.join("ssprd.toml").exists());
 
     let ca = std::fs::read_to_string(work.join("grpc/ca.crt")).unwrap();
-    let channel = Channel::from_shared(format!("https://127.0.0.1:{port}"))
-        .unwrap()
-        .tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca))
-                .domain_name("localhost"),
-        )
-        .unwrap()
-        .connect()
-        .await
-        .expect("the demo's gRPC endpoint answers");
-    let mut c = support::Clients {
-        reg: RegistrationServiceClient::new(channel.clone()),
-        reset: ResetServiceClient::new(channel),
-    };
+    let mut c = support::scenarios::connect_daemon(port, &ca).await;
     c.register("demo", "Demo-Pass-1").await;
     let flow = c.verified_flow("demo").await;
     let done = c

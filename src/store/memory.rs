@@ -28,6 +28,24 @@ struct Data {
     keys: HashMap<String, [u8; 32]>,
 }
 
+impl Data {
+    /// Links `event` to the end of the audit chain.
+    fn append(&mut self, event: &AuditEvent) -> AuditRecord {
+        let (seq, prev) = match self.audit.last_key_value() {
+            Some((_, last)) => (last.seq + 1, last.hash.clone()),
+            None => (self.anchor.seq + 1, self.anchor.hash.clone()),
+        };
+        let record = AuditRecord {
+            seq,
+            hash: crate::audit::link(&prev, seq, event),
+            prev,
+            event: event.clone(),
+        };
+        self.audit.insert(seq, record.clone());
+        record
+    }
+}
+
 /// The in-memory store.
 pub struct MemoryStore {
     data: Mutex<Data>,
@@ -220,19 +238,7 @@ impl AccountCounters for MemoryStore {
 #[async_trait::async_trait]
 impl AuditLog for MemoryStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
-        let mut d = self.data();
-        let (seq, prev) = match d.audit.last_key_value() {
-            Some((_, last)) => (last.seq + 1, last.hash.clone()),
-            None => (d.anchor.seq + 1, d.anchor.hash.clone()),
-        };
-        let record = AuditRecord {
-            seq,
-            hash: crate::audit::link(&prev, seq, event),
-            prev,
-            event: event.clone(),
-        };
-        d.audit.insert(seq, record.clone());
-        Ok(record)
+        Ok(self.data().append(event))
     }
 
     async fn audit_log(&self) -> Result<(Anchor, Vec<AuditRecord>), StoreError> {
@@ -345,22 +351,7 @@ impl Batches for MemoryStore {
             let seq = d.next_outbox;
             d.outbox.insert(seq, encode(item));
         }
-        let mut records = Vec::with_capacity(batch.audit.len());
-        for event in &batch.audit {
-            let (seq, prev) = match d.audit.last_key_value() {
-                Some((_, last)) => (last.seq + 1, last.hash.clone()),
-                None => (d.anchor.seq + 1, d.anchor.hash.clone()),
-            };
-            let record = AuditRecord {
-                seq,
-                hash: crate::audit::link(&prev, seq, event),
-                prev,
-                event: event.clone(),
-            };
-            d.audit.insert(seq, record.clone());
-            records.push(record);
-        }
-        Ok(Some(records))
+        Ok(Some(batch.audit.iter().map(|e| d.append(e)).collect()))
     }
 }
 
