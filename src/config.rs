@@ -46,7 +46,7 @@ pub use crate::store::RawStore;
 
 use crate::method::Method;
 use crate::policy::settings::Deliverable;
-use crate::policy::{MethodPolicy, PolicyContext, QuestionBank, ResetPolicy, SsprPolicy};
+use crate::policy::{MethodLimits, PolicyContext, QuestionBank, ResetPolicy, SsprPolicy};
 use crate::secret::Secret;
 use figment::{
     Figment,
@@ -145,7 +145,7 @@ pub struct Config {
     pub max_concurrent_hashes: usize,
     /// Code, cool-off and notification settings (the enabled methods and the number
     /// required come from `sspr` per user).
-    pub methods: MethodPolicy,
+    pub limits: MethodLimits,
     /// The administrator's SSPR policy as configured (the stored one wins once set).
     pub sspr: SsprPolicy,
     /// What the daemon can deliver: policy updates are validated against it.
@@ -219,7 +219,7 @@ impl RawConfig {
             reset: policy.reset,
             bank: policy.bank,
             max_concurrent_hashes: policy.max_concurrent_hashes,
-            methods: policy.methods,
+            limits: policy.limits,
             sspr: policy.sspr,
             policy_context: policy.context,
             email,

@@ -39,13 +39,19 @@
 //!   union; the sled
 //!   backend and an in-memory one, both held to one contract suite
 //!   (`tests/store_contract.rs`); `[store]`.
-//! - [`flow`]: pure flow decisions (question draws, decoys, throttling, attempt budget; the
-//!   password-write protocol's decisions in `flow::write`) — no IO.
+//! - [`flow`]: the pure core — no IO; `now`, randomness and the results of IO come in,
+//!   the next state and what to do (or a typed refusal) go out. Counters, blocks and the
+//!   attempt budget in `flow`; the reset flow's state machine (start and decoys, proofs,
+//!   codes, completion, the end of a flow) in `flow::reset`; the registration session's in
+//!   `flow::registration`; the password-write protocol's decisions in `flow::write`. Each
+//!   has a test per transition, and property tests over arbitrary sequences of steps.
 //! - [`lockout`]: pure decisions of the sign-in guard, which keeps the failed binds ssprd
 //!   causes below the directory's lockout threshold; `[sign_in]`.
 //!
 //! Use cases and their adapters:
-//! - [`service`]: the use cases; executes flow decisions against store and directory. Reset
+//! - [`service`]: the use cases, as executors of the core: load state, ask `flow`, carry
+//!   out the effects in a fixed order (the order the timing-uniformity tests rely on) and
+//!   map the core's refusals to one `ServiceError`. Reset
 //!   codes go out in the background (`service::sending`), notifications wait in the store's
 //!   outbox (`service::notify`); `[outbox]`, `[prefill]`.
 //! - [`api`]: tonic adapters, client roles (`api::auth`), wire checks (`api::wire`), and the

@@ -1,6 +1,10 @@
-//! Pure flow logic: no IO, time passed in. The service layer (`service`) loads state, asks
-//! these functions what to do, and persists the result.
+//! Pure flow logic: no IO, time and randomness passed in. The service layer (`service`)
+//! loads state, asks these functions what to do, and persists the result: counters and
+//! blocks here, the reset flow's transitions in [`reset`], the registration session's in
+//! [`registration`], the write protocol's decisions in [`write`].
 
+pub mod registration;
+pub mod reset;
 pub mod write;
 
 use crate::policy::{QuestionBank, ResetPolicy};
@@ -9,10 +13,13 @@ use rand::seq::IndexedRandom;
 use sha2::{Digest, Sha256};
 
 /// Draws `n` distinct question ids at random from `registered` (all of them if fewer).
-pub fn draw_questions(registered: &[String], n: usize) -> Vec<String> {
-    let mut rng = rand::rng();
+pub fn draw_questions(
+    rng: &mut (impl rand::Rng + ?Sized),
+    registered: &[String],
+    n: usize,
+) -> Vec<String> {
     registered
-        .sample(&mut rng, n.min(registered.len()))
+        .sample(rng, n.min(registered.len()))
         .cloned()
         .collect()
 }
@@ -319,13 +326,13 @@ mod tests {
     fn draws_are_distinct_and_bounded() {
         let reg: Vec<String> = (0..5).map(|i| format!("q{i}")).collect();
         for _ in 0..50 {
-            let mut d = draw_questions(&reg, 3);
+            let mut d = draw_questions(&mut rand::rng(), &reg, 3);
             assert_eq!(d.len(), 3);
             d.sort();
             d.dedup();
             assert_eq!(d.len(), 3);
         }
-        assert_eq!(draw_questions(&reg[..2], 3).len(), 2);
+        assert_eq!(draw_questions(&mut rand::rng(), &reg[..2], 3).len(), 2);
     }
 
     #[test]

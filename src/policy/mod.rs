@@ -38,9 +38,15 @@ pub struct MethodPolicy {
     pub required: u32,
     pub questions_not_only: bool,
     pub sms_alone_not_allowed: bool,
+}
+
+/// What every method shares, whoever the user: one-time code settings and the cool-off of
+/// a changed method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodLimits {
+    pub codes: CodePolicy,
     /// Delay before a method changed by a registered user can be used for reset.
     pub cooloff_secs: u64,
-    pub codes: CodePolicy,
 }
 
 impl MethodPolicy {
@@ -460,7 +466,7 @@ impl SsprPolicy {
     /// the admin policy: security questions are not offered and two methods are required;
     /// when fewer than two other methods are enabled, administrators cannot use SSPR
     /// (`None`).
-    pub fn methods_for(&self, base: &MethodPolicy, admin: bool) -> Option<MethodPolicy> {
+    pub fn methods_for(&self, admin: bool) -> Option<MethodPolicy> {
         let mut enabled = self.effective_methods();
         let mut required = self.methods_required;
         if admin && self.admin_policy {
@@ -477,7 +483,6 @@ impl SsprPolicy {
             required,
             questions_not_only: self.questions_not_only_method,
             sms_alone_not_allowed: self.sms_alone_not_allowed,
-            ..base.clone()
         })
     }
 
@@ -514,15 +519,6 @@ mod tests {
             required,
             questions_not_only: true,
             sms_alone_not_allowed: true,
-            cooloff_secs: 0,
-            codes: CodePolicy {
-                length: 8,
-                ttl_secs: 300,
-                max_tries: 5,
-                max_sends_per_flow: 5,
-                max_sends_per_account: 10,
-                account_window_secs: 600,
-            },
         }
     }
 

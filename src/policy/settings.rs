@@ -6,7 +6,7 @@
 //! checks the rest against what can be delivered.
 
 use super::{
-    CodePolicy, MethodPolicy, Migration, PolicyContext, QuestionBank, ResetPolicy, Scope,
+    CodePolicy, MethodLimits, Migration, PolicyContext, QuestionBank, ResetPolicy, Scope,
     SsprPolicy,
 };
 use crate::method::Method;
@@ -187,7 +187,7 @@ pub struct PolicySettings {
     pub reset: ResetPolicy,
     pub bank: QuestionBank,
     pub max_concurrent_hashes: usize,
-    pub methods: MethodPolicy,
+    pub limits: MethodLimits,
     pub sspr: SsprPolicy,
     pub context: PolicyContext,
 }
@@ -351,11 +351,7 @@ impl RawPolicy {
             } else {
                 q.max_concurrent_hashes
             },
-            methods: MethodPolicy {
-                enabled: sspr.effective_methods(),
-                required: self.methods_required,
-                questions_not_only: self.questions_not_only_method,
-                sms_alone_not_allowed: self.sms_alone_not_allowed,
+            limits: MethodLimits {
                 cooloff_secs: self.new_method_cooloff_hours * 3600,
                 codes: CodePolicy {
                     length: self.codes.length as usize,

@@ -92,7 +92,7 @@ pub async fn build_service(
         Policies {
             reset: cfg.reset.clone(),
             bank: cfg.bank.clone(),
-            methods: cfg.methods.clone(),
+            limits: cfg.limits.clone(),
             sspr: cfg.sspr.clone(),
             context: cfg.policy_context,
             password: cfg.password.clone(),

@@ -154,7 +154,7 @@ async fn service(directory: Arc<ScriptedDirectory>, store: Arc<MemoryStore>) -> 
             Policies {
                 reset: policy.reset,
                 bank: policy.bank,
-                methods: policy.methods,
+                limits: policy.limits,
                 sspr: policy.sspr,
                 context: policy.context,
                 password: Arc::new(password),

@@ -29,7 +29,8 @@ use crate::directory::{Directory, DirectoryError, PolicyReason};
 use crate::method::contact::{self, ContactKind};
 use crate::method::{Method, questions, totp};
 use crate::policy::{
-    MethodPolicy, PolicyContext, QuestionBank, QuestionPolicy, ResetPolicy, Scope, SsprPolicy,
+    MethodLimits, MethodPolicy, PolicyContext, QuestionBank, QuestionPolicy, ResetPolicy, Scope,
+    SsprPolicy,
 };
 use crate::secret::Secret;
 use crate::store::{Registration, Store, StoreError, TokenHash};
@@ -149,6 +150,76 @@ impl From<DeliveryError> for ServiceError {
             DeliveryError::Unavailable(_) => Self::DeliveryUnavailable,
             DeliveryError::Refused(_) => Self::DeliveryRefused,
             DeliveryError::NotConfigured(_) => Self::DeliveryNotConfigured,
+        }
+    }
+}
+
+impl From<crate::flow::reset::Refusal> for ServiceError {
+    fn from(r: crate::flow::reset::Refusal) -> Self {
+        use crate::flow::reset::Refusal as R;
+        match r {
+            R::FlowInvalid => Self::FlowInvalid,
+            R::MethodNotAvailable => Self::MethodNotAvailable,
+            R::AlreadyVerified => Self::invalid(
+                "proof",
+                "METHOD_ALREADY_VERIFIED",
+                "this method is already verified in this flow",
+            ),
+            R::WrongQuestions => Self::invalid(
+                "proof.security_answers",
+                "WRONG_QUESTIONS",
+                "answer exactly the questions asked in this flow, once each",
+            ),
+            R::NotACodeToSend => Self::invalid(
+                "method",
+                "NOT_A_CODE_METHOD",
+                "codes are sent for email and phone methods only",
+            ),
+            R::NotACodeToVerify => Self::invalid(
+                "proof.code.method",
+                "NOT_A_CODE_METHOD",
+                "codes are verified for email and phone methods only",
+            ),
+            R::TooManyCodes => Self::TooManyCodes,
+            R::NotVerified(why) => Self::NotVerified(why),
+        }
+    }
+}
+
+impl From<crate::flow::registration::Refusal> for ServiceError {
+    fn from(r: crate::flow::registration::Refusal) -> Self {
+        use crate::flow::registration::Refusal as R;
+        use crate::method::questions::AnswerError;
+        match r {
+            R::WrongQuestionCount(want, given) => Self::invalid(
+                "answers",
+                "WRONG_QUESTION_COUNT",
+                format!("register exactly {want} questions ({given} given)"),
+            ),
+            R::UnknownQuestion(qid) => Self::invalid(
+                "answers.question_id",
+                "UNKNOWN_QUESTION",
+                format!("{qid:?} is not a question of the bank (see ListSecurityQuestions)"),
+            ),
+            R::DuplicateQuestion(qid) => Self::invalid(
+                "answers.question_id",
+                "DUPLICATE_QUESTION",
+                format!("question {qid:?} is answered twice"),
+            ),
+            R::BadAnswer(qid, e) => Self::invalid(
+                "answers.answer",
+                match e {
+                    AnswerError::TooShort => "ANSWER_TOO_SHORT",
+                    AnswerError::TooLong => "ANSWER_TOO_LONG",
+                },
+                format!("answer to {qid:?}: {e}"),
+            ),
+            R::DuplicateAnswer => Self::invalid(
+                "answers.answer",
+                "DUPLICATE_ANSWER",
+                "two questions have the same answer; each answer must be different",
+            ),
+            R::NothingToConfirm(why) => Self::NothingToConfirm(why),
         }
     }
 }
@@ -323,18 +394,7 @@ pub struct RegistrationStatus {
     pub updated_at: u64,
 }
 
-/// A challenge for one method.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
-    SecurityQuestions(Vec<String>),
-    /// Email / phone: SendCode, then VerifyMethod with the code.
-    Code {
-        method: Method,
-        hint: String,
-        length: usize,
-    },
-    Authenticator,
-}
+pub use crate::flow::reset::{Challenge, Verification};
 
 /// An enrolment to show to the user once.
 pub struct AuthenticatorEnrolment {
@@ -350,15 +410,6 @@ pub struct StartedReset {
     pub expires_at: u64,
     pub methods_required: u32,
     pub challenges: Vec<Challenge>,
-}
-
-/// Returned by VerifyMethod.
-#[derive(Debug)]
-pub struct Verification {
-    pub verified: bool,
-    pub methods_verified: u32,
-    pub methods_required: u32,
-    pub remaining: Vec<Challenge>,
 }
 
 /// The effective password policy of a flow's user.
@@ -430,7 +481,7 @@ pub struct Policies {
     pub bank: QuestionBank,
     /// Code, cool-off and notification settings; the enabled methods and the number
     /// required come from the SSPR policy per user.
-    pub methods: MethodPolicy,
+    pub limits: MethodLimits,
     /// The configured SSPR policy (a stored one, set through the admin API, wins).
     pub sspr: SsprPolicy,
     pub context: PolicyContext,
@@ -458,7 +509,7 @@ pub struct Service {
     policy: ResetPolicy,
     bank: QuestionBank,
     /// Code, cool-off and notification settings (see [`Policies::methods`]).
-    base: MethodPolicy,
+    limits: MethodLimits,
     sspr: std::sync::RwLock<Arc<SsprPolicy>>,
     context: PolicyContext,
     password: Arc<crate::password::PasswordRules>,
@@ -503,7 +554,7 @@ impl Service {
             audit_forward: io.audit_forward,
             policy: policies.reset,
             bank: policies.bank,
-            base: policies.methods,
+            limits: policies.limits,
             sspr: std::sync::RwLock::new(Arc::new(sspr)),
             context: policies.context,
             password: policies.password,
@@ -535,15 +586,16 @@ impl Service {
     /// The method policy for an ordinary user or an administrator (`None`: administrators
     /// cannot use SSPR with the methods enabled now).
     fn methods_of(&self, admin: bool) -> Option<MethodPolicy> {
-        self.sspr().methods_for(&self.base, admin)
+        self.sspr().methods_for(admin)
     }
 
     /// [`Self::methods_of`], or a policy offering nothing when none applies.
     fn methods_or_none(&self, admin: bool) -> MethodPolicy {
-        self.methods_of(admin).unwrap_or_else(|| MethodPolicy {
+        self.methods_of(admin).unwrap_or(MethodPolicy {
             enabled: Vec::new(),
             required: 2,
-            ..self.base.clone()
+            questions_not_only: true,
+            sms_alone_not_allowed: true,
         })
     }
 
@@ -655,33 +707,10 @@ impl Service {
         ev
     }
 
-    /// The methods a registration makes usable now under the current policy, with hints.
-    /// Methods still in their cool-off period are left out.
+    /// The methods a registration makes usable now under the current policy, with hints
+    /// ([`crate::flow::reset::offers`]).
     fn usable(&self, reg: &Registration, mp: &MethodPolicy) -> Vec<crate::store::Offer> {
-        let t = self.now();
-        let reset_count = self.question_policy().reset_count;
-        let mut out = Vec::new();
-        for m in &mp.enabled {
-            let hint = match (m, m.contact_kind()) {
-                (Method::SecurityQuestions, _) => {
-                    (reg.questions.len() >= reset_count).then(String::new)
-                }
-                (Method::AuthenticatorCode, _) => reg
-                    .authenticator
-                    .as_ref()
-                    .filter(|a| a.usable_from <= t)
-                    .map(|_| String::new()),
-                (_, Some(kind)) => reg
-                    .contact(kind)
-                    .filter(|c| c.usable_from <= t)
-                    .map(|c| contact::mask(kind, &c.value)),
-                (_, None) => None,
-            };
-            if let Some(hint) = hint {
-                out.push(crate::store::Offer { method: *m, hint });
-            }
-        }
-        out
+        crate::flow::reset::offers(reg, mp, self.now(), self.question_policy().reset_count)
     }
 
     fn status(

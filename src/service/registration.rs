@@ -8,14 +8,13 @@ use super::{
 };
 use crate::delivery::Content;
 use crate::directory::BindOutcome;
+use crate::flow::registration::{self, Change};
 use crate::method::contact::{self, ContactKind};
-use crate::method::{Method, code, questions, totp};
+use crate::method::{Method, code, totp};
 use crate::secret::Secret;
 use crate::store::{
-    Authenticator, Contact, PendingContact, RegisteredQuestion, Registration, RegistrationSession,
-    TokenHash,
+    Authenticator, Contact, RegisteredQuestion, Registration, RegistrationSession, TokenHash,
 };
-use std::collections::HashSet;
 use tracing::instrument;
 
 impl Service {
@@ -113,25 +112,32 @@ impl Service {
         if self.store.registration(&s.user_id).await?.is_none() {
             return Err(ServiceError::NothingToConfirm("nothing is registered yet"));
         }
-        let t = self.now();
         let (_, after) = self
-            .update_registration(&s, |r| r.reconfirmed_at = t)
+            .update_registration(&s, Change::Reconfirmed(self.now()))
             .await?;
         self.audit("registration.reconfirm", &s.login, "success", "")
             .await;
         Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
     }
 
-    /// [`Service::modify_registration`] for the session's user.
+    /// Applies `change` to the session's user's registration
+    /// ([`Service::modify_registration`]); audits it and notifies old channels when a user
+    /// who had registered methods changes one.
     async fn update_registration(
         &self,
         s: &RegistrationSession,
-        change: impl Fn(&mut Registration),
+        change: Change,
     ) -> Result<(Option<Registration>, Registration), ServiceError> {
-        self.modify_registration(&s.user_id, &s.login, change).await
+        let (before, after) = self
+            .modify_registration(&s.user_id, &s.login, |r| registration::apply(r, &change))
+            .await?;
+        if let Some((method, what)) = registration::described(&change, before.as_ref()) {
+            self.after_change(s, &before, method, what).await;
+        }
+        Ok((before, after))
     }
 
-    /// Notifies old channels when a user who had registered methods changes one.
+    /// Audits a changed method and tells the old channels of a user who could reset.
     async fn after_change(
         &self,
         s: &RegistrationSession,
@@ -162,14 +168,10 @@ impl Service {
         }
     }
 
-    /// When a method added in this session may be used for reset: at once during the first
-    /// registration, after the cool-off period for a change by a registered user.
+    /// When a method added in this session may be used for reset
+    /// ([`registration::usable_from`]).
     fn usable_from(&self, s: &RegistrationSession) -> u64 {
-        if s.established {
-            self.now() + self.base.cooloff_secs
-        } else {
-            0
-        }
+        registration::usable_from(s, self.now(), self.limits.cooloff_secs)
     }
 
     fn require_enabled(&self, s: &RegistrationSession, m: Method) -> Result<(), ServiceError> {
@@ -189,90 +191,23 @@ impl Service {
     ) -> Result<RegistrationStatus, ServiceError> {
         let (_, s) = self.session(token).await?;
         self.require_enabled(&s, Method::SecurityQuestions)?;
-        let want = self.question_policy().register_count;
-        if answers.len() != want {
-            return Err(ServiceError::invalid(
-                "answers",
-                "WRONG_QUESTION_COUNT",
-                format!(
-                    "register exactly {want} questions ({} given)",
-                    answers.len()
-                ),
-            ));
-        }
-        let mut seen_q = HashSet::new();
-        let mut seen_a = HashSet::new();
-        let mut normalised = Vec::with_capacity(want);
-        for (qid, answer) in &answers {
-            if self.bank.get(qid).is_none() {
-                return Err(ServiceError::invalid(
-                    "answers.question_id",
-                    "UNKNOWN_QUESTION",
-                    format!("{qid:?} is not a question of the bank (see ListSecurityQuestions)"),
-                ));
-            }
-            if !seen_q.insert(qid.clone()) {
-                return Err(ServiceError::invalid(
-                    "answers.question_id",
-                    "DUPLICATE_QUESTION",
-                    format!("question {qid:?} is answered twice"),
-                ));
-            }
-            let n = questions::normalise_checked(answer.expose()).map_err(|e| {
-                ServiceError::invalid(
-                    "answers.answer",
-                    match e {
-                        questions::AnswerError::TooShort => "ANSWER_TOO_SHORT",
-                        questions::AnswerError::TooLong => "ANSWER_TOO_LONG",
-                    },
-                    format!("answer to {qid:?}: {e}"),
-                )
-            })?;
-            if !seen_a.insert(n.expose().to_owned()) {
-                return Err(ServiceError::invalid(
-                    "answers.answer",
-                    "DUPLICATE_ANSWER",
-                    "two questions have the same answer; each answer must be different",
-                ));
-            }
-            normalised.push((qid.clone(), n));
-        }
-        seen_a.clear();
-        let mut registered = Vec::with_capacity(want);
+        let normalised = registration::answers_to_register(
+            &self.bank,
+            self.question_policy().register_count,
+            &answers,
+        )?;
+        drop(answers);
+        let mut registered = Vec::with_capacity(normalised.len());
         for (qid, n) in normalised {
             registered.push(RegisteredQuestion {
                 question_id: qid,
                 answer_hash: self.hasher.hash(n).await,
             });
         }
-        let (before, after) = self
-            .update_registration(&s, |r| r.questions = registered.clone())
+        let (_, after) = self
+            .update_registration(&s, Change::Questions(registered))
             .await?;
-        let change = if before.as_ref().is_some_and(|b| !b.questions.is_empty()) {
-            "changed"
-        } else {
-            "added"
-        };
-        self.after_change(&s, &before, Method::SecurityQuestions, change)
-            .await;
         Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
-    }
-
-    /// The method a contact kind registers (for the enabled check).
-    fn contact_enabled(
-        &self,
-        s: &RegistrationSession,
-        kind: ContactKind,
-        voice: bool,
-    ) -> Result<Method, ServiceError> {
-        let m = match (kind, voice) {
-            (ContactKind::Email, _) => Method::Email,
-            (ContactKind::Mobile, false) => Method::MobileSms,
-            (ContactKind::Mobile, true) => Method::MobileVoice,
-            (ContactKind::Office, _) => Method::OfficeVoice,
-        };
-        self.require_enabled(s, m)?;
-        Ok(m)
     }
 
     /// Sends a confirmation code to a new contact and keeps it pending in the session.
@@ -285,7 +220,8 @@ impl Service {
         voice: bool,
     ) -> Result<(String, u64), ServiceError> {
         let (h, s) = self.session(token).await?;
-        let method = self.contact_enabled(&s, kind, voice)?;
+        let method = registration::contact_method(kind, voice);
+        self.require_enabled(&s, method)?;
         let value = contact::normalise(kind, value).map_err(|e| {
             ServiceError::invalid(
                 "value",
@@ -296,27 +232,28 @@ impl Service {
                 e.to_string(),
             )
         })?;
-        let code = code::generate(self.base.codes.length);
-        let context = format!("reg:{}:{kind:?}", hex::encode(h.0));
-        let expires_at = self.now() + self.base.codes.ttl_secs;
-        let pending = PendingContact {
+        let code = code::generate(self.limits.codes.length);
+        let mac = code::mac(
+            &self.code_key,
+            &registration::contact_context(&h, kind),
+            code.expose(),
+        );
+        let (next, expires_at) = registration::contact_code_sent(
+            &s,
             kind,
-            value: value.clone(),
-            code_mac: code::mac(&self.code_key, &context, code.expose()),
-            expires_at,
-            tries_left: self.base.codes.max_tries,
-        };
+            value.clone(),
+            mac,
+            self.now(),
+            &self.limits.codes,
+        );
         let to = Self::channel(method, &value).expect("a contact method");
         let content = Content::ConfirmContact {
             code,
-            minutes: self.base.codes.ttl_secs / 60,
+            minutes: self.limits.codes.ttl_secs / 60,
         };
         self.deliver
             .deliver(&to, &content, &super::new_token())
             .await?;
-        let mut next = s.clone();
-        next.pending_contacts.retain(|p| p.kind != kind);
-        next.pending_contacts.push(pending);
         if !self.store.swap_session(&h, &s, &next).await? {
             return Err(ServiceError::RegistrationTokenInvalid);
         }
@@ -334,24 +271,21 @@ impl Service {
         submitted: &Secret,
     ) -> Result<RegistrationStatus, ServiceError> {
         let (h, s) = self.session(token).await?;
-        let Some(p) = s.pending_contacts.iter().find(|p| p.kind == kind).cloned() else {
-            return Err(ServiceError::NothingToConfirm(
-                "no code was sent for this kind of contact",
-            ));
-        };
-        let mut next = s.clone();
-        next.pending_contacts.retain(|x| x.kind != kind);
-        if p.expires_at <= self.now() || p.tries_left == 0 {
-            self.store.swap_session(&h, &s, &next).await?;
-            return Err(ServiceError::CodeExpired);
-        }
-        let context = format!("reg:{}:{kind:?}", hex::encode(h.0));
-        if !code::verify(&self.code_key, &context, submitted.expose(), &p.code_mac) {
-            let mut left = p.clone();
-            left.tries_left -= 1;
-            if left.tries_left > 0 {
-                next.pending_contacts.push(left);
+        let p = match registration::contact_submitted(&s, kind, self.now())? {
+            registration::ContactCheck::Expired { next } => {
+                self.store.swap_session(&h, &s, &next).await?;
+                return Err(ServiceError::CodeExpired);
             }
+            registration::ContactCheck::Compare { pending } => pending,
+        };
+        let right = code::verify(
+            &self.code_key,
+            &registration::contact_context(&h, kind),
+            submitted.expose(),
+            &p.code_mac,
+        );
+        let next = registration::contact_checked(&s, &p, right);
+        if !right {
             self.store.swap_session(&h, &s, &next).await?;
             self.audit(
                 "registration.contact_confirm",
@@ -372,23 +306,9 @@ impl Service {
             confirmed_at: self.now(),
             usable_from: self.usable_from(&s),
         };
-        let (before, after) = self
-            .update_registration(&s, |r| {
-                r.contacts.retain(|c| c.kind != kind);
-                r.contacts.push(contact.clone());
-            })
+        let (_, after) = self
+            .update_registration(&s, Change::Contact(contact))
             .await?;
-        let method = match kind {
-            ContactKind::Email => Method::Email,
-            ContactKind::Mobile => Method::MobileSms,
-            ContactKind::Office => Method::OfficeVoice,
-        };
-        let change = if before.as_ref().and_then(|b| b.contact(kind)).is_some() {
-            "changed"
-        } else {
-            "added"
-        };
-        self.after_change(&s, &before, method, change).await;
         Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
     }
 
@@ -460,16 +380,9 @@ impl Service {
             enrolled_at: self.now(),
             usable_from: self.usable_from(&s),
         };
-        let (before, after) = self
-            .update_registration(&s, |r| r.authenticator = Some(auth.clone()))
+        let (_, after) = self
+            .update_registration(&s, Change::Authenticator(auth))
             .await?;
-        let change = if before.as_ref().is_some_and(|b| b.authenticator.is_some()) {
-            "changed"
-        } else {
-            "added"
-        };
-        self.after_change(&s, &before, Method::AuthenticatorCode, change)
-            .await;
         Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
     }
 
@@ -481,17 +394,7 @@ impl Service {
         method: Method,
     ) -> Result<RegistrationStatus, ServiceError> {
         let (_, s) = self.session(token).await?;
-        let (before, after) = self
-            .update_registration(&s, |r| match method {
-                Method::SecurityQuestions => r.questions.clear(),
-                Method::AuthenticatorCode => r.authenticator = None,
-                m => {
-                    let kind = m.contact_kind().expect("a contact method");
-                    r.contacts.retain(|c| c.kind != kind);
-                }
-            })
-            .await?;
-        self.after_change(&s, &before, method, "removed").await;
+        let (_, after) = self.update_registration(&s, Change::Remove(method)).await?;
         Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
     }
 }

@@ -1,85 +1,23 @@
 //! Reset: start a flow, send codes, verify proofs, complete (write the password) or unlock.
 
 use super::{
-    Challenge, CodeSent, Completed, Service, ServiceError, StartedReset, Verification, check_login,
+    CodeSent, Completed, Service, ServiceError, StartedReset, Verification, check_login,
     check_new_password, new_token, sending, token_hash,
 };
 use crate::delivery::Content;
 use crate::directory::{BindOutcome, DirectoryError, DirectoryUser};
-use crate::flow;
-use crate::flow::write;
-use crate::method::contact::{self, ContactKind};
+use crate::flow::{self, reset, write};
 use crate::method::{Method, code, questions, totp};
-use crate::policy::MethodPolicy;
 use crate::secret::Secret;
-use crate::store::{
-    Batch, FlowCode, FlowState, Offer, Registration, ResetFlow, TokenHash, WriteIntent,
-};
-use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use crate::store::{Batch, Registration, ResetFlow, TokenHash, WriteIntent};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{Instrument, instrument, warn};
 
 impl Service {
-    /// Methods a decoy account "has": derived from a keyed hash of the login, so they are
-    /// stable per name and look like a real user's.
-    fn decoy_offers(&self, login: &str) -> Vec<Offer> {
-        let mut h = Sha256::new();
-        h.update(b"offers\0");
-        h.update(self.decoy_key);
-        h.update(login.to_lowercase().as_bytes());
-        let d = h.finalize();
-        let mp = self.methods_or_none(false);
-        let mut out = Vec::new();
-        let mut factors = HashSet::new();
-        for (i, m) in mp.enabled.iter().enumerate() {
-            let take = match m {
-                Method::SecurityQuestions | Method::Email => true,
-                _ => d[i] & 1 == 1,
-            };
-            if take || factors.len() < mp.required as usize {
-                let hint = match m {
-                    Method::Email => {
-                        let first = char::from(b'a' + d[20] % 26);
-                        format!("{first}•••@{}", self.opts.decoy_email_domain)
-                    }
-                    Method::MobileSms | Method::MobileVoice | Method::OfficeVoice => {
-                        let digits: String = d[21..31]
-                            .iter()
-                            .map(|b| char::from(b'0' + b % 10))
-                            .collect();
-                        contact::mask(ContactKind::Mobile, &format!("+1{digits}"))
-                    }
-                    _ => String::new(),
-                };
-                factors.insert(m.factor());
-                out.push(Offer { method: *m, hint });
-            }
-        }
-        out
-    }
-
-    fn challenge(&self, flow: &ResetFlow, offer: &Offer) -> Challenge {
-        match offer.method {
-            Method::SecurityQuestions => Challenge::SecurityQuestions(flow.questions_drawn.clone()),
-            Method::AuthenticatorCode => Challenge::Authenticator,
-            m => Challenge::Code {
-                method: m,
-                hint: offer.hint.clone(),
-                length: self.base.codes.length,
-            },
-        }
-    }
-
-    /// Challenges of the methods not verified yet.
-    fn remaining(&self, flow: &ResetFlow) -> Vec<Challenge> {
-        let done: HashSet<_> = flow.verified.iter().map(|m| m.factor()).collect();
-        flow.offered
-            .iter()
-            .filter(|o| !done.contains(&o.method.factor()))
-            .map(|o| self.challenge(flow, o))
-            .collect()
+    /// What a proof's answer says about `flow` ([`reset::verification`]).
+    fn verification(&self, flow: &ResetFlow, verified: bool) -> Verification {
+        reset::verification(flow, verified, self.limits.codes.length)
     }
 
     /// Starts a flow. Unknown, disabled, unregistered and insufficiently registered users get
@@ -127,68 +65,30 @@ impl Service {
         let qp = sspr.question_policy();
         let real = match (&user, &reg, standing) {
             (Some(u), Some(r), Some(st)) => self.methods_of(st.admin).and_then(|mp| {
-                let offers = self.usable(r, &mp);
-                let methods: Vec<Method> = offers.iter().map(|o| o.method).collect();
-                (mp.unmet(&methods).is_none()).then_some((u, r, offers, mp.required, st.admin))
+                let offered = self.usable(r, &mp);
+                let methods: Vec<Method> = offered.iter().map(|o| o.method).collect();
+                (mp.unmet(&methods).is_none()).then(|| reset::Subject::User {
+                    key: &u.id,
+                    login: &u.login,
+                    display_name: &u.display_name,
+                    dn: &u.dn,
+                    admin: st.admin,
+                    offered,
+                    required: mp.required,
+                    registered: r.questions.iter().map(|q| q.question_id.clone()).collect(),
+                })
             }),
             _ => None,
         };
-        let decoy_required = self.methods_or_none(false).required;
-        // (counter key, login, display name, DN, decoy?, admin?, question pool, offered
-        // methods, methods required)
-        let (user_key, login, display_name, dn, decoy, admin, pool, offered, required) = match real
-        {
-            Some((u, r, offered, required, admin)) => (
-                u.id.clone(),
-                u.login.clone(),
-                u.display_name.clone(),
-                u.dn.clone(),
-                false,
-                admin,
-                r.questions.iter().map(|q| q.question_id.clone()).collect(),
-                offered,
-                required,
-            ),
-            None => (
-                flow::decoy_user_key(&self.decoy_key, login),
-                login.to_string(),
-                String::new(),
-                String::new(),
-                true,
-                false,
-                flow::decoy_registration(&self.bank, &self.decoy_key, login, qp.register_count),
-                self.decoy_offers(login),
-                decoy_required,
-            ),
-        };
-        let asks_questions = offered
-            .iter()
-            .any(|o| o.method == Method::SecurityQuestions);
-        let flow = ResetFlow {
-            user_key,
+        let decoy_methods = self.methods_or_none(false);
+        let subject = real.unwrap_or(reset::Subject::Decoy {
             login,
-            display_name,
-            dn,
-            decoy,
-            admin,
-            created_at: t,
-            expires_at: t + self.policy.session_ttl_secs,
-            methods_required: required,
-            questions_drawn: if asks_questions {
-                flow::draw_questions(&pool, qp.reset_count)
-            } else {
-                vec![]
-            },
-            verified: vec![],
-            failed_attempts: 0,
-            state: FlowState::Open,
-            offered,
-            codes: vec![],
-            sends: 0,
-            write: None,
-            password_changed: false,
-            by_admin: false,
-        };
+            key: &self.decoy_key,
+            bank: &self.bank,
+            methods: &decoy_methods,
+            email_domain: &self.opts.decoy_email_domain,
+        });
+        let flow = reset::start(subject, t, &self.policy, qp, &mut rand::rng());
         let counters = self.store.counters(&flow.user_key).await?;
         if flow::blocked(&counters, t) {
             return Err(ServiceError::Blocked);
@@ -200,16 +100,20 @@ impl Service {
             flow_id,
             expires_at: flow.expires_at,
             methods_required: flow.methods_required,
-            challenges: self.remaining(&flow),
+            challenges: reset::remaining(&flow, self.limits.codes.length),
         })
     }
 
     async fn live_flow(&self, flow_id: &str) -> Result<(TokenHash, ResetFlow), ServiceError> {
         let h = token_hash(flow_id, "flow_id")?;
-        match self.store.flow(&h).await? {
-            Some(f) if flow::is_live(&f, self.now()) => Ok((h, f)),
-            _ => Err(ServiceError::FlowInvalid),
-        }
+        self.live_flow_by_hash(&h).await
+    }
+
+    async fn live_flow_by_hash(
+        &self,
+        h: &TokenHash,
+    ) -> Result<(TokenHash, ResetFlow), ServiceError> {
+        Ok((*h, reset::live(self.store.flow(h).await?, self.now())?))
     }
 
     async fn check_not_blocked(&self, flow: &ResetFlow) -> Result<(), ServiceError> {
@@ -218,35 +122,6 @@ impl Service {
             Err(ServiceError::Blocked)
         } else {
             Ok(())
-        }
-    }
-
-    /// A proof for `method` may be submitted in this flow.
-    fn check_offered(flow: &ResetFlow, method: Method) -> Result<(), ServiceError> {
-        if !flow.offered.iter().any(|o| o.method == method) {
-            return Err(ServiceError::MethodNotAvailable);
-        }
-        if flow.verified.iter().any(|m| m.factor() == method.factor()) {
-            return Err(ServiceError::invalid(
-                "proof",
-                "METHOD_ALREADY_VERIFIED",
-                "this method is already verified in this flow",
-            ));
-        }
-        Ok(())
-    }
-
-    fn verification(&self, flow: &ResetFlow, verified: bool) -> Verification {
-        Verification {
-            verified,
-            methods_verified: flow
-                .verified
-                .iter()
-                .map(|m| m.factor())
-                .collect::<HashSet<_>>()
-                .len() as u32,
-            methods_required: flow.methods_required,
-            remaining: self.remaining(flow),
         }
     }
 
@@ -306,32 +181,47 @@ impl Service {
         Ok(())
     }
 
-    /// Records a verified method (compare-and-swap: a racing proof of the same flow loses).
-    async fn mark_verified(
+    /// Carries out the core's [`reset::Verdict`] on a checked proof, in a fixed order.
+    /// Right: the attempt given back, the flow stored (compare-and-swap: of racing proofs of
+    /// one flow, one wins; the loser is told "not verified"), the success audited. Wrong:
+    /// the flow stored, the failure counted (evaluated and wrong, it counts even when a
+    /// racing call changed the flow), then the answer.
+    async fn settle_proof(
         &self,
         h: &TokenHash,
         flow: &ResetFlow,
-        mut next: ResetFlow,
-        method: Method,
+        attempt: u64,
+        verdict: reset::Verdict,
     ) -> Result<Verification, ServiceError> {
-        next.verified.push(method);
-        if !self.store.swap_flow(h, flow, &next).await? {
-            // Someone else changed the flow first (e.g. used the same code): not verified here.
-            let (_, current) = self.live_flow_by_hash(h).await?;
-            return Ok(self.verification(&current, false));
-        }
-        self.audit("reset.verify", &flow.login, "success", method.name())
-            .await;
-        Ok(self.verification(&next, true))
-    }
-
-    async fn live_flow_by_hash(
-        &self,
-        h: &TokenHash,
-    ) -> Result<(TokenHash, ResetFlow), ServiceError> {
-        match self.store.flow(h).await? {
-            Some(f) if flow::is_live(&f, self.now()) => Ok((*h, f)),
-            _ => Err(ServiceError::FlowInvalid),
+        match verdict {
+            reset::Verdict::Verified { next, method } => {
+                self.give_back(flow, attempt).await?;
+                if !self.store.swap_flow(h, flow, &next).await? {
+                    let (_, current) = self.live_flow_by_hash(h).await?;
+                    return Ok(self.verification(&current, false));
+                }
+                self.audit("reset.verify", &flow.login, "success", method.name())
+                    .await;
+                Ok(self.verification(&next, true))
+            }
+            reset::Verdict::Wrong {
+                next,
+                reason,
+                closed,
+            } => {
+                let swapped = match &next {
+                    Some(next) => self.store.swap_flow(h, flow, next).await?,
+                    None => true,
+                };
+                self.count_failure(flow, attempt, reason).await?;
+                if !swapped {
+                    return Err(ServiceError::FlowInvalid);
+                }
+                if closed {
+                    return Err(ServiceError::TooManyAttempts);
+                }
+                Ok(self.verification(next.as_ref().unwrap_or(flow), false))
+            }
         }
     }
 
@@ -344,17 +234,7 @@ impl Service {
     ) -> Result<Verification, ServiceError> {
         let (h, flow) = self.live_flow(flow_id).await?;
         self.check_not_blocked(&flow).await?;
-        Self::check_offered(&flow, Method::SecurityQuestions)?;
-        // The answers must be to exactly the questions asked, once each.
-        let asked: HashSet<&str> = flow.questions_drawn.iter().map(String::as_str).collect();
-        let given: HashSet<&str> = answers.iter().map(|(q, _)| q.as_str()).collect();
-        if answers.len() != asked.len() || given != asked {
-            return Err(ServiceError::invalid(
-                "proof.security_answers",
-                "WRONG_QUESTIONS",
-                "answer exactly the questions asked in this flow, once each",
-            ));
-        }
+        reset::answers_fit(&flow, answers.iter().map(|(q, _)| q.as_str()))?;
         let reg = if flow.decoy {
             None
         } else {
@@ -362,7 +242,7 @@ impl Service {
         };
         let attempt = self.take_attempt(&flow).await?;
         // Every answer is checked (same work whatever fails first, and for decoys).
-        let mut all_ok = true;
+        let mut all_right = true;
         for (qid, answer) in answers {
             let stored = reg.as_ref().and_then(|r| {
                 r.questions
@@ -374,39 +254,27 @@ impl Service {
                 .hasher
                 .verify(questions::normalise(answer.expose()), stored)
                 .await;
-            all_ok &= ok;
+            all_right &= ok;
         }
-        let mut next = flow.clone();
-        if all_ok && !flow.decoy {
-            self.give_back(&flow, attempt).await?;
-            return self
-                .mark_verified(&h, &flow, next, Method::SecurityQuestions)
-                .await;
-        }
-        // Wrong: count it against the account, close or redraw.
-        let outcome = flow::after_failure(&mut next, &self.policy);
-        if outcome == flow::AfterFailure::Retry {
-            let pool: Vec<String> = match &reg {
-                Some(r) => r.questions.iter().map(|q| q.question_id.clone()).collect(),
-                None => flow::decoy_registration(
-                    &self.bank,
-                    &self.decoy_key,
-                    &flow.login,
-                    self.question_policy().register_count,
-                ),
-            };
-            next.questions_drawn = flow::draw_questions(&pool, self.question_policy().reset_count);
-        }
-        let swapped = self.store.swap_flow(&h, &flow, &next).await?;
-        // Evaluated and wrong: it counts, even when a racing call changed the flow.
-        self.count_failure(&flow, attempt, "wrong_answer").await?;
-        if !swapped {
-            return Err(ServiceError::FlowInvalid);
-        }
-        if outcome == flow::AfterFailure::Closed {
-            return Err(ServiceError::TooManyAttempts);
-        }
-        Ok(self.verification(&next, false))
+        let qp = self.question_policy();
+        let registered: Vec<String> = match &reg {
+            Some(r) => r.questions.iter().map(|q| q.question_id.clone()).collect(),
+            None => flow::decoy_registration(
+                &self.bank,
+                &self.decoy_key,
+                &flow.login,
+                qp.register_count,
+            ),
+        };
+        let verdict = reset::questions_checked(
+            &flow,
+            all_right,
+            &registered,
+            qp,
+            &self.policy,
+            &mut rand::rng(),
+        );
+        self.settle_proof(&h, &flow, attempt, verdict).await
     }
 
     /// Sends a code for an email or phone method of the flow; a resend replaces the
@@ -474,19 +342,10 @@ impl Service {
     ) -> Result<(String, u64, oneshot::Receiver<sending::Outcome>), ServiceError> {
         let (h, flow) = self.live_flow(flow_id).await?;
         self.check_not_blocked(&flow).await?;
-        let Some(kind) = method.contact_kind() else {
-            return Err(ServiceError::invalid(
-                "method",
-                "NOT_A_CODE_METHOD",
-                "codes are sent for email and phone methods only",
-            ));
-        };
-        Self::check_offered(&flow, method)?;
-        if flow.sends >= self.base.codes.max_sends_per_flow {
-            return Err(ServiceError::TooManyCodes);
-        }
+        reset::may_send(&flow, method, &self.limits.codes)?;
+        let kind = method.contact_kind().expect("checked by may_send");
         // Per account, whichever flow or client asks (decoys alike).
-        let (t, codes, policy) = (self.now(), self.base.codes.clone(), self.policy.clone());
+        let (t, codes, policy) = (self.now(), self.limits.codes.clone(), self.policy.clone());
         let counters = self
             .store
             .update_counters(&flow.user_key, &move |c| {
@@ -507,9 +366,12 @@ impl Service {
         // The same read for decoys (whose key has no registration). A decoy's code is
         // random too; nobody ever sees it.
         let reg = self.store.registration(&flow.user_key).await?;
-        let code = code::generate(self.base.codes.length);
-        let mac = code::mac(&self.code_key, &code_context(&h, method), code.expose());
-        let expires_at = self.now() + self.base.codes.ttl_secs;
+        let code = code::generate(self.limits.codes.length);
+        let mac = code::mac(
+            &self.code_key,
+            &reset::code_context(&h, method),
+            code.expose(),
+        );
         let job = if flow.decoy {
             sending::Job::Decoy
         } else {
@@ -522,20 +384,12 @@ impl Service {
                 to: Self::channel(method, &value).expect("a code method"),
                 content: Content::ResetCode {
                     code,
-                    minutes: self.base.codes.ttl_secs / 60,
+                    minutes: self.limits.codes.ttl_secs / 60,
                 },
             }
         };
-        let mut next = flow.clone();
-        next.sends += 1;
-        next.codes.retain(|c| c.method != method);
-        next.codes.push(FlowCode {
-            method,
-            mac: mac.clone(),
-            expires_at,
-            tries_left: self.base.codes.max_tries,
-            undelivered: None,
-        });
+        let (next, expires_at) =
+            reset::code_sent(&flow, method, mac.clone(), self.now(), &self.limits.codes);
         if !self.store.swap_flow(&h, &flow, &next).await? {
             return Err(ServiceError::FlowInvalid);
         }
@@ -558,53 +412,30 @@ impl Service {
     ) -> Result<Verification, ServiceError> {
         let (h, flow) = self.live_flow(flow_id).await?;
         self.check_not_blocked(&flow).await?;
-        if method.contact_kind().is_none() {
-            return Err(ServiceError::invalid(
-                "proof.code.method",
-                "NOT_A_CODE_METHOD",
-                "codes are verified for email and phone methods only",
-            ));
-        }
-        Self::check_offered(&flow, method)?;
-        let Some(fc) = flow.codes.iter().find(|c| c.method == method).cloned() else {
-            return Ok(self.verification(&flow, false));
+        let code = match reset::code_submitted(&flow, method, self.now())? {
+            reset::CodeCheck::NoCode => return Ok(self.verification(&flow, false)),
+            reset::CodeCheck::Undelivered { next, why } => {
+                // The provider failed after SendCode answered: say so; the user resends.
+                self.store.swap_flow(&h, &flow, &next).await?;
+                self.audit("reset.code_sent", &flow.login, "failure", method.name())
+                    .await;
+                return Err(why.into());
+            }
+            reset::CodeCheck::Expired { next } => {
+                self.store.swap_flow(&h, &flow, &next).await?;
+                return Ok(self.verification(&next, false));
+            }
+            reset::CodeCheck::Compare { code } => code,
         };
-        let mut next = flow.clone();
-        next.codes.retain(|c| c.method != method);
-        if let Some(why) = fc.undelivered {
-            // The provider failed after SendCode answered: say so, and let the user resend.
-            self.store.swap_flow(&h, &flow, &next).await?;
-            self.audit("reset.code_sent", &flow.login, "failure", method.name())
-                .await;
-            return Err(why.into());
-        }
-        if fc.expires_at <= self.now() {
-            self.store.swap_flow(&h, &flow, &next).await?;
-            return Ok(self.verification(&next, false));
-        }
         let attempt = self.take_attempt(&flow).await?;
-        let ok = code::verify(
+        let right = code::verify(
             &self.code_key,
-            &code_context(&h, method),
+            &reset::code_context(&h, method),
             submitted.expose(),
-            &fc.mac,
+            &code.mac,
         );
-        if ok && !flow.decoy {
-            self.give_back(&flow, attempt).await?;
-            return self.mark_verified(&h, &flow, next, method).await;
-        }
-        if fc.tries_left > 1 {
-            next.codes.push(FlowCode {
-                tries_left: fc.tries_left - 1,
-                ..fc
-            });
-        }
-        let swapped = self.store.swap_flow(&h, &flow, &next).await?;
-        self.count_failure(&flow, attempt, "wrong_code").await?;
-        if !swapped {
-            return Err(ServiceError::FlowInvalid);
-        }
-        Ok(self.verification(&next, false))
+        let verdict = reset::code_checked(&flow, code, right);
+        self.settle_proof(&h, &flow, attempt, verdict).await
     }
 
     /// Checks an authenticator app code: ±1 step of the server clock, and only a step after
@@ -617,9 +448,9 @@ impl Service {
     ) -> Result<Verification, ServiceError> {
         let (h, flow) = self.live_flow(flow_id).await?;
         self.check_not_blocked(&flow).await?;
-        Self::check_offered(&flow, Method::AuthenticatorCode)?;
+        reset::may_prove(&flow, Method::AuthenticatorCode)?;
         let attempt = self.take_attempt(&flow).await?;
-        let accepted = if flow.decoy {
+        let right = if flow.decoy {
             // Same work as a real check, never a match.
             let _ = totp::check(
                 &[0u8; 20],
@@ -631,16 +462,8 @@ impl Service {
         } else {
             self.accept_totp(&flow.user_key, submitted).await?
         };
-        if accepted {
-            self.give_back(&flow, attempt).await?;
-            let next = flow.clone();
-            return self
-                .mark_verified(&h, &flow, next, Method::AuthenticatorCode)
-                .await;
-        }
-        self.count_failure(&flow, attempt, "wrong_authenticator_code")
-            .await?;
-        Ok(self.verification(&flow, false))
+        let verdict = reset::authenticator_checked(&flow, right);
+        self.settle_proof(&h, &flow, attempt, verdict).await
     }
 
     /// Accepts a TOTP code by advancing the stored last step (compare-and-swap: of two racing
@@ -714,21 +537,7 @@ impl Service {
             return Err(ServiceError::FlowInvalid);
         }
         self.check_not_blocked(&flow).await?;
-        let mp = self.methods_or_none(flow.admin);
-        if flow.decoy {
-            let why = mp
-                .unmet(&[])
-                .unwrap_or_else(|| "verify the required methods first".into());
-            return Err(ServiceError::NotVerified(why));
-        }
-        // The flow's own number of methods counts (it may be stricter than the policy now).
-        let required = MethodPolicy {
-            required: mp.required.max(flow.methods_required),
-            ..mp
-        };
-        if let Some(why) = required.unmet(&flow.verified) {
-            return Err(ServiceError::NotVerified(why));
-        }
+        reset::may_complete(&flow, &self.methods_or_none(flow.admin))?;
         Ok((h, flow, guard))
     }
 
@@ -764,7 +573,7 @@ impl Service {
             let Some(f) = self.store.flow(&other).await? else {
                 continue;
             };
-            if f.state != FlowState::Open || f.write.is_none() {
+            if !reset::write_undecided(&f) {
                 continue;
             }
             match self.resolve_write(&other, f).await {
@@ -802,23 +611,23 @@ impl Service {
             write::Interrupted::Pending => return Err(ServiceError::OutcomePending),
             write::Interrupted::Applied => {
                 let record = self.audit_event(
-                    write_kind(&flow),
+                    reset::write_kind(&flow),
                     &flow.login,
                     "success",
                     "resolved_after_interruption",
                 );
-                self.finish(h, &flow, written_what(&flow, false), true, record)
+                self.finish(h, &flow, reset::written_what(&flow, false), true, record)
                     .await?;
                 return Err(ServiceError::AlreadyCompleted);
             }
             write::Interrupted::NotApplied => {}
         }
-        let cleared = without_write(&flow);
+        let cleared = reset::without_write(&flow);
         if !self.store.swap_flow(h, &flow, &cleared).await? {
             return Err(ServiceError::FlowInvalid);
         }
         self.audit(
-            write_kind(&flow),
+            reset::write_kind(&flow),
             &flow.login,
             "failure",
             "write_not_applied",
@@ -866,7 +675,7 @@ impl Service {
     /// self-service flow is usable again, an administrator's reset is over.
     async fn clear_write(&self, h: &TokenHash, pending: &ResetFlow) -> Result<(), ServiceError> {
         let intent = pending.write.clone();
-        self.change_flow(h, |f| (f.write == intent).then(|| without_write(f)))
+        self.change_flow(h, |f| (f.write == intent).then(|| reset::without_write(f)))
             .await?;
         Ok(())
     }
@@ -928,22 +737,17 @@ impl Service {
                     .then(|| (flow.user_key.clone(), flow::clear_failures as fn(_) -> _)),
                 ..Batch::default()
             };
-            if let Some(current) = self.store.flow(h).await? {
-                batch
-                    .flows
-                    .push((*h, current.clone(), completed(&current, password_changed)));
-            }
+            let current = self.store.flow(h).await?;
+            let mut others = Vec::new();
             for other in self.store.flows_of(&flow.user_key).await? {
                 if other == *h {
                     continue;
                 }
-                if let Some(f) = self.store.flow(&other).await?
-                    && f.state == FlowState::Open
-                {
-                    let closed = closed(&f);
-                    batch.flows.push((other, f, closed));
+                if let Some(f) = self.store.flow(&other).await? {
+                    others.push((other, f));
                 }
             }
+            batch.flows = reset::ending(h, current, others, password_changed);
             if let Some(records) = self.store.commit(&batch).await? {
                 for r in &records {
                     self.forward_audit(r).await;
@@ -1042,7 +846,7 @@ impl Service {
         };
         matches!(
             self.store.flow(&h).await,
-            Ok(Some(f)) if f.password_changed && f.expires_at > self.now()
+            Ok(Some(f)) if reset::changed_password(&f, self.now())
         )
     }
 
@@ -1060,7 +864,7 @@ impl Service {
     ) -> Result<Completed, ServiceError> {
         let h = &h;
         let user = Self::user_of(&flow);
-        let kind = write_kind(&flow);
+        let kind = reset::write_kind(&flow);
         let must_change = opts.must_change;
         // The intent is durable before the directory is touched (see `resolve_write`).
         let marker = self.directory.password_marker(&user).await?;
@@ -1156,7 +960,7 @@ impl Service {
             ""
         };
         let record = self.audit_event(kind, &flow.login, "success", detail);
-        self.finish(h, &flow, written_what(&flow, unlocked), true, record)
+        self.finish(h, &flow, reset::written_what(&flow, unlocked), true, record)
             .await?;
         crate::failpoint::hit("complete.after_commit");
         Ok(Completed {
@@ -1212,7 +1016,6 @@ impl Service {
 /// outcome was unknown counts as not applied (see `Service::write_applied`).
 const WRITE_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// What a flow code's MAC is bound to: the flow and the method.
 /// How a password write is carried out, beyond the flow that holds its intent.
 pub(super) struct WriteOptions {
     /// Require a change at the next sign-in (`pwdReset` / `pwdLastSet=0`).
@@ -1221,55 +1024,4 @@ pub(super) struct WriteOptions {
     pub unlock: bool,
     /// Bind as the user with the new password afterwards.
     pub verify_by_bind: bool,
-}
-
-/// `flow` after a write that did not happen: without its intent; closed if it was an
-/// administrator's reset (nothing else can use it).
-fn without_write(flow: &ResetFlow) -> ResetFlow {
-    let mut cleared = flow.clone();
-    cleared.write = None;
-    if flow.by_admin {
-        cleared.state = FlowState::Closed;
-    }
-    cleared
-}
-
-/// `flow` spent: completed, its codes and write intent gone.
-fn completed(flow: &ResetFlow, password_changed: bool) -> ResetFlow {
-    let mut done = flow.clone();
-    done.state = FlowState::Completed;
-    done.password_changed = password_changed;
-    done.codes.clear();
-    done.write = None;
-    done
-}
-
-/// An open flow closed by a reset of the same user: its codes gone.
-fn closed(flow: &ResetFlow) -> ResetFlow {
-    let mut closed = flow.clone();
-    closed.state = FlowState::Closed;
-    closed.codes.clear();
-    closed
-}
-
-/// The audit kind of a flow's password write.
-fn write_kind(flow: &ResetFlow) -> &'static str {
-    if flow.by_admin {
-        "admin.reset"
-    } else {
-        "reset.complete"
-    }
-}
-
-/// What the user's contacts are told a flow's write did.
-fn written_what(flow: &ResetFlow, unlocked: bool) -> &'static str {
-    match (flow.by_admin, unlocked) {
-        (true, _) => "the password was reset by an administrator",
-        (false, true) => "the password was reset and the account unlocked",
-        (false, false) => "the password was reset",
-    }
-}
-
-fn code_context(flow: &TokenHash, method: Method) -> String {
-    format!("flow:{}:{}", hex::encode(flow.0), method.name())
 }

@@ -1,0 +1,222 @@
+//! The registration session as a state machine, without IO: which answers may be
+//! registered, what a contact's confirmation code does to the session, when a new method
+//! becomes usable for reset, and how each change applies to the stored registration. The
+//! executor (`service::registration`) signs the user in, hashes, sends, stores and audits.
+
+use crate::method::contact::ContactKind;
+use crate::method::{Method, questions};
+use crate::policy::{CodePolicy, QuestionBank};
+use crate::secret::Secret;
+use crate::store::{
+    Authenticator, Contact, PendingContact, RegisteredQuestion, Registration, RegistrationSession,
+    TokenHash,
+};
+use std::collections::HashSet;
+
+/// Why the core refuses a registration step. The executor maps each to one service error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not the number of questions the policy registers: (wanted, given).
+    WrongQuestionCount(usize, usize),
+    UnknownQuestion(String),
+    DuplicateQuestion(String),
+    /// The answer to a question is too short or too long.
+    BadAnswer(String, questions::AnswerError),
+    DuplicateAnswer,
+    /// Nothing pending to confirm: why, for the user.
+    NothingToConfirm(&'static str),
+}
+
+/// Checks a set of security answers for registration and normalises them: exactly
+/// `count` questions of the bank, each once, with distinct answers of acceptable length.
+pub fn answers_to_register(
+    bank: &QuestionBank,
+    count: usize,
+    answers: &[(String, Secret)],
+) -> Result<Vec<(String, Secret)>, Refusal> {
+    if answers.len() != count {
+        return Err(Refusal::WrongQuestionCount(count, answers.len()));
+    }
+    let mut seen_q = HashSet::new();
+    let mut seen_a = HashSet::new();
+    let mut normalised = Vec::with_capacity(count);
+    for (qid, answer) in answers {
+        if bank.get(qid).is_none() {
+            return Err(Refusal::UnknownQuestion(qid.clone()));
+        }
+        if !seen_q.insert(qid.clone()) {
+            return Err(Refusal::DuplicateQuestion(qid.clone()));
+        }
+        let n = questions::normalise_checked(answer.expose())
+            .map_err(|e| Refusal::BadAnswer(qid.clone(), e))?;
+        if !seen_a.insert(n.expose().to_owned()) {
+            return Err(Refusal::DuplicateAnswer);
+        }
+        normalised.push((qid.clone(), n));
+    }
+    Ok(normalised)
+}
+
+/// The method a contact registers: email, SMS or a voice call to a mobile, an office phone.
+pub fn contact_method(kind: ContactKind, voice: bool) -> Method {
+    match (kind, voice) {
+        (ContactKind::Email, _) => Method::Email,
+        (ContactKind::Mobile, false) => Method::MobileSms,
+        (ContactKind::Mobile, true) => Method::MobileVoice,
+        (ContactKind::Office, _) => Method::OfficeVoice,
+    }
+}
+
+/// When a method added in `session` may be used for reset: at once during the first
+/// registration, after the cool-off period for a change by a user who could already reset.
+pub fn usable_from(session: &RegistrationSession, now: u64, cooloff_secs: u64) -> u64 {
+    if session.established {
+        now + cooloff_secs
+    } else {
+        0
+    }
+}
+
+/// What a contact's confirmation code's MAC is bound to: the session and the kind.
+pub fn contact_context(session: &TokenHash, kind: ContactKind) -> String {
+    format!("reg:{}:{kind:?}", hex::encode(session.0))
+}
+
+/// `session` after a confirmation code (MAC `mac`) was sent to `value` at `now`: pending,
+/// replacing an earlier one of the same kind. Also when the code expires.
+pub fn contact_code_sent(
+    session: &RegistrationSession,
+    kind: ContactKind,
+    value: String,
+    mac: String,
+    now: u64,
+    codes: &CodePolicy,
+) -> (RegistrationSession, u64) {
+    let expires_at = now + codes.ttl_secs;
+    let mut next = session.clone();
+    next.pending_contacts.retain(|p| p.kind != kind);
+    next.pending_contacts.push(PendingContact {
+        kind,
+        value,
+        code_mac: mac,
+        expires_at,
+        tries_left: codes.max_tries,
+    });
+    (next, expires_at)
+}
+
+/// What to do with a confirmation code submitted for `kind`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactCheck {
+    /// Expired or out of tries: store `next` (the code gone) and answer CodeExpired.
+    Expired { next: RegistrationSession },
+    /// Compare the submission with `pending`'s MAC, then ask [`contact_checked`].
+    Compare { pending: PendingContact },
+}
+
+/// The first step of ConfirmContact.
+pub fn contact_submitted(
+    session: &RegistrationSession,
+    kind: ContactKind,
+    now: u64,
+) -> Result<ContactCheck, Refusal> {
+    let Some(p) = session
+        .pending_contacts
+        .iter()
+        .find(|p| p.kind == kind)
+        .cloned()
+    else {
+        return Err(Refusal::NothingToConfirm(
+            "no code was sent for this kind of contact",
+        ));
+    };
+    if p.expires_at <= now || p.tries_left == 0 {
+        let mut next = session.clone();
+        next.pending_contacts.retain(|x| x.kind != kind);
+        return Ok(ContactCheck::Expired { next });
+    }
+    Ok(ContactCheck::Compare { pending: p })
+}
+
+/// The code was compared: the session to store (the code gone when right or out of tries,
+/// one try fewer when wrong) and whether the contact is confirmed. The executor stores it
+/// with compare-and-swap: whoever removes the pending code first wins.
+pub fn contact_checked(
+    session: &RegistrationSession,
+    pending: &PendingContact,
+    right: bool,
+) -> RegistrationSession {
+    let mut next = session.clone();
+    next.pending_contacts.retain(|x| x.kind != pending.kind);
+    if !right && pending.tries_left > 1 {
+        next.pending_contacts.push(PendingContact {
+            tries_left: pending.tries_left - 1,
+            ..pending.clone()
+        });
+    }
+    next
+}
+
+/// A change to a user's registration.
+#[derive(Clone)]
+pub enum Change {
+    Questions(Vec<RegisteredQuestion>),
+    Contact(Contact),
+    Authenticator(Authenticator),
+    Remove(Method),
+    Reconfirmed(u64),
+}
+
+/// Applies `change` to `reg` (the caller stamps `updated_at` and stores it).
+pub fn apply(reg: &mut Registration, change: &Change) {
+    match change {
+        Change::Questions(q) => reg.questions = q.clone(),
+        Change::Contact(c) => {
+            reg.contacts.retain(|x| x.kind != c.kind);
+            reg.contacts.push(c.clone());
+        }
+        Change::Authenticator(a) => reg.authenticator = Some(a.clone()),
+        Change::Remove(Method::SecurityQuestions) => reg.questions.clear(),
+        Change::Remove(Method::AuthenticatorCode) => reg.authenticator = None,
+        Change::Remove(m) => {
+            if let Some(kind) = m.contact_kind() {
+                reg.contacts.retain(|c| c.kind != kind);
+            }
+        }
+        Change::Reconfirmed(t) => reg.reconfirmed_at = *t,
+    }
+}
+
+/// The method a change is about, and whether it "added", "changed" or "removed" it given
+/// the registration `before` (for the audit record and the notice to old channels); `None`
+/// for a re-confirmation, which changes no method.
+pub fn described(change: &Change, before: Option<&Registration>) -> Option<(Method, &'static str)> {
+    let had = |present: bool| if present { "changed" } else { "added" };
+    Some(match change {
+        Change::Questions(_) => (
+            Method::SecurityQuestions,
+            had(before.is_some_and(|b| !b.questions.is_empty())),
+        ),
+        Change::Contact(c) => {
+            let method = match c.kind {
+                ContactKind::Email => Method::Email,
+                ContactKind::Mobile => Method::MobileSms,
+                ContactKind::Office => Method::OfficeVoice,
+            };
+            (
+                method,
+                had(before.and_then(|b| b.contact(c.kind)).is_some()),
+            )
+        }
+        Change::Authenticator(_) => (
+            Method::AuthenticatorCode,
+            had(before.is_some_and(|b| b.authenticator.is_some())),
+        ),
+        Change::Remove(m) => (*m, "removed"),
+        Change::Reconfirmed(_) => return None,
+    })
+}
+
+#[cfg(test)]
+#[path = "registration_tests.rs"]
+mod tests;
