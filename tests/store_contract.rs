@@ -12,8 +12,8 @@ use ssprd::delivery::{Channel, Notice};
 use ssprd::store::memory::MemoryStore;
 use ssprd::store::sled::SledStore;
 use ssprd::store::{
-    Batch, Counters, FlowState, OutboxItem, Registration, RegistrationSession, ResetFlow, Store,
-    TokenHash,
+    Batch, CounterUpdate, Counters, FlowState, OutboxItem, Registration, RegistrationSession,
+    ResetFlow, Store, TokenHash,
 };
 use std::sync::Arc;
 
@@ -237,7 +237,7 @@ async fn batches_apply_all_or_nothing(s: Arc<dyn Store>) {
             (id(40), f40.clone(), done.clone()),
             (id(41), stale, closed.clone()),
         ],
-        counters: Some(("b1".into(), clear)),
+        counters: Some(("b1".into(), CounterUpdate::new(clear))),
         outbox: vec![notice(50), notice(51)],
         audit: vec![event(2_000, 50), event(2_000, 51)],
     };

@@ -9,7 +9,7 @@ use crate::directory::{BindOutcome, DirectoryError, DirectoryUser};
 use crate::flow::{self, reset, write};
 use crate::method::{Method, code, questions, totp};
 use crate::secret::Secret;
-use crate::store::{Batch, Registration, ResetFlow, TokenHash, WriteIntent};
+use crate::store::{Batch, CounterUpdate, Registration, ResetFlow, TokenHash, WriteIntent};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{Instrument, instrument, warn};
@@ -182,8 +182,9 @@ impl Service {
     }
 
     /// Carries out the core's [`reset::Verdict`] on a checked proof, in a fixed order.
-    /// Right: the attempt given back, the flow stored (compare-and-swap: of racing proofs of
-    /// one flow, one wins; the loser is told "not verified"), the success audited. Wrong:
+    /// Right: the attempt given back, the flow stored and the success audited, as one
+    /// atomic batch (compare-and-swap on the flow: of racing proofs of one flow, one wins;
+    /// the loser gives its attempt back and is told "not verified"). Wrong:
     /// the flow stored, the failure counted (evaluated and wrong, it counts even when a
     /// racing call changed the flow), then the answer.
     async fn settle_proof(
@@ -195,14 +196,34 @@ impl Service {
     ) -> Result<Verification, ServiceError> {
         match verdict {
             reset::Verdict::Verified { next, method } => {
-                self.give_back(flow, attempt).await?;
-                if !self.store.swap_flow(h, flow, &next).await? {
-                    let (_, current) = self.live_flow_by_hash(h).await?;
-                    return Ok(self.verification(&current, false));
+                let (t, policy) = (self.now(), self.policy.clone());
+                let give_back = CounterUpdate::new(move |c| {
+                    flow::settle_attempt(c, attempt, flow::Settled::GivenBack, t, &policy)
+                });
+                let batch = Batch {
+                    flows: vec![(*h, flow.clone(), next.clone())],
+                    counters: Some((flow.user_key.clone(), give_back)),
+                    audit: vec![self.audit_event(
+                        "reset.verify",
+                        &flow.login,
+                        "success",
+                        method.name(),
+                    )],
+                    ..Batch::default()
+                };
+                match self.store.commit(&batch).await? {
+                    Some(records) => {
+                        for r in &records {
+                            self.forward_audit(r).await;
+                        }
+                        Ok(self.verification(&next, true))
+                    }
+                    None => {
+                        self.give_back(flow, attempt).await?;
+                        let (_, current) = self.live_flow_by_hash(h).await?;
+                        Ok(self.verification(&current, false))
+                    }
                 }
-                self.audit("reset.verify", &flow.login, "success", method.name())
-                    .await;
-                Ok(self.verification(&next, true))
             }
             reset::Verdict::Wrong {
                 next,
@@ -733,8 +754,10 @@ impl Service {
             let mut batch = Batch {
                 outbox: outbox.clone(),
                 audit: vec![record.clone()],
-                counters: (!flow.by_admin)
-                    .then(|| (flow.user_key.clone(), flow::clear_failures as fn(_) -> _)),
+                counters: (!flow.by_admin).then(|| {
+                    let clear = CounterUpdate::new(flow::clear_failures);
+                    (flow.user_key.clone(), clear)
+                }),
                 ..Batch::default()
             };
             let current = self.store.flow(h).await?;

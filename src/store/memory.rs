@@ -336,7 +336,7 @@ impl Batches for MemoryStore {
                     .map(|v| decode("counters", v))
                     .transpose()?
                     .unwrap_or_default();
-                Some((key.clone(), encode(&update(current))))
+                Some((key.clone(), encode(&update.apply(current))))
             }
             None => None,
         };

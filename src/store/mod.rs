@@ -488,8 +488,26 @@ pub struct Batch {
     pub audit: Vec<crate::audit::AuditEvent>,
 }
 
-/// A change of an account's counters, as a batch carries it.
-pub type CounterUpdate = fn(Counters) -> Counters;
+/// A change of an account's counters, as a batch carries it: applied to the counters as
+/// stored when the batch commits.
+#[derive(Clone)]
+pub struct CounterUpdate(std::sync::Arc<dyn Fn(Counters) -> Counters + Send + Sync>);
+
+impl CounterUpdate {
+    pub fn new(f: impl Fn(Counters) -> Counters + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    pub fn apply(&self, c: Counters) -> Counters {
+        (self.0)(c)
+    }
+}
+
+impl fmt::Debug for CounterUpdate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CounterUpdate(..)")
+    }
+}
 
 /// Atomic batches.
 #[async_trait::async_trait]

@@ -4,7 +4,9 @@
 //! JSON), `expiry` (tag byte ‖ big-endian expiry ‖ token hash → empty: the sweeper's index),
 //! `user_flows` (user key ‖ 0 ‖ token hash → empty: a user's flows), `counters` (user key →
 //! JSON), `audit` (big-endian sequence → JSON), `outbox` (big-endian id → JSON: notifications
-//! not delivered yet), and `meta` with the `schema_version`, `audit_anchor` and `sspr_policy` keys. Every write is flushed (on tokio's blocking pool) before it returns.
+//! not delivered yet), and `meta` with the `schema_version`, `audit_anchor` and `sspr_policy`
+//! keys. Every write is flushed (on tokio's blocking pool) before it returns; concurrent
+//! writers share flushes (group commit, [`GroupCommit`]).
 
 use super::{
     AccountCounters, AuditLog, Batch, Batches, Counters, FlowState, Flows, Keys, Outbox,
@@ -40,6 +42,24 @@ pub struct SledStore {
     audit_lock: tokio::sync::Mutex<()>,
     /// Set (with the reason) once a flush failed: the daemon must stop (see [`Store::failed`]).
     failed: tokio::sync::watch::Sender<Option<String>>,
+    /// Group commit of concurrent flushes (see [`SledStore::flush`]).
+    group: GroupCommit,
+}
+
+/// Group commit: a write asks for durability with a ticket; one flush runs at a time, and
+/// every write ticketed before a flush began is durable when it ends, so a caller queued
+/// behind a flush usually finds its write already covered. Under concurrency, many
+/// acknowledged writes share one fsync instead of each paying its own.
+#[derive(Default)]
+struct GroupCommit {
+    /// Tickets handed out, one per write that wants to be durable (taken after the write).
+    issued: std::sync::atomic::AtomicU64,
+    /// Every write with a ticket up to this one is durable.
+    durable: std::sync::atomic::AtomicU64,
+    /// One flush at a time.
+    flushing: tokio::sync::Mutex<()>,
+    /// Flushes run (each one fsync).
+    flushes: std::sync::atomic::AtomicU64,
 }
 
 impl SledStore {
@@ -68,6 +88,7 @@ impl SledStore {
             outbox: tree("outbox")?,
             audit_lock: tokio::sync::Mutex::new(()),
             failed: tokio::sync::watch::Sender::new(None),
+            group: GroupCommit::default(),
             db,
         };
         match store.meta.get(SCHEMA_KEY).map_err(|e| open_error(&p, e))? {
@@ -250,7 +271,25 @@ impl SledStore {
         }
     }
 
+    /// Makes every write this caller made before the call durable. Concurrent callers share
+    /// flushes ([`GroupCommit`]): a write is covered by the first flush that begins after
+    /// its ticket was taken.
     async fn flush(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let ticket = self.group.issued.fetch_add(1, SeqCst) + 1;
+        let _one = self.group.flushing.lock().await;
+        if self.group.durable.load(SeqCst) >= ticket {
+            return Ok(());
+        }
+        // Every ticket up to `upto` was taken after its write: this flush covers them all.
+        let upto = self.group.issued.load(SeqCst);
+        self.group.flushes.fetch_add(1, SeqCst);
+        self.flush_now().await?;
+        self.group.durable.fetch_max(upto, SeqCst);
+        Ok(())
+    }
+
+    async fn flush_now(&self) -> Result<(), StoreError> {
         // A failed flush is not retried: the caller reports UNAVAILABLE and nothing is
         // acknowledged, and the store is marked failed so the daemon stops (its memory may
         // hold writes that never reached the disk); it recovers from disk on the next start.
@@ -664,7 +703,7 @@ impl Batches for SledStore {
                         .transpose()
                         .map_err(|e| ConflictableTransactionError::Abort(Stop::Decode(e)))?
                         .unwrap_or_default();
-                    counters.insert(key.as_bytes(), encode(&update(current)))?;
+                    counters.insert(key.as_bytes(), encode(&update.apply(current)))?;
                 }
                 for (id, item) in outbox_ids.iter().zip(&batch.outbox) {
                     outbox.insert(&id.to_be_bytes(), encode(item))?;
@@ -836,6 +875,39 @@ mod tests {
         finished
             .recv_timeout(std::time::Duration::from_secs(60))
             .expect("every flushed write completes (no flush deadlock)");
+    }
+
+    /// Group commit: concurrent writers share flushes, and every acknowledged write is
+    /// there after the database is closed and opened again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_flushes_and_all_survive() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+        let before = store.group.flushes.load(SeqCst);
+        let tasks: Vec<_> = (0..64u8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .put_flow(&TokenHash([i; 32]), &flow(1_000 + u64::from(i)))
+                        .await
+                        .unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let flushes = store.group.flushes.load(SeqCst) - before;
+        assert!(flushes >= 1);
+        assert!(flushes < 64, "64 concurrent writes took {flushes} flushes");
+        drop(store);
+        let reopened = SledStore::open(dir.path()).unwrap();
+        for i in 0..64u8 {
+            let f = reopened.flow(&TokenHash([i; 32])).await.unwrap();
+            assert_eq!(f.map(|f| f.expires_at), Some(1_000 + u64::from(i)));
+        }
     }
 
     #[tokio::test]

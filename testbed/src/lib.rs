@@ -467,14 +467,21 @@ pwdPolicySubentry: cn=service-accounts,ou=policies,{SUFFIX}
     /// How many connections slapd has accepted since it started (`cn=Monitor`), counting
     /// the one this asks on.
     pub async fn connections_total(&self) -> Result<u64, BoxError> {
+        self.monitor_counter("cn=Total,cn=Connections,cn=Monitor", "monitorCounter")
+            .await
+    }
+
+    /// Operations slapd completed since it started, every kind (`cn=Operations,cn=Monitor`);
+    /// each call completes a bind and a search of its own.
+    pub async fn operations_total(&self) -> Result<u64, BoxError> {
+        self.monitor_counter("cn=Operations,cn=Monitor", "monitorOpCompleted")
+            .await
+    }
+
+    async fn monitor_counter(&self, dn: &str, attr: &str) -> Result<u64, BoxError> {
         let mut ldap = self.root_bind().await?;
         let (entries, _) = ldap
-            .search(
-                "cn=Total,cn=Connections,cn=Monitor",
-                ldap3::Scope::Base,
-                "(objectClass=*)",
-                vec!["monitorCounter"],
-            )
+            .search(dn, ldap3::Scope::Base, "(objectClass=*)", vec![attr])
             .await?
             .success()?;
         let _ = ldap.unbind().await;
@@ -482,9 +489,9 @@ pwdPolicySubentry: cn=service-accounts,ou=policies,{SUFFIX}
             ldap3::SearchEntry::construct(entries.into_iter().next().ok_or("no cn=Monitor entry")?);
         let n = entry
             .attrs
-            .get("monitorCounter")
+            .get(attr)
             .and_then(|v| v.first())
-            .ok_or("no monitorCounter")?;
+            .ok_or_else(|| format!("no {attr}"))?;
         Ok(n.parse()?)
     }
 
