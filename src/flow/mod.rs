@@ -1,7 +1,7 @@
 //! Pure flow logic: no IO, time and randomness passed in. The service layer (`service`)
 //! loads state, asks these functions what to do, and persists the result: counters and
 //! blocks here, the reset flow's transitions in [`reset`], the registration session's in
-//! [`registration`], the write protocol's decisions in [`write`].
+//! [`registration`], the write protocol's decisions in [`write`](mod@write).
 
 pub mod registration;
 pub mod reset;

@@ -1,4 +1,4 @@
-//! A [`Store`] in memory, for unit tests of the service and as the second backend the store
+//! A [`Store`](super::Store) in memory, for unit tests of the service and as the second backend the store
 //! contract suite (`tests/store_contract.rs`) holds to the same behaviour as sled. Records
 //! are kept encoded, as sled keeps them, so compare-and-swap compares what was stored. It
 //! promises no durability: everything is gone when it is dropped.

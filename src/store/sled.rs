@@ -1,4 +1,4 @@
-//! The sled implementation of [`Store`].
+//! The sled implementation of [`Store`](super::Store).
 //!
 //! Trees: `registrations` (user id → JSON), `sessions` and `flows` (SHA-256 of the token →
 //! JSON), `expiry` (tag byte ‖ big-endian expiry ‖ token hash → empty: the sweeper's index),
@@ -6,7 +6,7 @@
 //! JSON), `audit` (big-endian sequence → JSON), `outbox` (big-endian id → JSON: notifications
 //! not delivered yet), and `meta` with the `schema_version`, `audit_anchor` and `sspr_policy`
 //! keys. Every write is flushed (on tokio's blocking pool) before it returns; concurrent
-//! writers share flushes (group commit, [`GroupCommit`]).
+//! writers share flushes (group commit, `GroupCommit`).
 
 use super::{
     AccountCounters, AuditLog, Batch, Batches, Counters, FlowState, Flows, Keys, Outbox,
