@@ -42,7 +42,8 @@
 //! - [`flow`]: the pure core — no IO; `now`, randomness and the results of IO come in,
 //!   the next state and what to do (or a typed refusal) go out. Counters, blocks and the
 //!   attempt budget in `flow`; the reset flow's state machine (start and decoys, proofs,
-//!   codes, completion, the end of a flow) in `flow::reset`; the registration session's in
+//!   codes, completion, the end of a flow) in `flow::reset`; the registration session's and
+//!   every change to a registration (the user's or an administrator's) in
 //!   `flow::registration`; the password-write protocol's decisions in `flow::write`. Each
 //!   has a test per transition, and property tests over arbitrary sequences of steps.
 //! - [`lockout`]: pure decisions of the sign-in guard, which keeps the failed binds ssprd

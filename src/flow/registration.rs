@@ -157,7 +157,7 @@ pub fn contact_checked(
     next
 }
 
-/// A change to a user's registration.
+/// A change to a user's registration: the user's own, or an administrator's.
 #[derive(Clone)]
 pub enum Change {
     Questions(Vec<RegisteredQuestion>),
@@ -165,6 +165,27 @@ pub enum Change {
     Authenticator(Authenticator),
     Remove(Method),
     Reconfirmed(u64),
+    /// An administrator set (`Some`, normalised) or cleared a contact at `at`. It is
+    /// trusted: confirmed and usable for reset at once.
+    AdminContact {
+        kind: ContactKind,
+        value: Option<String>,
+        at: u64,
+    },
+    /// An administrator set or cleared the alternate email (not a reset method).
+    AlternateEmail(Option<String>),
+    /// An administrator revoked methods, all of them when the list is empty. A contact
+    /// goes when any method using it is revoked (a mobile for SMS or for voice calls).
+    Revoke(Vec<Method>),
+    /// Contacts and the alternate email read from the directory by a prefill at `at`:
+    /// each fills an empty one, or replaces it too when `overwrite`. Trusted like an
+    /// administrator's contact.
+    Prefill {
+        contacts: Vec<(ContactKind, String)>,
+        alternate_email: Option<String>,
+        overwrite: bool,
+        at: u64,
+    },
 }
 
 /// Applies `change` to `reg` (the caller stamps `updated_at` and stores it).
@@ -184,12 +205,73 @@ pub fn apply(reg: &mut Registration, change: &Change) {
             }
         }
         Change::Reconfirmed(t) => reg.reconfirmed_at = *t,
+        Change::AdminContact { kind, value, at } => {
+            reg.contacts.retain(|c| c.kind != *kind);
+            if let Some(v) = value {
+                reg.contacts.push(Contact {
+                    kind: *kind,
+                    value: v.clone(),
+                    confirmed_at: *at,
+                    usable_from: *at,
+                });
+            }
+        }
+        Change::AlternateEmail(v) => reg.alternate_email = v.clone(),
+        Change::Prefill {
+            contacts,
+            alternate_email,
+            overwrite,
+            at,
+        } => {
+            for (kind, value) in contacts {
+                if *overwrite || reg.contact(*kind).is_none() {
+                    reg.contacts.retain(|c| c.kind != *kind);
+                    reg.contacts.push(Contact {
+                        kind: *kind,
+                        value: value.clone(),
+                        confirmed_at: *at,
+                        usable_from: *at,
+                    });
+                }
+            }
+            if let Some(v) = alternate_email
+                && (*overwrite || reg.alternate_email.is_none())
+            {
+                reg.alternate_email = Some(v.clone());
+            }
+        }
+        Change::Revoke(methods) => {
+            let revokes = |m: Method| methods.is_empty() || methods.contains(&m);
+            if revokes(Method::SecurityQuestions) {
+                reg.questions.clear();
+            }
+            if revokes(Method::AuthenticatorCode) {
+                reg.authenticator = None;
+            }
+            reg.contacts.retain(|c| {
+                let using: &[Method] = match c.kind {
+                    ContactKind::Email => &[Method::Email],
+                    ContactKind::Mobile => &[Method::MobileSms, Method::MobileVoice],
+                    ContactKind::Office => &[Method::OfficeVoice],
+                };
+                !using.iter().any(|m| revokes(*m))
+            });
+        }
     }
+}
+
+/// Whether `change` would change `reg` at all (a prefill that finds everything in place
+/// leaves the registration alone).
+pub fn alters(reg: &Registration, change: &Change) -> bool {
+    let mut probe = reg.clone();
+    apply(&mut probe, change);
+    probe != *reg
 }
 
 /// The method a change is about, and whether it "added", "changed" or "removed" it given
 /// the registration `before` (for the audit record and the notice to old channels); `None`
-/// for a re-confirmation, which changes no method.
+/// for a re-confirmation, which changes no method, and for an administrator's change,
+/// audited and announced as the administrator's.
 pub fn described(change: &Change, before: Option<&Registration>) -> Option<(Method, &'static str)> {
     let had = |present: bool| if present { "changed" } else { "added" };
     Some(match change {
@@ -213,7 +295,11 @@ pub fn described(change: &Change, before: Option<&Registration>) -> Option<(Meth
             had(before.is_some_and(|b| b.authenticator.is_some())),
         ),
         Change::Remove(m) => (*m, "removed"),
-        Change::Reconfirmed(_) => return None,
+        Change::Reconfirmed(_)
+        | Change::AdminContact { .. }
+        | Change::AlternateEmail(_)
+        | Change::Revoke(_)
+        | Change::Prefill { .. } => return None,
     })
 }
 

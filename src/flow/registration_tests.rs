@@ -305,6 +305,135 @@ fn changes_apply_and_describe_themselves() {
     );
 }
 
+/// A registration with every method: questions, email, mobile, office, authenticator.
+fn full() -> Registration {
+    let mut reg = Registration::empty("id-1", "alice", 0);
+    apply(
+        &mut reg,
+        &Change::Questions(vec![RegisteredQuestion {
+            question_id: "bank.birth_city".into(),
+            answer_hash: "h".into(),
+        }]),
+    );
+    for (kind, value) in [
+        (ContactKind::Email, "a@example.org"),
+        (ContactKind::Mobile, "+15551234567"),
+        (ContactKind::Office, "+15557654321"),
+    ] {
+        apply(&mut reg, &Change::Contact(contact(kind, value)));
+    }
+    apply(&mut reg, &Change::Authenticator(authenticator()));
+    reg
+}
+
+fn kinds(reg: &Registration) -> Vec<ContactKind> {
+    reg.contacts.iter().map(|c| c.kind).collect()
+}
+
+#[test]
+fn an_administrators_contact_is_trusted_at_once_and_can_be_cleared() {
+    let mut reg = Registration::empty("id-1", "alice", 0);
+    let set = Change::AdminContact {
+        kind: ContactKind::Mobile,
+        value: Some("+15551234567".into()),
+        at: NOW,
+    };
+    apply(&mut reg, &set);
+    let c = reg.contact(ContactKind::Mobile).unwrap();
+    assert_eq!((c.confirmed_at, c.usable_from), (NOW, NOW));
+    assert_eq!(
+        described(&set, None),
+        None,
+        "audited as the administrator's"
+    );
+    apply(
+        &mut reg,
+        &Change::AdminContact {
+            kind: ContactKind::Mobile,
+            value: None,
+            at: NOW,
+        },
+    );
+    assert!(reg.contacts.is_empty());
+    apply(
+        &mut reg,
+        &Change::AlternateEmail(Some("b@example.org".into())),
+    );
+    assert_eq!(reg.alternate_email.as_deref(), Some("b@example.org"));
+    assert!(
+        reg.contacts.is_empty(),
+        "the alternate email is not a method"
+    );
+    apply(&mut reg, &Change::AlternateEmail(None));
+    assert_eq!(reg.alternate_email, None);
+}
+
+#[test]
+fn revoke_cases() {
+    use ContactKind::*;
+    // (methods revoked, contacts left, questions left, authenticator left)
+    let cases: Vec<(Vec<Method>, Vec<ContactKind>, bool, bool)> = vec![
+        (vec![], vec![], false, false),
+        (vec![Method::Email], vec![Mobile, Office], true, true),
+        // A voice call to the mobile uses the same contact as SMS: it goes.
+        (vec![Method::MobileVoice], vec![Email, Office], true, true),
+        (vec![Method::MobileSms], vec![Email, Office], true, true),
+        (
+            vec![Method::SecurityQuestions, Method::AuthenticatorCode],
+            vec![Email, Mobile, Office],
+            false,
+            false,
+        ),
+    ];
+    for (i, (methods, contacts, questions, auth)) in cases.into_iter().enumerate() {
+        let mut reg = full();
+        apply(&mut reg, &Change::Revoke(methods));
+        assert_eq!(kinds(&reg), contacts, "case {i}");
+        assert_eq!(!reg.questions.is_empty(), questions, "case {i}");
+        assert_eq!(reg.authenticator.is_some(), auth, "case {i}");
+    }
+}
+
+#[test]
+fn prefill_fills_empty_contacts_and_overwrites_only_when_asked() {
+    let prefill = |overwrite: bool| Change::Prefill {
+        contacts: vec![
+            (ContactKind::Email, "dir@example.org".into()),
+            (ContactKind::Mobile, "+15550000000".into()),
+        ],
+        alternate_email: Some("alt@example.org".into()),
+        overwrite,
+        at: NOW,
+    };
+    let mut reg = Registration::empty("id-1", "alice", 0);
+    apply(
+        &mut reg,
+        &Change::Contact(contact(ContactKind::Email, "own@example.org")),
+    );
+    assert!(alters(&reg, &prefill(false)));
+    let mut kept = reg.clone();
+    apply(&mut kept, &prefill(false));
+    assert_eq!(
+        kept.contact(ContactKind::Email).unwrap().value,
+        "own@example.org"
+    );
+    let mobile = kept.contact(ContactKind::Mobile).unwrap();
+    assert_eq!(
+        (mobile.value.as_str(), mobile.usable_from),
+        ("+15550000000", NOW)
+    );
+    assert_eq!(kept.alternate_email.as_deref(), Some("alt@example.org"));
+    // Everything in place: a second run changes nothing.
+    assert!(!alters(&kept, &prefill(false)));
+    let mut replaced = reg;
+    apply(&mut replaced, &prefill(true));
+    assert_eq!(
+        replaced.contact(ContactKind::Email).unwrap().value,
+        "dir@example.org"
+    );
+    assert_eq!(described(&prefill(true), None), None);
+}
+
 proptest! {
     /// However wrong codes and resends interleave, a session holds at most one pending
     /// code per kind, never one without tries, and never more tries than the policy gives.

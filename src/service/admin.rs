@@ -10,11 +10,12 @@ use super::reset::WriteOptions;
 use super::{RegistrationStatus, Service, ServiceError, check_login, check_new_password};
 use crate::delivery::{Channel, Notice};
 use crate::directory::DirectoryUser;
+use crate::flow::registration::{self, Change};
 use crate::method::Method;
 use crate::method::contact::{self, ContactKind};
 use crate::policy::SsprPolicy;
 use crate::secret::Secret;
-use crate::store::{Contact, FlowState, Registration, ResetFlow, TokenHash};
+use crate::store::{FlowState, Registration, ResetFlow, TokenHash};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tracing::instrument;
@@ -291,12 +292,14 @@ impl Service {
     }
 
     /// [`Service::modify_registration`] for a directory user.
+    /// Applies an administrator's `change` ([`registration::apply`]) to the user's
+    /// registration.
     async fn admin_update(
         &self,
         user: &DirectoryUser,
-        change: impl Fn(&mut Registration),
+        change: Change,
     ) -> Result<(Option<Registration>, Registration), ServiceError> {
-        self.modify_registration(&user.id, &user.login, change)
+        self.modify_registration(&user.id, &user.login, |r| registration::apply(r, &change))
             .await
     }
 
@@ -323,23 +326,15 @@ impl Service {
                     ServiceError::invalid("value", "CONTACT_INVALID", e.to_string())
                 })?)
             };
-        let t = self.now();
-        let (before, _) = self
-            .admin_update(&user, |r| match what {
-                AdminContact::AlternateEmail => r.alternate_email = normalised.clone(),
-                AdminContact::Contact(kind) => {
-                    r.contacts.retain(|c| c.kind != kind);
-                    if let Some(v) = &normalised {
-                        r.contacts.push(Contact {
-                            kind,
-                            value: v.clone(),
-                            confirmed_at: t,
-                            usable_from: t,
-                        });
-                    }
-                }
-            })
-            .await?;
+        let change = match what {
+            AdminContact::AlternateEmail => Change::AlternateEmail(normalised.clone()),
+            AdminContact::Contact(kind) => Change::AdminContact {
+                kind,
+                value: normalised.clone(),
+                at: self.now(),
+            },
+        };
+        let (before, _) = self.admin_update(&user, change).await?;
         let (label, method) = match what {
             AdminContact::AlternateEmail => ("alternate_email", "alternate email"),
             AdminContact::Contact(ContactKind::Email) => ("email", "email"),
@@ -389,24 +384,8 @@ impl Service {
     ) -> Result<UserView, ServiceError> {
         let user = self.admin_find(login).await?;
         let all = methods.is_empty();
-        let revokes = |m: Method| all || methods.contains(&m);
         let (before, _) = self
-            .admin_update(&user, |r| {
-                if revokes(Method::SecurityQuestions) {
-                    r.questions.clear();
-                }
-                if revokes(Method::AuthenticatorCode) {
-                    r.authenticator = None;
-                }
-                r.contacts.retain(|c| {
-                    let ms: &[Method] = match c.kind {
-                        ContactKind::Email => &[Method::Email],
-                        ContactKind::Mobile => &[Method::MobileSms, Method::MobileVoice],
-                        ContactKind::Office => &[Method::OfficeVoice],
-                    };
-                    !ms.iter().any(|m| revokes(*m))
-                });
-            })
+            .admin_update(&user, Change::Revoke(methods.to_vec()))
             .await?;
         let what = if all {
             "all".to_string()
@@ -618,39 +597,24 @@ impl Service {
             } else {
                 let current = self.store.registration(&user.id).await?;
                 let t = self.now();
-                let apply = |r: &mut Registration| {
-                    for (target, value) in &found {
-                        match target {
-                            AdminContact::AlternateEmail => {
-                                if overwrite || r.alternate_email.is_none() {
-                                    r.alternate_email = Some(value.clone());
-                                }
-                            }
-                            AdminContact::Contact(kind) => {
-                                if overwrite || r.contact(*kind).is_none() {
-                                    r.contacts.retain(|c| c.kind != *kind);
-                                    r.contacts.push(Contact {
-                                        kind: *kind,
-                                        value: value.clone(),
-                                        confirmed_at: t,
-                                        usable_from: t,
-                                    });
-                                }
-                            }
-                        }
+                let (mut contacts, mut alternate_email) = (Vec::new(), None);
+                for (target, value) in found {
+                    match target {
+                        AdminContact::AlternateEmail => alternate_email = Some(value),
+                        AdminContact::Contact(kind) => contacts.push((kind, value)),
                     }
+                }
+                let change = Change::Prefill {
+                    contacts,
+                    alternate_email,
+                    overwrite,
+                    at: t,
                 };
-                let changes = {
-                    let mut probe = current
-                        .clone()
-                        .unwrap_or_else(|| Registration::empty(&user.id, &user.login, t));
-                    let before = (probe.contacts.clone(), probe.alternate_email.clone());
-                    apply(&mut probe);
-                    before != (probe.contacts.clone(), probe.alternate_email.clone())
-                };
-                if changes {
+                let current =
+                    current.unwrap_or_else(|| Registration::empty(&user.id, &user.login, t));
+                if registration::alters(&current, &change) {
                     if !dry_run {
-                        self.admin_update(&user, apply).await?;
+                        self.admin_update(&user, change).await?;
                     }
                     p.updated += 1;
                 } else {
