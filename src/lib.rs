@@ -36,8 +36,8 @@
 //!   each message with an id that stays the same on every attempt; `[email]`, `[gateway]`.
 //! - [`store`]: one trait per capability (registrations, sessions, flows, account counters,
 //!   audit log, policy, outbox, keys, upkeep, atomic batches) and [`store::Store`], their
-//!   union; the sled
-//!   backend and an in-memory one, both held to one contract suite
+//!   union; the sled backend (group commit: concurrent writers share flushes) and an
+//!   in-memory one, both held to one contract suite
 //!   (`tests/store_contract.rs`); `[store]`.
 //! - [`flow`]: the pure core — no IO; `now`, randomness and the results of IO come in,
 //!   the next state and what to do (or a typed refusal) go out. Counters, blocks and the
@@ -45,16 +45,17 @@
 //!   codes, completion, the end of a flow) in `flow::reset`; the registration session's and
 //!   every change to a registration (the user's or an administrator's) in
 //!   `flow::registration`; the password-write protocol's decisions in `flow::write`. Each
-//!   has a test per transition, and property tests over arbitrary sequences of steps.
+//!   has a test per transition; reset and registration also have property tests over
+//!   arbitrary sequences of steps.
 //! - [`lockout`]: pure decisions of the sign-in guard, which keeps the failed binds ssprd
 //!   causes below the directory's lockout threshold; `[sign_in]`.
 //!
 //! Use cases and their adapters:
 //! - [`service`]: the use cases, as executors of the core: load state, ask `flow`, carry
 //!   out the effects in a fixed order (the order the timing-uniformity tests rely on) and
-//!   map the core's refusals to one `ServiceError`. Reset
-//!   codes go out in the background (`service::sending`), notifications wait in the store's
-//!   outbox (`service::notify`); `[outbox]`, `[prefill]`.
+//!   map the core's refusals to one `ServiceError`. Reset codes go out in the background
+//!   (`service::sending`), notifications wait in the store's outbox (`service::notify`);
+//!   `[outbox]`, `[prefill]`.
 //! - [`api`]: tonic adapters, client roles (`api::auth`), wire checks (`api::wire`), and the
 //!   single `ServiceError` → `Status` mapping.
 //! - [`grpc`]: the gRPC endpoint: the HTTP/2 listener with connection caps, TLS handshake and

@@ -11,7 +11,6 @@ use crate::store::{
     Authenticator, Contact, PendingContact, RegisteredQuestion, Registration, RegistrationSession,
     TokenHash,
 };
-use std::collections::HashSet;
 
 /// Why the core refuses a registration step. The executor maps each to one service error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,19 +36,18 @@ pub fn answers_to_register(
     if answers.len() != count {
         return Err(Refusal::WrongQuestionCount(count, answers.len()));
     }
-    let mut seen_q = HashSet::new();
-    let mut seen_a = HashSet::new();
-    let mut normalised = Vec::with_capacity(count);
+    let mut normalised: Vec<(String, Secret)> = Vec::with_capacity(count);
     for (qid, answer) in answers {
         if bank.get(qid).is_none() {
             return Err(Refusal::UnknownQuestion(qid.clone()));
         }
-        if !seen_q.insert(qid.clone()) {
+        if normalised.iter().any(|(q, _)| q == qid) {
             return Err(Refusal::DuplicateQuestion(qid.clone()));
         }
         let n = questions::normalise_checked(answer.expose())
             .map_err(|e| Refusal::BadAnswer(qid.clone(), e))?;
-        if !seen_a.insert(n.expose().to_owned()) {
+        // Compared in place: no plain copy of an answer outside a `Secret`.
+        if normalised.iter().any(|(_, a)| a.expose() == n.expose()) {
             return Err(Refusal::DuplicateAnswer);
         }
         normalised.push((qid.clone(), n));
