@@ -200,11 +200,12 @@ pub fn after_failure(flow: &mut ResetFlow, p: &ResetPolicy) -> AfterFailure {
     }
 }
 
+/// The policies the core's unit tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use crate::policy::{CodePolicy, ResetPolicy};
 
-    fn policy() -> ResetPolicy {
+    pub fn policy() -> ResetPolicy {
         ResetPolicy {
             session_ttl_secs: 900,
             registration_ttl_secs: 600,
@@ -214,6 +215,23 @@ mod tests {
             block_secs: 86_400,
         }
     }
+
+    pub fn codes() -> CodePolicy {
+        CodePolicy {
+            length: 6,
+            ttl_secs: 600,
+            max_tries: 3,
+            max_sends_per_flow: 5,
+            max_sends_per_account: 10,
+            account_window_secs: 3_600,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::policy;
+    use super::*;
 
     #[test]
     fn five_failures_in_the_window_block_for_a_day() {

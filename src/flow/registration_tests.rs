@@ -1,20 +1,10 @@
 //! One test per transition of the registration core. No server, no store, no clock.
 
 use super::*;
+use crate::flow::fixtures::codes;
 use proptest::prelude::*;
 
 const NOW: u64 = 1_000_000;
-
-fn codes() -> CodePolicy {
-    CodePolicy {
-        length: 6,
-        ttl_secs: 600,
-        max_tries: 3,
-        max_sends_per_flow: 5,
-        max_sends_per_account: 10,
-        account_window_secs: 3_600,
-    }
-}
 
 fn session(established: bool) -> RegistrationSession {
     RegistrationSession {

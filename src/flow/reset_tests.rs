@@ -2,6 +2,7 @@
 //! proofs. No server, no store, no clock: `now` and the random source are arguments.
 
 use super::*;
+use crate::flow::fixtures::{codes, policy};
 use crate::method::contact::ContactKind;
 use crate::store::{Authenticator, Contact, RegisteredQuestion, Undelivered, WriteIntent};
 use proptest::prelude::*;
@@ -9,28 +10,6 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 const NOW: u64 = 1_000_000;
-
-fn policy() -> ResetPolicy {
-    ResetPolicy {
-        session_ttl_secs: 900,
-        registration_ttl_secs: 600,
-        attempts_per_flow: 3,
-        max_failed_verifications: 5,
-        failure_window_secs: 86_400,
-        block_secs: 86_400,
-    }
-}
-
-fn codes() -> CodePolicy {
-    CodePolicy {
-        length: 6,
-        ttl_secs: 600,
-        max_tries: 3,
-        max_sends_per_flow: 5,
-        max_sends_per_account: 10,
-        account_window_secs: 3_600,
-    }
-}
 
 fn methods(enabled: &[Method], required: u32) -> MethodPolicy {
     MethodPolicy {
