@@ -143,9 +143,9 @@ fn a_contact_code_replaces_the_pending_one_of_its_kind() {
     );
 }
 
-#[test]
-fn contact_submitted_cases() {
-    let (live, _) = contact_code_sent(
+/// A first session with a confirmation code pending for an email address.
+fn email_pending() -> RegistrationSession {
+    let sent = contact_code_sent(
         &session(false),
         ContactKind::Email,
         "a@example.org".into(),
@@ -153,6 +153,12 @@ fn contact_submitted_cases() {
         NOW,
         &codes(),
     );
+    sent.0
+}
+
+#[test]
+fn contact_submitted_cases() {
+    let live = email_pending();
     let fresh = session(false);
     let mut used_up = live.clone();
     used_up.pending_contacts[0].tries_left = 0;
@@ -183,14 +189,7 @@ fn contact_submitted_cases() {
 
 #[test]
 fn a_right_contact_code_is_used_once_wrong_ones_use_up_the_tries() {
-    let (mut s, _) = contact_code_sent(
-        &session(false),
-        ContactKind::Email,
-        "a@example.org".into(),
-        "m".into(),
-        NOW,
-        &codes(),
-    );
+    let mut s = email_pending();
     let right = contact_checked(&s, &s.pending_contacts[0].clone(), true);
     assert!(right.pending_contacts.is_empty());
     for left in [2u32, 1, 0] {
