@@ -63,6 +63,9 @@ pub enum AdminCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Setup status: rollout, methods, registration coverage, exposure, readiness, and
+    /// what to do next.
+    Status,
     /// Registration coverage and event counts.
     Report {
         /// Unix time (seconds) the event counts start at.
@@ -315,6 +318,13 @@ async fn execute(conn: &Connection, command: AdminCommand) -> Result<(), Failure
                     ("skipped", last.skipped.to_string()),
                 ]);
             }
+        }
+        AdminCommand::Status => {
+            let st = client
+                .get_setup_status(pb::GetSetupStatusRequest {})
+                .await?
+                .into_inner();
+            print_status(&st, json);
         }
         AdminCommand::Report { since, until } => {
             let r = client
@@ -735,6 +745,124 @@ fn print_user(u: &pb::User, json: bool) {
         ),
         ("failed sign-ins", u.sign_in_failures.to_string()),
     ]);
+}
+
+fn print_status(st: &pb::SetupStatus, json: bool) {
+    let scope = enum_name(
+        pb::Scope::try_from(st.scope)
+            .unwrap_or_default()
+            .as_str_name(),
+        "SCOPE_",
+    );
+    if json {
+        let methods: Vec<Value> = st
+            .methods
+            .iter()
+            .map(|m| {
+                json!({
+                    "method": method_name(m.method), "enabled": m.enabled,
+                    "missing_configuration": m.missing_configuration,
+                    "registered_users": m.registered_users,
+                })
+            })
+            .collect();
+        let checks: serde_json::Map<String, Value> = st
+            .checks
+            .iter()
+            .map(|c| (c.name.clone(), json!({"ok": c.ok, "detail": c.detail})))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "scope": scope, "scope_groups": st.scope_groups,
+                "methods_required": st.methods_required, "methods": methods,
+                "registered_users": st.registered_users,
+                "complete_registrations": st.complete_registrations,
+                "require_registration": st.require_registration,
+                "mutual_tls": st.mutual_tls, "reflection": st.reflection,
+                "metrics_listen": st.metrics_listen, "ready": st.ready, "checks": checks,
+                "outbox_backlog": st.outbox_backlog,
+                "outbox_oldest_seconds": st.outbox_oldest_seconds,
+                "next_steps": st.next_steps,
+            })
+        );
+        return;
+    }
+    let rollout = match pb::Scope::try_from(st.scope).unwrap_or_default() {
+        pb::Scope::None => "not started (enabled for nobody)".to_string(),
+        pb::Scope::Selected => format!("selected groups: {}", st.scope_groups.join("; ")),
+        pb::Scope::All => "enabled for all users".to_string(),
+        pb::Scope::Unspecified => scope,
+    };
+    let method_rows: Vec<(String, String)> = st
+        .methods
+        .iter()
+        .map(|m| {
+            let state = match (m.enabled, m.missing_configuration.as_str()) {
+                (false, _) => "off".to_string(),
+                (true, "") => format!("on, {} registered users", m.registered_users),
+                (true, missing) => format!("on, NOT DELIVERABLE: no {missing} configured"),
+            };
+            (format!("  {}", method_name(m.method)), state)
+        })
+        .collect();
+    let check_rows: Vec<(String, String)> = st
+        .checks
+        .iter()
+        .map(|c| {
+            let v = if c.ok {
+                "ok".to_string()
+            } else {
+                c.detail.clone()
+            };
+            (format!("  {}", c.name), v)
+        })
+        .collect();
+    let mut rows = vec![
+        ("self-service password reset", rollout),
+        ("methods required", st.methods_required.to_string()),
+        ("methods", String::new()),
+    ];
+    rows.extend(method_rows.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    rows.extend([
+        (
+            "registrations",
+            format!(
+                "{} users, {} complete",
+                st.registered_users, st.complete_registrations
+            ),
+        ),
+        ("registration required", yes(st.require_registration)),
+        ("client certificates (mTLS)", yes(st.mutual_tls)),
+        ("gRPC reflection", yes(st.reflection)),
+        (
+            "metrics listener",
+            if st.metrics_listen.is_empty() {
+                "off".to_string()
+            } else {
+                st.metrics_listen.clone()
+            },
+        ),
+        ("ready", yes(st.ready)),
+    ]);
+    rows.extend(check_rows.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    rows.push((
+        "outbox",
+        format!(
+            "{} waiting, oldest {} s",
+            st.outbox_backlog, st.outbox_oldest_seconds
+        ),
+    ));
+    table(&rows);
+    println!();
+    if st.next_steps.is_empty() {
+        println!("Next steps: none — self-service is set up, rolled out and ready.");
+    } else {
+        println!("Next steps:");
+        for (i, step) in st.next_steps.iter().enumerate() {
+            println!("  {}. {step}", i + 1);
+        }
+    }
 }
 
 fn print_report(r: &pb::Report, json: bool) {

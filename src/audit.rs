@@ -47,6 +47,18 @@ pub fn link(prev: &str, seq: u64, event: &AuditEvent) -> String {
     hex::encode(h.finalize())
 }
 
+/// An event's kind, outcome or reason as a metric label. Callers pass the daemon's fixed
+/// names (`reset.verify`, `wrong_code`, …), never a user name or address; as a second line
+/// of defence, a value that is not a short lowercase name (an address, a DN, free text)
+/// becomes `other`.
+pub fn label(name: &str) -> String {
+    let fixed = name.len() <= 48
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
+    if fixed { name } else { "other" }.to_string()
+}
+
 /// Where a chain starts: after `seq` whose hash is `hash` (`0` and [`GENESIS`] when nothing
 /// was pruned).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

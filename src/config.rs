@@ -17,6 +17,7 @@
 //! | `[prefill]` | [`crate::service::admin`] |
 //! | `[outbox]` | `crate::service::notify` |
 //! | `[sign_in]` | [`crate::lockout`] |
+//! | `[metrics]` | [`crate::management`] |
 //!
 //! This module only composes them: [`load`] merges the layers into a [`RawConfig`];
 //! [`RawConfig::validate`] runs every section's check in a fixed order — so every bad key is
@@ -35,6 +36,7 @@ pub use crate::directory::settings::{
 pub use crate::grpc::settings::{RawClient, RawServer, ServerConfig};
 pub use crate::lockout::RawSignIn;
 pub use crate::logging::{LogFormat, RawLog};
+pub use crate::management::{MetricsSettings, RawMetrics};
 pub use crate::method::totp::RawAuthenticator;
 pub use crate::password::settings::RawPassword;
 pub use crate::policy::settings::{RawCodes, RawCustomQuestion, RawPolicy, RawQuestions};
@@ -76,6 +78,7 @@ pub struct RawConfig {
     pub prefill: RawPrefill,
     pub outbox: RawOutbox,
     pub sign_in: RawSignIn,
+    pub metrics: RawMetrics,
     pub clients: Vec<RawClient>,
 }
 
@@ -103,6 +106,7 @@ const SECTIONS: &[&str] = &[
     "prefill",
     "outbox",
     "sign_in",
+    "metrics",
 ];
 
 /// Loads defaults < `path` (if it exists, or always when `required`) < `SSPRD_*` environment.
@@ -163,6 +167,8 @@ pub struct Config {
     pub outbox: crate::service::OutboxPolicy,
     pub sign_in: crate::lockout::SignInPolicy,
     pub log: RawLog,
+    /// The management listener and the readiness checks.
+    pub metrics: MetricsSettings,
 }
 
 impl RawConfig {
@@ -206,6 +212,7 @@ impl RawConfig {
         let outbox = self.outbox.validate(&mut p);
         let sign_in = self.sign_in.validate(&mut p);
         self.log.validate(&mut p);
+        let metrics = self.metrics.validate(&mut p);
         let audit = self.audit.settings();
 
         if !p.is_empty() {
@@ -232,6 +239,7 @@ impl RawConfig {
             outbox,
             sign_in,
             log: self.log.clone(),
+            metrics,
         })
     }
 }

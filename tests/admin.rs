@@ -946,6 +946,24 @@ async fn admin_cli_against_a_running_daemon() {
     assert_eq!(v["version"], 0);
     assert_eq!(v["scope"], "all");
 
+    let o = cli(admin_args(&["status"])).await;
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("enabled for all users"), "{text}");
+    assert!(
+        text.contains("email") && text.contains("on, 0 registered users"),
+        "{text}"
+    );
+    assert!(text.contains("Next steps:\n  1. "), "{text}");
+    let o = cli(admin_args(&["status", "--json"])).await;
+    assert!(o.status.success(), "{}", out(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["ready"].as_bool(), v["registered_users"].as_u64()),
+        (Some(true), Some(1))
+    );
+    assert_eq!(v["checks"]["directory"]["ok"], true);
+
     let o = cli(admin_args(&[
         "policy",
         "set",
@@ -1074,4 +1092,111 @@ async fn an_admin_reset_closes_the_users_open_flows() {
     }
     assert!(e.ldap.can_bind(&login, given).await);
     e.stop().await;
+}
+
+/// GetSetupStatus walks an administrator from "not started" to rolled out: rollout,
+/// methods, coverage, exposure, readiness checked for the call (the directory stopped and
+/// back), and the next steps; admins only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_status_from_not_started_to_rolled_out() {
+    let mut e = env(|raw| {
+        raw.policy.scope = ssprd::policy::Scope::None;
+        raw.server.reflection = true;
+    })
+    .await;
+    let status = |e: &Env| {
+        let mut admin = e.admin();
+        async move {
+            admin
+                .get_setup_status(pb::GetSetupStatusRequest {})
+                .await
+                .expect("GetSetupStatus")
+                .into_inner()
+        }
+    };
+    let s = status(&e).await;
+    assert_eq!(s.scope, pb::Scope::None as i32);
+    assert!(
+        s.ready && s.checks.iter().all(|c| c.ok && c.detail.is_empty()),
+        "{s:?}"
+    );
+    assert_eq!(
+        s.checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["store", "directory", "outbox"]
+    );
+    assert!(s.mutual_tls && s.reflection && s.metrics_listen.is_empty());
+    assert_eq!(s.methods.len(), ssprd::method::Method::ALL.len());
+    let email = s
+        .methods
+        .iter()
+        .find(|m| m.method == pb::Method::Email as i32)
+        .unwrap();
+    assert!(email.enabled && email.missing_configuration.is_empty());
+    let sms = s
+        .methods
+        .iter()
+        .find(|m| m.method == pb::Method::MobileSms as i32)
+        .unwrap();
+    assert!(!sms.enabled && sms.missing_configuration == "[gateway]");
+    let steps = s.next_steps.join("\n");
+    assert!(steps.contains("not enabled for anyone yet"), "{steps}");
+    assert!(steps.contains("reflection is on"), "{steps}");
+    assert!(steps.contains("[metrics] listen"), "{steps}");
+    assert!(
+        !steps.contains("registered"),
+        "nobody is asked to register before the rollout: {steps}"
+    );
+
+    // Other roles may not ask.
+    let denied =
+        e.d.admin(&e.certs.helpdesk)
+            .get_setup_status(pb::GetSetupStatusRequest {})
+            .await
+            .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // Rolled out to everyone, with a registered user.
+    let mut admin = e.admin();
+    let mut p = admin
+        .get_policy(pb::GetPolicyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    p.scope = pb::Scope::All as i32;
+    admin
+        .update_policy(pb::UpdatePolicyRequest {
+            policy: Some(p.clone()),
+            expected_version: p.version,
+        })
+        .await
+        .expect("UpdatePolicy");
+    e.registered("status").await;
+    let s = status(&e).await;
+    assert_eq!(s.scope, pb::Scope::All as i32);
+    assert_eq!((s.registered_users, s.complete_registrations), (1, 1));
+    let questions = s
+        .methods
+        .iter()
+        .find(|m| m.method == pb::Method::SecurityQuestions as i32)
+        .unwrap();
+    assert_eq!(questions.registered_users, 1);
+    assert!(
+        !s.next_steps.join("\n").contains("not enabled"),
+        "{:?}",
+        s.next_steps
+    );
+
+    // The directory down: not ready, and that comes first.
+    e.ldap.stop().await;
+    let s = status(&e).await;
+    assert!(!s.ready);
+    let dir = s.checks.iter().find(|c| c.name == "directory").unwrap();
+    assert!(!dir.ok && dir.detail.contains("unavailable"), "{dir:?}");
+    assert!(
+        s.next_steps[0].contains("directory does not answer"),
+        "{:?}",
+        s.next_steps
+    );
+    e.ldap.start().await;
+    assert!(status(&e).await.ready);
 }

@@ -182,6 +182,8 @@ fn secrets_come_from_systemd_credentials() {
 fn serve_cmd(dir: &Path) -> Command {
     let mut c = cmd(dir, &["serve", "--config", EXAMPLE]);
     c.env("SSPRD_SERVER__LISTEN", "127.0.0.1:0");
+    // The example config's management listener has a fixed port: tests run side by side.
+    c.env("SSPRD_METRICS__LISTEN", "127.0.0.1:0");
     c
 }
 
@@ -216,7 +218,10 @@ fn one_daemon_per_database_and_sigterm_stops_gracefully() {
     let o = ssprd(
         dir.path(),
         &["serve", "--config", EXAMPLE],
-        &[("SSPRD_SERVER__LISTEN", "127.0.0.1:0".to_string())],
+        &[
+            ("SSPRD_SERVER__LISTEN", "127.0.0.1:0".to_string()),
+            ("SSPRD_METRICS__LISTEN", "127.0.0.1:0".to_string()),
+        ],
     );
     assert!(!o.status.success());
     assert!(

@@ -24,10 +24,14 @@ async fn the_demo_registers_and_resets_the_demo_user_then_cleans_up() {
         .expect("ssprd demo starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut work = None;
+    let mut metrics = None;
     let mut running = false;
     let read = async {
         while let Some(line) = lines.next_line().await.unwrap() {
             running |= line.contains("ssprd demo is running");
+            if let Some(url) = line.trim().strip_prefix("metrics   : http://") {
+                metrics = url.split('/').next().and_then(|a| a.parse().ok());
+            }
             if let Some(dir) = line.trim().strip_prefix("work dir  : ") {
                 work = Some(PathBuf::from(dir));
                 break;
@@ -50,6 +54,17 @@ async fn the_demo_registers_and_resets_the_demo_user_then_cleans_up() {
         .await
         .expect("CompleteReset");
     assert!(done.verified_by_bind, "the new password works at slapd");
+
+    // The management listener: the reset is counted.
+    let metrics: std::net::SocketAddr = metrics.expect("the banner names the metrics URL");
+    let (status, text) = support::http_get(metrics, "/metrics", "localhost").await;
+    assert_eq!(status, 200);
+    assert!(
+        text.contains(
+            r#"ssprd_recoveries_total{action="reset.complete",methods="security_questions"} 1"#
+        ),
+        "{text}"
+    );
 
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap(),

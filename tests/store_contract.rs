@@ -74,6 +74,7 @@ async fn contract(name: &str, store: Arc<dyn Store>) {
     policy_swap(&*store).await;
     outbox_keeps_order_until_acknowledged(&*store).await;
     server_keys_are_stable(&*store).await;
+    probes_take_a_write_and_change_nothing(&*store).await;
     assert!(store.failed().borrow().is_none(), "{name}: not failed");
 }
 
@@ -375,6 +376,23 @@ async fn server_keys_are_stable(s: &dyn Store) {
     assert_eq!(s.server_key("flow-mac").await.unwrap(), a);
     assert_ne!(s.server_key("decoy").await.unwrap(), a);
     assert_ne!(a, [0u8; 32]);
+}
+
+/// The readiness probe succeeds on a working store, as often as it is called, and touches no
+/// data a flow could see.
+async fn probes_take_a_write_and_change_nothing(s: &dyn Store) {
+    let before = (
+        s.audit_log().await.unwrap(),
+        s.outbox().await.unwrap().len(),
+    );
+    for now in [1, 2, 2] {
+        s.probe(now).await.unwrap();
+    }
+    let after = (
+        s.audit_log().await.unwrap(),
+        s.outbox().await.unwrap().len(),
+    );
+    assert_eq!(before, after);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

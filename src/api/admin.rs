@@ -369,6 +369,58 @@ impl AdminService for AdminApi {
         }))
     }
 
+    async fn get_setup_status(
+        &self,
+        _: Request<pb::GetSetupStatusRequest>,
+    ) -> Result<Response<pb::SetupStatus>, Status> {
+        use crate::service::status::Rollout;
+        let s = self.service.setup_status().await?;
+        let r = &s.readiness;
+        let check = |name: &str, verdict: &str| {
+            let ok = verdict == crate::service::health::OK;
+            pb::ReadinessCheck {
+                name: name.into(),
+                ok,
+                detail: if ok { String::new() } else { verdict.into() },
+            }
+        };
+        let (scope, scope_groups) = match s.rollout {
+            Rollout::NotStarted => (pb::Scope::None, Vec::new()),
+            Rollout::SelectedGroups(groups) => (pb::Scope::Selected, groups),
+            Rollout::All => (pb::Scope::All, Vec::new()),
+        };
+        Ok(Response::new(pb::SetupStatus {
+            scope: scope as i32,
+            scope_groups,
+            methods_required: s.methods_required,
+            methods: s
+                .methods
+                .iter()
+                .map(|m| pb::MethodSetup {
+                    method: method_pb(m.method) as i32,
+                    enabled: m.enabled,
+                    missing_configuration: m.missing.unwrap_or_default().into(),
+                    registered_users: m.registered_users,
+                })
+                .collect(),
+            registered_users: s.registered_users,
+            complete_registrations: s.complete_registrations,
+            require_registration: s.require_registration,
+            mutual_tls: s.exposure.mutual_tls,
+            reflection: s.exposure.reflection,
+            metrics_listen: s.exposure.metrics_listen.clone().unwrap_or_default(),
+            ready: r.ready(),
+            checks: vec![
+                check("store", &r.store),
+                check("directory", &r.directory),
+                check("outbox", &r.outbox),
+            ],
+            outbox_backlog: r.outbox_backlog as u32,
+            outbox_oldest_seconds: r.outbox_oldest_secs,
+            next_steps: s.next_steps,
+        }))
+    }
+
     type QueryAuditStream = Streamed<pb::AuditEntry>;
 
     async fn query_audit(

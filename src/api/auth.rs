@@ -120,6 +120,7 @@ const ADMIN: (&str, &[&str]) = (
         "Prefill",
         "GetReport",
         "QueryAudit",
+        "GetSetupStatus",
     ],
 );
 const HELPDESK_ADMIN: &[&str] = &["UnlockUser", "ResetUserPassword"];

@@ -80,7 +80,8 @@ pub trait Deliver: Send + Sync + 'static {
     -> Result<(), DeliveryError>;
 }
 
-/// Routes each channel to its provider.
+/// Routes each channel to its provider, and counts every attempt:
+/// `ssprd_deliveries_total{channel, outcome}`.
 pub struct Dispatcher {
     pub email: Option<smtp::SmtpMailer>,
     pub gateway: Option<gateway::Gateway>,
@@ -94,7 +95,7 @@ impl Deliver for Dispatcher {
         content: &Content,
         id: &str,
     ) -> Result<(), DeliveryError> {
-        match to {
+        let sent = match to {
             Channel::Email(addr) => match &self.email {
                 Some(m) => m.send(addr, content, id).await,
                 None => Err(DeliveryError::NotConfigured("email")),
@@ -103,6 +104,20 @@ impl Deliver for Dispatcher {
                 Some(g) => g.send(to, content, id).await,
                 None => Err(DeliveryError::NotConfigured("SMS and voice")),
             },
-        }
+        };
+        let channel = match to {
+            Channel::Email(_) => "email",
+            Channel::Sms(_) => "sms",
+            Channel::Voice(_) => "voice",
+        };
+        let outcome = match &sent {
+            Ok(()) => "sent",
+            Err(DeliveryError::Unavailable(_)) => "unavailable",
+            Err(DeliveryError::Refused(_)) => "refused",
+            Err(DeliveryError::NotConfigured(_)) => "not_configured",
+        };
+        metrics::counter!("ssprd_deliveries_total", "channel" => channel, "outcome" => outcome)
+            .increment(1);
+        sent
     }
 }

@@ -61,7 +61,7 @@ struct Conn {
 struct Lease<'a> {
     entry: Option<Entry<Conn>>,
     pool: &'a Pool<Conn>,
-    _permit: tokio::sync::SemaphorePermit<'a>,
+    _permit: super::pool::Permit<'a>,
 }
 
 impl Lease<'_> {
@@ -111,8 +111,8 @@ impl LdapDirectory {
         let tls = crate::tls::client_config(cfg.ca_pem.as_deref())
             .map_err(|e| DirectoryError::Protocol(format!("directory {e}")))?;
         Ok(Self {
-            service_pool: Pool::new(cfg.pool_size),
-            bind_pool: Pool::new(cfg.pool_size),
+            service_pool: Pool::new("service", cfg.pool_size),
+            bind_pool: Pool::new("user_binds", cfg.pool_size),
             cfg,
             tls: Arc::new(tls),
         })
@@ -696,6 +696,24 @@ impl LdapDirectory {
         result
     }
 
+    async fn op_check(&self) -> Result<(), DirectoryError> {
+        let mut conn = self.lease(Kind::Service).await?;
+        let found = conn
+            .ldap
+            .with_timeout(self.timeout())
+            .extended(ldap3::exop::WhoAmI)
+            .await
+            .map_err(op_error)?;
+        conn.done();
+        match found.1.rc {
+            rc::SUCCESS => Ok(()),
+            rc::BUSY | rc::UNAVAILABLE => Err(DirectoryError::Unavailable(found.1.text)),
+            other => Err(DirectoryError::Protocol(format!(
+                "Who am I? as the service account: result {other}"
+            ))),
+        }
+    }
+
     async fn op_password_marker(
         &self,
         user: &DirectoryUser,
@@ -756,6 +774,10 @@ impl LdapDirectory {
 impl Directory for LdapDirectory {
     async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
         self.bounded(self.op_find_user(login)).await
+    }
+
+    async fn check(&self) -> Result<(), DirectoryError> {
+        self.bounded(self.op_check()).await
     }
 
     async fn bind_as_user(

@@ -145,6 +145,9 @@ pub enum DirectoryError {
 pub trait Directory: Send + Sync + 'static {
     /// Exactly one user whose login attribute equals `login` (RFC 4515-escaped), or `None`.
     async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError>;
+    /// Whether the directory answers the service account now (a Who am I? on a service
+    /// connection, bound when it was opened): the readiness check.
+    async fn check(&self) -> Result<(), DirectoryError>;
     /// Binds as the user; never succeeds for an empty password.
     async fn bind_as_user(
         &self,
@@ -196,32 +199,62 @@ pub trait Directory: Send + Sync + 'static {
 /// answers with that reason instead of being cut off at its deadline. Outside a request
 /// (the password write's own task, prefill) calls are bounded by the directory's own
 /// timeout only.
+///
+/// Every call is also measured: `ssprd_directory_operation_duration_seconds{op}` and, for a
+/// call that failed, `ssprd_directory_errors_total{op, error}` (labels from fixed names:
+/// never a DN or a login).
 pub struct WithinDeadline(pub std::sync::Arc<dyn Directory>);
 
 async fn within<T>(
+    op: &'static str,
     call: impl std::future::Future<Output = Result<T, DirectoryError>>,
 ) -> Result<T, DirectoryError> {
-    match crate::deadline::answer_by() {
+    let started = std::time::Instant::now();
+    let result = match crate::deadline::answer_by() {
         Some(by) => tokio::time::timeout_at(by, call).await.unwrap_or_else(|_| {
             Err(DirectoryError::Unavailable(
                 "no answer before the request's deadline".into(),
             ))
         }),
         None => call.await,
+    };
+    metrics::histogram!("ssprd_directory_operation_duration_seconds", "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        metrics::counter!("ssprd_directory_errors_total", "op" => op, "error" => e.kind())
+            .increment(1);
+    }
+    result
+}
+
+impl DirectoryError {
+    /// The error's kind, a fixed name (a metric label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) => "unavailable",
+            Self::Refused(_) => "refused",
+            Self::InsecureTransport => "insecure_transport",
+            Self::NotPermitted(_) => "not_permitted",
+            Self::ServiceBind(_) => "service_bind",
+            Self::Protocol(_) => "protocol",
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl Directory for WithinDeadline {
     async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
-        within(self.0.find_user(login)).await
+        within("find_user", self.0.find_user(login)).await
+    }
+    async fn check(&self) -> Result<(), DirectoryError> {
+        within("check", self.0.check()).await
     }
     async fn bind_as_user(
         &self,
         dn: &str,
         password: &Secret,
     ) -> Result<BindOutcome, DirectoryError> {
-        within(self.0.bind_as_user(dn, password)).await
+        within("bind_as_user", self.0.bind_as_user(dn, password)).await
     }
     async fn set_password(
         &self,
@@ -229,34 +262,38 @@ impl Directory for WithinDeadline {
         password: &Secret,
         must_change: bool,
     ) -> Result<(), DirectoryError> {
-        within(self.0.set_password(user, password, must_change)).await
+        within(
+            "set_password",
+            self.0.set_password(user, password, must_change),
+        )
+        .await
     }
     async fn list_users(&self, attrs: &[String]) -> Result<UserListing, DirectoryError> {
-        within(self.0.list_users(attrs)).await
+        within("list_users", self.0.list_users(attrs)).await
     }
     async fn member_of_any(
         &self,
         user: &DirectoryUser,
         groups: &[String],
     ) -> Result<bool, DirectoryError> {
-        within(self.0.member_of_any(user, groups)).await
+        within("member_of_any", self.0.member_of_any(user, groups)).await
     }
     async fn password_marker(
         &self,
         user: &DirectoryUser,
     ) -> Result<Option<String>, DirectoryError> {
-        within(self.0.password_marker(user)).await
+        within("password_marker", self.0.password_marker(user)).await
     }
     async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
-        within(self.0.unlock(user)).await
+        within("unlock", self.0.unlock(user)).await
     }
     async fn lockout(&self, user: &DirectoryUser) -> Result<Lockout, DirectoryError> {
-        within(self.0.lockout(user)).await
+        within("lockout", self.0.lockout(user)).await
     }
     async fn password_policy(
         &self,
         user: &DirectoryUser,
     ) -> Result<DirectoryPasswordPolicy, DirectoryError> {
-        within(self.0.password_policy(user)).await
+        within("password_policy", self.0.password_policy(user)).await
     }
 }

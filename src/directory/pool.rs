@@ -19,6 +19,7 @@
 //!   with an answer from the server. An error, a timeout or a cancelled call drops it.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -80,39 +81,78 @@ pub fn reuse(uri: usize, opened: Instant, idle_since: Instant, now: Instant) -> 
 }
 
 /// A bounded set of connections of one kind.
+///
+/// Its use is measured: `ssprd_ldap_pool_connections{pool, state}` — `idle` connections
+/// waiting, `busy` holders (an operation running or a connection being opened).
 pub struct Pool<C> {
+    name: &'static str,
     idle: Mutex<Vec<Entry<C>>>,
     permits: Semaphore,
+    busy: AtomicUsize,
+}
+
+/// The right to hold one of a pool's connections; gives it back when dropped.
+pub struct Permit<'a> {
+    busy: &'a AtomicUsize,
+    name: &'static str,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let now = self.busy.fetch_sub(1, Ordering::SeqCst) - 1;
+        gauge(self.name, "busy", now);
+    }
+}
+
+fn gauge(pool: &'static str, state: &'static str, n: usize) {
+    metrics::gauge!("ssprd_ldap_pool_connections", "pool" => pool, "state" => state).set(n as f64);
 }
 
 impl<C> Pool<C> {
-    pub fn new(size: usize) -> Self {
+    /// A pool of at most `size` connections, named `name` in the metrics.
+    pub fn new(name: &'static str, size: usize) -> Self {
         Self {
+            name,
             idle: Mutex::new(Vec::with_capacity(size)),
             permits: Semaphore::new(size.max(1)),
+            busy: AtomicUsize::new(0),
         }
     }
 
     /// Waits for the right to hold a connection (callers bound the wait by their timeout).
-    pub async fn permit(&self) -> SemaphorePermit<'_> {
-        self.permits
+    pub async fn permit(&self) -> Permit<'_> {
+        let permit = self
+            .permits
             .acquire()
             .await
-            .expect("the pool's semaphore is never closed")
+            .expect("the pool's semaphore is never closed");
+        gauge(
+            self.name,
+            "busy",
+            self.busy.fetch_add(1, Ordering::SeqCst) + 1,
+        );
+        Permit {
+            busy: &self.busy,
+            name: self.name,
+            _permit: permit,
+        }
     }
 
     /// The most recently used idle connection, if any.
     pub fn take_idle(&self) -> Option<Entry<C>> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = idle.pop();
+        gauge(self.name, "idle", idle.len());
+        taken
     }
 
     /// Puts a connection back after an operation the server answered.
     pub fn put_back(&self, mut entry: Entry<C>, now: Instant) {
         entry.idle_since = now;
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(entry);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.push(entry);
+        gauge(self.name, "idle", idle.len());
     }
 
     /// Idle connections now.
@@ -154,7 +194,7 @@ mod tests {
 
     #[tokio::test]
     async fn at_most_size_holders_and_last_in_first_out() {
-        let pool: Pool<u32> = Pool::new(2);
+        let pool: Pool<u32> = Pool::new("test", 2);
         let a = pool.permit().await;
         let _b = pool.permit().await;
         assert!(

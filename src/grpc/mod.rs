@@ -2,11 +2,13 @@
 //! `[[clients]]` settings that shape it.
 //!
 //! Every call passes, outermost first: the connection's activity count (`listener`), its
-//! deadline (`DeadlineLayer`), the client's identity, role and quota (`ClientLayer`),
-//! the wire checks (`api::wire`), then the service it names. Health and (optionally) both
-//! versions of reflection are served beside the three `ssprd.v1` services.
+//! count and time (`metered`), its deadline (`DeadlineLayer`), the client's identity, role
+//! and quota (`ClientLayer`), the wire checks (`api::wire`), then the service it names.
+//! Health (following the daemon's readiness) and (optionally) both versions of reflection
+//! are served beside the three `ssprd.v1` services.
 
 mod listener;
+mod metered;
 pub mod settings;
 
 pub use settings::{RawClient, RawServer, ServerConfig};
@@ -31,22 +33,47 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 /// Serves the gRPC API on `listener` with `tls` until `shutdown` resolves. `ready` is
-/// called once everything is set up and connections are about to be accepted. Fails
-/// (before `ready`) only when the services cannot be built.
+/// called once everything is set up and connections are about to be accepted. The health
+/// service reports the whole server (`""`) and each `ssprd.v1` service as `SERVING` while
+/// `serving` holds true, `NOT_SERVING` otherwise (the daemon's readiness). Fails (before
+/// `ready`) only when the services cannot be built.
 pub async fn serve(
     cfg: &ServerConfig,
     service: Arc<Service>,
     tls: Arc<rustls::ServerConfig>,
     listener: TcpListener,
+    mut serving: tokio::sync::watch::Receiver<bool>,
     ready: impl FnOnce(),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let (health, health_svc) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<RegistrationServiceServer<RegistrationApi>>()
-        .await;
-    health.set_serving::<ResetServiceServer<ResetApi>>().await;
-    health.set_serving::<AdminServiceServer<AdminApi>>().await;
+    let services = [
+        "",
+        <RegistrationServiceServer<RegistrationApi> as tonic::server::NamedService>::NAME,
+        <ResetServiceServer<ResetApi> as tonic::server::NamedService>::NAME,
+        <AdminServiceServer<AdminApi> as tonic::server::NamedService>::NAME,
+    ];
+    let report = move |up: bool| {
+        let health = health.clone();
+        async move {
+            let status = if up {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            for name in services {
+                health.set_service_status(name, status).await;
+            }
+        }
+    };
+    let up = *serving.borrow_and_update();
+    report(up).await;
+    let health_task = tokio::spawn(async move {
+        while serving.changed().await.is_ok() {
+            let up = *serving.borrow_and_update();
+            report(up).await;
+        }
+    });
 
     // Both reflection versions: grpcurl up to 1.8 and many tools still ask v1alpha.
     let (reflection_v1, reflection_v1alpha) = if cfg.reflection {
@@ -87,6 +114,7 @@ pub async fn serve(
     }
     let calls = tower::ServiceBuilder::new()
         .layer_fn(listener::Activity::new)
+        .layer(metered::MeteredLayer::new())
         .layer(DeadlineLayer {
             timeout: cfg.request_timeout,
         })
@@ -112,6 +140,7 @@ pub async fn serve(
     );
     ready();
     listener::run(listener, tls, calls, limits, shutdown).await;
+    health_task.abort();
     Ok(())
 }
 

@@ -301,6 +301,23 @@ pub struct PolicyContext {
     pub bank_size: usize,
 }
 
+impl PolicyContext {
+    /// The configuration `m` needs and the daemon lacks (`[email]`, `[gateway]`,
+    /// `[authenticator] key`), or `None` when the daemon can deliver it.
+    pub fn missing_for(&self, m: Method) -> Option<&'static str> {
+        match m {
+            Method::Email => (!self.email_configured).then_some("[email]"),
+            Method::MobileSms | Method::MobileVoice | Method::OfficeVoice => {
+                (!self.gateway_configured).then_some("[gateway]")
+            }
+            Method::AuthenticatorCode => {
+                (!self.authenticator_configured).then_some("[authenticator] key")
+            }
+            Method::SecurityQuestions => None,
+        }
+    }
+}
+
 impl SsprPolicy {
     /// The methods usable for reset and registration in the current migration state.
     pub fn effective_methods(&self) -> Vec<Method> {
@@ -341,17 +358,7 @@ impl SsprPolicy {
             );
         }
         for m in &enabled {
-            let missing = match m {
-                Method::Email => (!ctx.email_configured).then_some("[email]"),
-                Method::MobileSms | Method::MobileVoice | Method::OfficeVoice => {
-                    (!ctx.gateway_configured).then_some("[gateway]")
-                }
-                Method::AuthenticatorCode => {
-                    (!ctx.authenticator_configured).then_some("[authenticator] key")
-                }
-                Method::SecurityQuestions => None,
-            };
-            if let Some(section) = missing {
+            if let Some(section) = ctx.missing_for(*m) {
                 bad(
                     "reset_methods",
                     format!(

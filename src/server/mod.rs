@@ -1,7 +1,8 @@
 //! The daemon: opens the store, builds the directory client, the deliveries and the
-//! service from the checked [`Config`], runs the expiry sweeper and the outbox worker, and
-//! serves the gRPC endpoint ([`crate::grpc`]) with systemd readiness, watchdog and stopping
-//! notifications. A store that can no longer write stops it.
+//! service from the checked [`Config`], runs the expiry sweeper, the outbox worker and the
+//! readiness checks, serves the management listener when configured
+//! ([`crate::management`]) and the gRPC endpoint ([`crate::grpc`]) with systemd readiness,
+//! watchdog and stopping notifications. A store that can no longer write stops it.
 
 use crate::config::Config;
 use crate::delivery::{Deliver, Dispatcher, gateway::Gateway, smtp::SmtpMailer};
@@ -108,6 +109,12 @@ pub async fn build_service(
                 .map_or_else(|| "ssprd".to_string(), |(issuer, _)| issuer.clone()),
             prefill: cfg.prefill.clone(),
             uniform_response: cfg.server.uniform_response,
+            exposure: crate::service::status::Exposure {
+                mutual_tls: cfg.server.client_ca_pem.is_some(),
+                reflection: cfg.server.reflection,
+                metrics_listen: cfg.metrics.listen.map(|a| a.to_string()),
+            },
+            outbox_stuck_after_secs: cfg.metrics.outbox_stuck_after_secs,
         },
     )
     .await?;
@@ -152,7 +159,34 @@ pub async fn serve_with_clocks(
         .map_err(ServeError::Setup)?,
     );
 
+    // Bound before any task starts: a taken address fails the start cleanly.
+    let management_listener = match cfg.metrics.listen {
+        Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            ServeError::Setup(format!("metrics.listen: cannot listen on {addr}: {e}"))
+        })?),
+        None => None,
+    };
+
     let outbox = tokio::spawn(service.clone().run_outbox(cfg.outbox));
+
+    // Readiness, checked in the background: the gRPC health status and `/readyz`.
+    let (readiness_tx, readiness) =
+        tokio::sync::watch::channel(crate::service::health::Readiness::unchecked());
+    let (serving_tx, serving) = tokio::sync::watch::channel(false);
+    let checks = tokio::spawn(crate::management::watch_readiness(
+        service.clone(),
+        cfg.metrics.clone(),
+        readiness_tx,
+        serving_tx,
+    ));
+    let management = management_listener.map(|listener| {
+        tokio::spawn(crate::management::serve(
+            listener,
+            cfg.metrics.allow_remote,
+            readiness,
+            std::future::pending(),
+        ))
+    });
 
     // Expired flows and sessions are deleted in the background.
     let sweeper = {
@@ -192,6 +226,7 @@ pub async fn serve_with_clocks(
         service.clone(),
         tls,
         listener,
+        serving,
         || {
             notify(&[
                 sd_notify::NotifyState::Ready,
@@ -218,6 +253,12 @@ pub async fn serve_with_clocks(
     let _ = sweeper.await;
     outbox.abort();
     let _ = outbox.await;
+    checks.abort();
+    let _ = checks.await;
+    if let Some(m) = management {
+        m.abort();
+        let _ = m.await;
+    }
     service.stop_deliveries().await;
     if let Some(w) = watchdog {
         w.abort();

@@ -80,6 +80,15 @@ pub struct Report {
     pub blocked_users: Vec<String>,
 }
 
+/// Registration coverage: users with a registration, those with enough methods to reset,
+/// and the registered users who can use each method now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub registered_users: u32,
+    pub complete: u32,
+    pub per_method: std::collections::BTreeMap<Method, u32>,
+}
+
 /// An audit query.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
@@ -647,24 +656,16 @@ impl Service {
     pub async fn report(&self, since: u64, until: u64) -> Result<Report, ServiceError> {
         let mp = self.methods_or_none(false);
         let regs = self.store.registrations().await?;
+        let coverage = self.coverage(&regs);
         let mut out = Report {
-            registered_users: regs.len() as u32,
+            registered_users: coverage.registered_users,
+            complete_registrations: coverage.complete,
             ..Report::default()
         };
-        let mut per: std::collections::BTreeMap<Method, u32> = std::collections::BTreeMap::new();
-        for r in &regs {
-            let usable: Vec<Method> = self.usable(r, &mp).into_iter().map(|o| o.method).collect();
-            if !usable.is_empty() && mp.unmet(&usable).is_none() {
-                out.complete_registrations += 1;
-            }
-            for m in usable {
-                *per.entry(m).or_default() += 1;
-            }
-        }
         out.coverage = mp
             .enabled
             .iter()
-            .map(|m| (*m, per.get(m).copied().unwrap_or(0)))
+            .map(|m| (*m, coverage.per_method.get(m).copied().unwrap_or(0)))
             .collect();
         let (_, records) = self.store.audit_log().await?;
         for rec in records {
@@ -697,6 +698,25 @@ impl Service {
         }
         out.blocked_users.sort();
         Ok(out)
+    }
+
+    /// Registration coverage under the policy in force for ordinary users.
+    pub(super) fn coverage(&self, regs: &[Registration]) -> Coverage {
+        let mp = self.methods_or_none(false);
+        let mut out = Coverage {
+            registered_users: regs.len() as u32,
+            ..Coverage::default()
+        };
+        for r in regs {
+            let usable: Vec<Method> = self.usable(r, &mp).into_iter().map(|o| o.method).collect();
+            if !usable.is_empty() && mp.unmet(&usable).is_none() {
+                out.complete += 1;
+            }
+            for m in usable {
+                *out.per_method.entry(m).or_default() += 1;
+            }
+        }
+        out
     }
 
     /// Audit records matching `q`, oldest first, at most `q.limit` (and

@@ -59,6 +59,9 @@ impl Directory for ScriptedDirectory {
     async fn find_user(&self, login: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
         Ok((login == self.user.login).then(|| self.user.clone()))
     }
+    async fn check(&self) -> Result<(), DirectoryError> {
+        Ok(())
+    }
     async fn bind_as_user(&self, _: &str, _: &Secret) -> Result<BindOutcome, DirectoryError> {
         Ok(BindOutcome::Ok)
     }
@@ -168,6 +171,8 @@ async fn service(directory: Arc<ScriptedDirectory>, store: Arc<MemoryStore>) -> 
                 prefill: admin::RawPrefill::default()
                     .validate(&mut crate::problems::Problems::new()),
                 uniform_response: std::time::Duration::ZERO,
+                exposure: Default::default(),
+                outbox_stuck_after_secs: 1800,
             },
         )
         .await

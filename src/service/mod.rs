@@ -13,7 +13,9 @@
 
 pub mod admin;
 mod cas;
+pub mod health;
 mod notify;
+pub mod status;
 pub use notify::{OutboxPolicy, RawOutbox};
 mod registration;
 mod reset;
@@ -457,6 +459,10 @@ pub struct ServiceOptions {
     /// StartReset and SendCode answer no sooner than this after the request arrived (zero:
     /// as soon as possible), hiding the work that differs between real and decoy flows.
     pub uniform_response: std::time::Duration,
+    /// How the endpoints are exposed (for the setup status).
+    pub exposure: status::Exposure,
+    /// A notification waiting longer than this makes the daemon not ready.
+    pub outbox_stuck_after_secs: u64,
 }
 
 /// The IO the service uses.
@@ -704,6 +710,13 @@ impl Service {
             actor: ACTOR.try_with(Clone::clone).unwrap_or_default(),
         };
         info!(kind, user, outcome, reason, actor = %ev.actor, "audit");
+        metrics::counter!(
+            "ssprd_events_total",
+            "event" => crate::audit::label(kind),
+            "outcome" => crate::audit::label(outcome),
+            "reason" => crate::audit::label(reason)
+        )
+        .increment(1);
         ev
     }
 

@@ -778,6 +778,19 @@ impl Service {
                 if !batch.outbox.is_empty() {
                     self.wake_outbox();
                 }
+                let mut methods: Vec<_> = flow.verified.iter().map(|m| m.name()).collect();
+                methods.sort_unstable();
+                let methods = if methods.is_empty() {
+                    "none".to_string()
+                } else {
+                    methods.join("+")
+                };
+                metrics::counter!(
+                    "ssprd_recoveries_total",
+                    "action" => crate::audit::label(&record.kind),
+                    "methods" => methods
+                )
+                .increment(1);
                 return Ok(());
             }
             races.lost().await?;

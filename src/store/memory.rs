@@ -400,4 +400,11 @@ impl Upkeep for MemoryStore {
         }
         Ok(n)
     }
+
+    async fn probe(&self, _now: u64) -> Result<(), StoreError> {
+        match self.failed.borrow().clone() {
+            Some(why) => Err(StoreError::Unavailable(why)),
+            None => Ok(()),
+        }
+    }
 }

@@ -537,6 +537,10 @@ pub trait Upkeep: Send + Sync {
     fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>>;
     /// Deletes flows and sessions that expired at or before `now`; returns how many.
     async fn sweep(&self, now: u64) -> Result<usize, StoreError>;
+    /// Whether the store takes writes now: a small write (`now`, in the store's own
+    /// metadata) made as durable as any other, or the reason it cannot be. The readiness
+    /// check calls it.
+    async fn probe(&self, now: u64) -> Result<(), StoreError>;
 }
 
 /// A whole store backend: every capability. Code that needs one capability can take that

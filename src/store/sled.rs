@@ -22,6 +22,8 @@ use std::path::Path;
 /// The schema this build writes and understands.
 pub const SCHEMA_VERSION: u32 = 1;
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// When the readiness check last wrote (see [`Upkeep::probe`]).
+const PROBE_KEY: &[u8] = b"last_probe";
 const ANCHOR_KEY: &[u8] = b"audit_anchor";
 const POLICY_KEY: &[u8] = b"sspr_policy";
 const TAG_FLOW: u8 = b'f';
@@ -298,10 +300,13 @@ impl SledStore {
         // on sled's own small thread pool, where concurrent flushes waiting for stability
         // can starve the buffer writes they wait for (spacejam/sled#1308, unreleased fix).
         let db = self.db.clone();
+        let started = std::time::Instant::now();
         let result = match tokio::task::spawn_blocking(move || db.flush()).await {
             Ok(r) => r.map(|_| ()).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
+        metrics::histogram!("ssprd_store_flush_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
         result.map_err(|e| {
             let why = format!("flush failed: {e}");
             self.failed.send_replace(Some(why.clone()));
@@ -802,6 +807,16 @@ impl Upkeep for SledStore {
             self.flush().await?;
         }
         Ok(n)
+    }
+
+    async fn probe(&self, now: u64) -> Result<(), StoreError> {
+        if let Some(why) = self.failed.borrow().clone() {
+            return Err(StoreError::Unavailable(why));
+        }
+        self.meta
+            .insert(PROBE_KEY, &now.to_be_bytes())
+            .map_err(io)?;
+        self.flush().await
     }
 }
 

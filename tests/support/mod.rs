@@ -479,6 +479,26 @@ pub async fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// GET `path` over plain HTTP/1.1 on `addr`, naming `host`: (status, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str, host: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {raw:?}"));
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
 /// A unique login for one scenario.
 pub fn unique(prefix: &str) -> String {
     let mut b = [0u8; 4];
