@@ -12,7 +12,9 @@ set -euo pipefail
 demo_pkgs=(slapd ldap-utils openssl ca-certificates python3-aiosmtpd)
 test_pkgs=("${demo_pkgs[@]}"
   samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind krb5-user
-  iproute2 procps)
+  iproute2 procps
+  # scripts/package-test.sh: the unit's exposure, the .deb's dependency, the .rpm's listing.
+  systemd adduser rpm)
 
 case "${1:-test}" in
   demo) want=("${demo_pkgs[@]}") ;;

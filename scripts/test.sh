@@ -5,6 +5,7 @@
 # that no import cycle joins the crate's modules,
 # runs every test against real servers started by the
 # project's own harness on 127.0.0.1 (the Samba AD DC needs root for its fixed ports), and
+# builds, installs and purges the .deb and inspects the .rpm (scripts/package-test.sh), and
 # runs each fuzz target for a few seconds (nightly toolchain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,9 @@ echo "== cargo test"
 export SSPRD_REQUIRE_SAMBA="${SSPRD_REQUIRE_SAMBA:-1}"
 # `--features demo` adds the test that runs `ssprd demo` as the README does.
 cargo test --locked --features demo --all-targets
+echo "== packages"
+# The unit's exposure; the .deb built, installed, checked and purged; the .rpm inspected.
+scripts/package-test.sh
 echo "== fuzz (bounded)"
 # Every cargo-fuzz target for a short time (FUZZ_SECONDS, default 10 here); needs nightly.
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh

@@ -271,6 +271,29 @@ fn denied(code: Code, reason: &str, message: &str) -> Status {
 mod tests {
     use super::*;
 
+    /// The role lists and the served descriptors agree: the admin role may call every
+    /// `ssprd.v1` method (a new RPC must be placed in the lists), and no role names a method
+    /// that is not served (a typo).
+    #[test]
+    fn every_served_method_is_in_the_role_lists_and_every_listed_one_is_served() {
+        let served = crate::api::wire::Methods::served();
+        for path in served.paths().filter(|p| p.starts_with("/ssprd.v1.")) {
+            assert!(
+                Role::Admin.allows(path),
+                "{path} is not in the admin role's list"
+            );
+        }
+        for (service, methods) in [RESET, REGISTRATION, ADMIN] {
+            for m in methods {
+                let path = format!("/{service}/{m}");
+                assert!(served.knows(&path), "{path} is listed but not served");
+            }
+        }
+        for path in OPEN.iter().chain(REFLECTION) {
+            assert!(served.knows(path), "{path} is listed but not served");
+        }
+    }
+
     #[test]
     fn roles_allow_exact_paths_only() {
         let reset = "/ssprd.v1.ResetService/StartReset";

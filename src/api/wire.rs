@@ -70,6 +70,11 @@ impl Methods {
         Self { by_path }
     }
 
+    /// Every path served here (`/package.Service/Method`).
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.by_path.keys().map(String::as_str)
+    }
+
     /// Whether `path` names a method served here.
     pub fn knows(&self, path: &str) -> bool {
         self.by_path.contains_key(path)
