@@ -23,6 +23,16 @@ pub enum Command {
     Serve,
     /// Validate the configuration (and read the secret files) and exit.
     CheckConfig,
+    /// Check the service account's rights in the directory without changing anything:
+    /// bind, find users, read the password policy, set passwords, unlock, require a change.
+    /// Reads only `[directory]`. Exit codes: 0 every right granted, 77 one is missing, 78
+    /// the section is invalid.
+    CheckDirectory {
+        /// Check against this user (default: the first user found other than the service
+        /// account).
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Audit log tools. They open the database: stop the daemon first (or work on a copy).
     Audit {
         #[command(subcommand)]
@@ -86,10 +96,66 @@ pub enum AuditCommand {
 /// 78 configuration error (EX_CONFIG).
 const EXIT_CONFIG: u8 = 78;
 const EXIT_DATAERR: u8 = 65;
+/// A right the directory does not grant (sysexits EX_NOPERM).
+const EXIT_NOPERM: u8 = 77;
 
 fn load(path: &std::path::Path) -> Result<Config, String> {
     let raw = config::load(path, true).map_err(|e| e.to_string())?;
     raw.validate().map_err(|e| e.to_string())
+}
+
+/// `ssprd check-directory`: the rights report of the `[directory]` section's account.
+fn check_directory(path: &std::path::Path, user: Option<&str>) -> ExitCode {
+    use crate::directory::rights::Verdict;
+    let raw = match config::load(path, true) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let mut p = crate::problems::Problems::new();
+    let dir = raw
+        .directory
+        .validate(&mut p, raw.server.request_timeout_ms);
+    if !p.is_empty() {
+        for problem in p.into_vec() {
+            eprintln!("  - {problem}");
+        }
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let (uris, bind_dn) = (dir.uris.join(" "), dir.bind_dn.clone());
+    let directory = match crate::directory::ldap::LdapDirectory::new(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let report = runtime().block_on(directory.check_rights(user));
+    println!("directory {uris} as {bind_dn}");
+    if let Some(sample) = &report.sample {
+        println!("checked against user {sample:?}");
+    }
+    let width = report
+        .checks
+        .iter()
+        .map(|(r, _)| r.describe().len())
+        .max()
+        .unwrap_or(0);
+    for (right, verdict) in &report.checks {
+        let v = match verdict {
+            Verdict::Granted => "ok".to_string(),
+            Verdict::Missing(what) => format!("MISSING: {what}"),
+            Verdict::Unknown(why) => format!("not checked: {why}"),
+        };
+        println!("  {:<width$}  {v}", right.describe());
+    }
+    if report.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NOPERM)
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -117,6 +183,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::CheckDirectory { user } => check_directory(&cli.config, user.as_deref()),
         Command::Serve => {
             let cfg = match load(&cli.config) {
                 Ok(c) => c,

@@ -306,3 +306,88 @@ async fn sign_in_never_locks_the_directory_account() {
     let work = tempfile::tempdir().unwrap();
     scenarios::sign_in_never_locks(&ldap, work.path()).await;
 }
+
+/// `ssprd check-directory` (the real binary) asks slapd for each right of the configured
+/// account without changing anything: the service account has them all; an ordinary user
+/// as the account is told precisely what it lacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_directory_reports_each_right_without_changing_anything() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let login = support::unique("rights");
+    ldap.create_user(&login, "Rights-Pass-1234").await;
+    let run = |raw: &ssprd::config::RawConfig, extra: &[&str]| {
+        support::check_directory(raw, work.path(), extra)
+    };
+    let line = support::report_line;
+
+    // The service account: every right, checked against a user it found.
+    let (raw, _) =
+        support::Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
+    let (code, out) = run(&raw, &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("checked against user"), "{out}");
+    for right in [
+        "bind as the service account",
+        "find users",
+        "read the password policy",
+        "set passwords",
+        "unlock accounts",
+        "require a change at next sign-in",
+    ] {
+        assert!(line(&out, right).ends_with(" ok"), "{right}: {out}");
+    }
+    assert!(
+        ldap.can_bind(&login, "Rights-Pass-1234").await,
+        "nothing changed"
+    );
+
+    // A service account that may read but not write: precisely what it lacks.
+    let mut read_only = raw.clone();
+    read_only.directory.bind_dn = ssprd_testbed::READ_ONLY_SERVICE_DN.into();
+    let (code, out) = run(&read_only, &["--user", &login]);
+    assert_eq!(code, Some(77), "{out}");
+    assert!(line(&out, "find users").ends_with(" ok"), "{out}");
+    assert!(
+        line(&out, "read the password policy").ends_with(" ok"),
+        "{out}"
+    );
+    for (right, attr) in [
+        ("set passwords", "userPassword"),
+        ("unlock accounts", "pwdAccountLockedTime"),
+        ("require a change", "pwdReset"),
+    ] {
+        let l = line(&out, right);
+        assert!(
+            l.contains(&format!("MISSING: write access to {attr}"))
+                && l.contains(ssprd_testbed::READ_ONLY_SERVICE_DN),
+            "{out}"
+        );
+    }
+
+    // An ordinary user as the account sees nobody but itself.
+    let mut plain = raw.clone();
+    plain.directory.bind_dn = ldap.user_dn(&login);
+    let pw = work.path().join("plain-password");
+    ssprd_testbed::write_private(&pw, "Rights-Pass-1234").unwrap();
+    plain.directory.bind_password = Some(ssprd::config::SecretSource::File(pw));
+    let (code, out) = run(&plain, &[]);
+    assert_eq!(code, Some(77), "{out}");
+    assert!(
+        line(&out, "find users").contains("MISSING: no user other than the service account"),
+        "{out}"
+    );
+    // A wrong password: the bind is what is missing.
+    ssprd_testbed::write_private(&work.path().join("plain-password"), "wrong").unwrap();
+    let (code, out) = run(&plain, &[]);
+    assert_eq!(code, Some(77), "{out}");
+    assert!(
+        line(&out, "bind as the service account").contains("MISSING"),
+        "{out}"
+    );
+    assert!(
+        ldap.can_bind(&login, "Rights-Pass-1234").await,
+        "nothing changed"
+    );
+}

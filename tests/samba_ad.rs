@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{samba::SambaAd, scenarios};
+use support::{TestDirectory, samba::SambaAd, scenarios};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samba_ad_end_to_end() {
@@ -53,10 +53,68 @@ async fn samba_ad_end_to_end() {
     eprintln!("== crash_consistency");
     std::fs::create_dir_all(work.path().join("crash")).unwrap();
     scenarios::crash_consistency(&ad, &work.path().join("crash")).await;
+    eprintln!("== rights_check");
+    rights_check(&ad, &work.path().join("rights")).await;
     eprintln!("== directory_down");
     scenarios::directory_down(&mut ad, &mut c).await;
 
     daemon.stop().await;
     drop(ad);
     eprintln!("samba scenarios done in {:?}", started.elapsed());
+}
+
+/// `ssprd check-directory` against AD: the delegated service account may unlock and require
+/// a change (its `allowedAttributesEffective` on a user says so; the Reset Password right is
+/// reported as not checked), an ordinary user as the account may do neither, and nothing
+/// changes.
+async fn rights_check(ad: &SambaAd, work: &std::path::Path) {
+    std::fs::create_dir_all(work).unwrap();
+    let (raw, _) = support::Daemon::config(work, ad.directory_config(&work.join("dir")));
+    let (target, plain) = (support::unique("rt"), support::unique("rp"));
+    ad.create_user(&target, "Rights-Target-1234!").await;
+    ad.create_user(&plain, "Rights-Plain-1234!").await;
+    let (code, out) = support::check_directory(&raw, work, &["--user", &target]);
+    assert_eq!(code, Some(0), "{out}");
+    for right in [
+        "bind as the service account",
+        "find users",
+        "read the password policy",
+        "unlock accounts",
+        "require a change at next sign-in",
+    ] {
+        assert!(
+            support::report_line(&out, right).ends_with(" ok"),
+            "{right}: {out}"
+        );
+    }
+    assert!(
+        support::report_line(&out, "set passwords")
+            .contains("not checked: the Reset Password right"),
+        "{out}"
+    );
+
+    let mut as_user = raw.clone();
+    as_user.directory.bind_dn = ad.user_dn(&plain);
+    let pw = work.join("plain-password");
+    ssprd_testbed::write_private(&pw, "Rights-Plain-1234!").unwrap();
+    as_user.directory.bind_password = Some(ssprd::config::SecretSource::File(pw));
+    let (code, out) = support::check_directory(&as_user, work, &["--user", &target]);
+    assert_eq!(code, Some(77), "{out}");
+    assert!(
+        support::report_line(&out, "find users").ends_with(" ok"),
+        "{out}"
+    );
+    for (right, attr) in [
+        ("unlock accounts", "lockoutTime"),
+        ("require a change", "pwdLastSet"),
+    ] {
+        assert!(
+            support::report_line(&out, right).contains(&format!("MISSING: write access to {attr}")),
+            "{out}"
+        );
+    }
+    assert!(
+        ad.can_bind(&target, "Rights-Target-1234!").await,
+        "nothing changed"
+    );
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tracing::{debug, instrument, warn};
 
 /// LDAP result codes used here (RFC 4511).
-mod rc {
+pub(super) mod rc {
     pub const SUCCESS: u32 = 0;
     pub const UNAVAILABLE_CRITICAL_EXTENSION: u32 = 12;
     pub const NO_SUCH_ATTRIBUTE: u32 = 16;
@@ -388,7 +388,7 @@ impl LdapDirectory {
             return Err(match res.rc {
                 rc::BUSY | rc::UNAVAILABLE => DirectoryError::Unavailable(res.text),
                 32 => DirectoryError::Protocol(format!(
-                    "search base {:?} does not exist",
+                    "search base {:?} does not exist, or the service account may not read it",
                     self.cfg.base_dn
                 )),
                 other => DirectoryError::Protocol(format!("user search: result {other}")),
@@ -694,6 +694,174 @@ impl LdapDirectory {
             conn.done();
         }
         result
+    }
+
+    /// The service account's rights, checked without changing anything (see
+    /// [`super::rights`]); `login` names the user the checks use (default: the first user
+    /// found other than the service account).
+    pub async fn check_rights(&self, login: Option<&str>) -> super::rights::RightsReport {
+        use super::rights::{
+            Right, RightsReport, Verdict, effective_verdict, probe_value, probe_verdict,
+        };
+        let mut report = RightsReport {
+            sample: None,
+            checks: Vec::new(),
+        };
+        let not_checked = |report: &mut RightsReport, from: usize, why: &str| {
+            let all = [
+                Right::Bind,
+                Right::FindUsers,
+                Right::ReadPolicy,
+                Right::SetPassword,
+                Right::Unlock,
+                Right::RequireChange,
+            ];
+            for r in &all[from..] {
+                report.checks.push((*r, Verdict::Unknown(why.into())));
+            }
+        };
+        let t = self.timeout();
+        let mut conn = match self.bounded(self.service()).await {
+            Ok(c) => c,
+            Err(e) => {
+                report
+                    .checks
+                    .push((Right::Bind, Verdict::Missing(e.to_string())));
+                not_checked(&mut report, 1, "no bind");
+                return report;
+            }
+        };
+        report.checks.push((Right::Bind, Verdict::Granted));
+        // A user to check against: the one named, or the first one found that is not the
+        // service account itself (whose own entry it may well write).
+        let user = match login {
+            Some(l) => self.bounded(self.op_find_user(l)).await,
+            None => {
+                let found = conn
+                    .ldap
+                    .with_timeout(t)
+                    .with_search_options(ldap3::SearchOptions::new().sizelimit(2))
+                    .search(
+                        &self.cfg.base_dn,
+                        Scope::Subtree,
+                        &self.cfg.user_filter,
+                        vec![self.cfg.login_attribute.as_str()],
+                    )
+                    .await
+                    .map_err(op_error);
+                match found {
+                    Ok(found) => {
+                        let other = found
+                            .0
+                            .into_iter()
+                            .map(SearchEntry::construct)
+                            .find(|e| !e.dn.eq_ignore_ascii_case(&self.cfg.bind_dn))
+                            .and_then(|e| first(&e, &self.cfg.login_attribute));
+                        match other {
+                            Some(l) => self.bounded(self.op_find_user(&l)).await,
+                            None => Ok(None),
+                        }
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let user = match user {
+            Ok(Some(u)) => u,
+            Ok(None) => {
+                report.checks.push((
+                    Right::FindUsers,
+                    Verdict::Missing(format!(
+                        "no user {}matches directory.user_filter {:?} under directory.base_dn                          {:?} for {}: check both, and that the account may read the users",
+                        login.map_or_else(|| "other than the service account ".to_string(), |l| format!("{l:?} ")),
+                        self.cfg.user_filter,
+                        self.cfg.base_dn,
+                        self.cfg.bind_dn
+                    )),
+                ));
+                not_checked(&mut report, 2, "no user found");
+                conn.close().await;
+                return report;
+            }
+            Err(e) => {
+                report
+                    .checks
+                    .push((Right::FindUsers, Verdict::Missing(e.to_string())));
+                not_checked(&mut report, 2, "no user found");
+                conn.close().await;
+                return report;
+            }
+        };
+        report.sample = Some(user.login.clone());
+        report.checks.push((Right::FindUsers, Verdict::Granted));
+        report.checks.push((
+            Right::ReadPolicy,
+            match self.bounded(self.op_password_policy(&user)).await {
+                Ok(_) => Verdict::Granted,
+                Err(e) => Verdict::Missing(e.to_string()),
+            },
+        ));
+        let writes = if self.is_ad() {
+            [
+                (Right::SetPassword, "unicodePwd"),
+                (Right::Unlock, "lockoutTime"),
+                (Right::RequireChange, "pwdLastSet"),
+            ]
+        } else {
+            [
+                (Right::SetPassword, "userPassword"),
+                (Right::Unlock, "pwdAccountLockedTime"),
+                (Right::RequireChange, "pwdReset"),
+            ]
+        };
+        if self.is_ad() {
+            let effective = conn
+                .ldap
+                .with_timeout(t)
+                .search(
+                    &user.dn,
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec!["allowedAttributesEffective"],
+                )
+                .await
+                .map_err(op_error)
+                .map(|found| {
+                    found
+                        .0
+                        .into_iter()
+                        .next()
+                        .map(SearchEntry::construct)
+                        .and_then(|mut e| e.attrs.remove("allowedAttributesEffective"))
+                        .unwrap_or_default()
+                });
+            for (right, attr) in writes {
+                let verdict = match (&effective, right) {
+                    (_, Right::SetPassword) => Verdict::Unknown(
+                        "the Reset Password right cannot be checked without changing a                          password: delegate \"Reset password\" on the users' OU"
+                            .into(),
+                    ),
+                    (Ok(eff), _) => effective_verdict(eff, attr, &self.cfg.bind_dn),
+                    (Err(e), _) => Verdict::Unknown(format!("allowedAttributesEffective: {e}")),
+                };
+                report.checks.push((right, verdict));
+            }
+        } else {
+            for (right, attr) in writes {
+                let value = probe_value(attr);
+                let del = vec![Mod::Delete(
+                    attr.as_bytes().to_vec(),
+                    HashSet::from([value.into_bytes()]),
+                )];
+                let verdict = match self.modify(&mut conn, &user.dn, del, Vec::new()).await {
+                    Ok(res) => probe_verdict(res.rc, &res.text, attr, &self.cfg.bind_dn),
+                    Err(e) => Verdict::Unknown(e.to_string()),
+                };
+                report.checks.push((right, verdict));
+            }
+        }
+        conn.close().await;
+        report
     }
 
     async fn op_check(&self) -> Result<(), DirectoryError> {

@@ -8,6 +8,7 @@ pub mod active_directory;
 pub mod ldap;
 pub mod openldap;
 pub mod pool;
+pub mod rights;
 pub mod settings;
 
 use crate::secret::Secret;

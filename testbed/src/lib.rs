@@ -120,6 +120,10 @@ pub fn free_port() -> std::io::Result<u16> {
 pub const SUFFIX: &str = "dc=example,dc=org";
 pub const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
 pub const SERVICE_DN: &str = "cn=sspr,ou=services,dc=example,dc=org";
+/// A second service account that may read users, groups and policies but write nothing
+/// (same password as [`SERVICE_DN`]): the account an administrator got wrong, for the
+/// rights check's tests.
+pub const READ_ONLY_SERVICE_DN: &str = "cn=sspr-readonly,ou=services,dc=example,dc=org";
 pub const PEOPLE: &str = "ou=people,dc=example,dc=org";
 const MODULE_DIR: &str = "/usr/lib/ldap";
 const SCHEMA_DIR: &str = "/etc/ldap/schema";
@@ -247,13 +251,16 @@ olcAccess: {{1}}to attrs=pwdAccountLockedTime,pwdReset,pwdFailureTime
   by * none
 olcAccess: {{2}}to dn.subtree="{PEOPLE}"
   by dn.exact="{SERVICE_DN}" read
+  by dn.exact="{READ_ONLY_SERVICE_DN}" read
   by self read
   by * none
 olcAccess: {{3}}to dn.subtree="ou=policies,{SUFFIX}"
   by dn.exact="{SERVICE_DN}" read
+  by dn.exact="{READ_ONLY_SERVICE_DN}" read
   by * none
 olcAccess: {{4}}to dn.subtree="ou=groups,{SUFFIX}"
   by dn.exact="{SERVICE_DN}" read
+  by dn.exact="{READ_ONLY_SERVICE_DN}" read
   by users read
   by * none
 olcAccess: {{5}}to * by self read by * none
@@ -336,6 +343,14 @@ objectClass: organizationalRole
 objectClass: simpleSecurityObject
 cn: sspr
 description: ssprd service account (own policy: no lockout)
+userPassword: {svc}
+pwdPolicySubentry: cn=service-accounts,ou=policies,{SUFFIX}
+
+dn: {READ_ONLY_SERVICE_DN}
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: sspr-readonly
+description: a service account without write rights (tests of the rights check)
 userPassword: {svc}
 pwdPolicySubentry: cn=service-accounts,ou=policies,{SUFFIX}
 "#,

@@ -499,6 +499,32 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str, host: &str) -> (u1
     (status, body)
 }
 
+/// Runs `ssprd check-directory` (the real binary) on `raw` written to `<work>/check.toml`,
+/// with `extra` arguments: (exit code, stdout).
+pub fn check_directory(raw: &RawConfig, work: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let file = work.join("check.toml");
+    std::fs::write(&file, toml::to_string(raw).unwrap()).unwrap();
+    let mut args = vec!["check-directory", "--config", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ssprd"))
+        .args(&args)
+        .env_remove("SSPRD_CONFIG")
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+    )
+}
+
+/// The line of a `check-directory` report for `right` (its description's start).
+pub fn report_line(out: &str, right: &str) -> String {
+    out.lines()
+        .find(|l| l.trim_start().starts_with(right))
+        .unwrap_or_else(|| panic!("no {right:?} line in:\n{out}"))
+        .to_string()
+}
+
 /// A unique login for one scenario.
 pub fn unique(prefix: &str) -> String {
     let mut b = [0u8; 4];
