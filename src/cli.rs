@@ -1,6 +1,5 @@
-//! Command line: `ssprd serve`, `ssprd check-config`, `ssprd audit`, `ssprd backup`,
-//! `ssprd admin` (see
-//! [`crate::admin_cli`]), `ssprd demo`.
+//! Command line: `ssprd serve`, `ssprd check-config`, `ssprd check-directory`, `ssprd audit`,
+//! `ssprd backup`, `ssprd admin` (see [`crate::admin_cli`]), `ssprd demo`.
 
 use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
 use clap::{Parser, Subcommand};

@@ -31,7 +31,9 @@
 //! - [`policy`]: the SSPR policy document (scope, methods and migration, admin and
 //!   registration rules), reset limits, question counts, the question bank; `[policy]`.
 //! - [`directory`]: the [`directory::Directory`] trait, ldap3 implementation with its
-//!   connection pools (`directory::pool`), flavour quirks; `[directory]`.
+//!   connection pools (`directory::pool`), flavour quirks, and the service account's rights
+//!   checked without changing anything (`directory::rights`, `ssprd check-directory`);
+//!   `[directory]`.
 //! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook),
 //!   each message with an id that stays the same on every attempt; `[email]`, `[gateway]`.
 //! - [`store`]: one trait per capability (registrations, sessions, flows, account counters,
@@ -55,7 +57,8 @@
 //!   out the effects in a fixed order (the order the timing-uniformity tests rely on) and
 //!   map the core's refusals to one `ServiceError`. Reset codes go out in the background
 //!   (`service::sending`), notifications wait in the store's outbox (`service::notify`);
-//!   `[outbox]`, `[prefill]`.
+//!   readiness (`service::health`) and the setup status with its advice
+//!   (`service::status`); `[outbox]`, `[prefill]`.
 //! - [`api`]: tonic adapters, client roles (`api::auth`), wire checks (`api::wire`), and the
 //!   single `ServiceError` → `Status` mapping.
 //! - [`grpc`]: the gRPC endpoint: the HTTP/2 listener with connection caps, TLS handshake and
@@ -73,7 +76,8 @@
 //! - `demo` (feature `demo`): `ssprd demo`, a throwaway slapd from the `ssprd-testbed`
 //!   workspace crate (which the tests and benchmarks use too) and the daemon.
 //! - [`admin_cli`]: `ssprd admin …`, the gRPC client of `AdminService`.
-//! - [`cli`]: command line (`serve`, `check-config`, `audit`, `backup`, `admin`, `demo`).
+//! - [`cli`]: command line (`serve`, `check-config`, `check-directory`, `audit`, `backup`,
+//!   `admin`, `demo`).
 
 pub mod admin_cli;
 pub mod api;
