@@ -189,20 +189,20 @@ pub fn describe() {
     );
 }
 
-/// Checks readiness now and then every `ready_check`, publishing each outcome (and, when
+/// Checks readiness now and then once per `every`, publishing each outcome (and, when
 /// it changes, whether the gRPC services are serving); runs until aborted.
 pub async fn watch_readiness(
     service: Arc<Service>,
-    settings: MetricsSettings,
+    every: Duration,
     publish: watch::Sender<Readiness>,
     serving: watch::Sender<bool>,
 ) {
-    let mut tick = tokio::time::interval(settings.ready_check);
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut was_ready = None;
     loop {
         tick.tick().await;
-        let r = service.readiness(settings.outbox_stuck_after_secs).await;
+        let r = service.readiness().await;
         let ready = r.ready();
         if was_ready != Some(ready) {
             if ready {
@@ -246,12 +246,12 @@ struct State {
     allow_remote: bool,
 }
 
-/// Serves the management listener until `shutdown` resolves.
+/// Serves the management listener; runs until aborted (the daemon aborts it when it
+/// stops).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     allow_remote: bool,
     readiness: watch::Receiver<Readiness>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::routing::get;
     let handle = recorder();
@@ -276,9 +276,7 @@ pub async fn serve(
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state);
     info!(addr = ?listener.local_addr().ok(), "management listener serving");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(listener, app).await;
     upkeep.abort();
     served
 }

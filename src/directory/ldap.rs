@@ -768,25 +768,25 @@ impl LdapDirectory {
         };
         let user = match user {
             Ok(Some(u)) => u,
-            Ok(None) => {
-                report.checks.push((
-                    Right::FindUsers,
-                    Verdict::Missing(format!(
-                        "no user {}matches directory.user_filter {:?} under directory.base_dn                          {:?} for {}: check both, and that the account may read the users",
-                        login.map_or_else(|| "other than the service account ".to_string(), |l| format!("{l:?} ")),
+            found => {
+                let why = match found {
+                    Err(e) => e.to_string(),
+                    _ => format!(
+                        "no user {}matches directory.user_filter {:?} under \
+                         directory.base_dn {:?} for {}: check both, and that the account may \
+                         read the users",
+                        login.map_or_else(
+                            || "other than the service account ".to_string(),
+                            |l| format!("{l:?} ")
+                        ),
                         self.cfg.user_filter,
                         self.cfg.base_dn,
                         self.cfg.bind_dn
-                    )),
-                ));
-                not_checked(&mut report, 2, "no user found");
-                conn.close().await;
-                return report;
-            }
-            Err(e) => {
+                    ),
+                };
                 report
                     .checks
-                    .push((Right::FindUsers, Verdict::Missing(e.to_string())));
+                    .push((Right::FindUsers, Verdict::Missing(why)));
                 not_checked(&mut report, 2, "no user found");
                 conn.close().await;
                 return report;
@@ -801,19 +801,6 @@ impl LdapDirectory {
                 Err(e) => Verdict::Missing(e.to_string()),
             },
         ));
-        let writes = if self.is_ad() {
-            [
-                (Right::SetPassword, "unicodePwd"),
-                (Right::Unlock, "lockoutTime"),
-                (Right::RequireChange, "pwdLastSet"),
-            ]
-        } else {
-            [
-                (Right::SetPassword, "userPassword"),
-                (Right::Unlock, "pwdAccountLockedTime"),
-                (Right::RequireChange, "pwdReset"),
-            ]
-        };
         if self.is_ad() {
             let effective = conn
                 .ldap
@@ -835,19 +822,30 @@ impl LdapDirectory {
                         .and_then(|mut e| e.attrs.remove("allowedAttributesEffective"))
                         .unwrap_or_default()
                 });
-            for (right, attr) in writes {
-                let verdict = match (&effective, right) {
-                    (_, Right::SetPassword) => Verdict::Unknown(
-                        "the Reset Password right cannot be checked without changing a                          password: delegate \"Reset password\" on the users' OU"
-                            .into(),
-                    ),
-                    (Ok(eff), _) => effective_verdict(eff, attr, &self.cfg.bind_dn),
-                    (Err(e), _) => Verdict::Unknown(format!("allowedAttributesEffective: {e}")),
+            report.checks.push((
+                Right::SetPassword,
+                Verdict::Unknown(
+                    "the Reset Password right cannot be checked without changing a password: \
+                     delegate \"Reset password\" on the users' OU"
+                        .into(),
+                ),
+            ));
+            for (right, attr) in [
+                (Right::Unlock, "lockoutTime"),
+                (Right::RequireChange, "pwdLastSet"),
+            ] {
+                let verdict = match &effective {
+                    Ok(eff) => effective_verdict(eff, attr, &self.cfg.bind_dn),
+                    Err(e) => Verdict::Unknown(format!("allowedAttributesEffective: {e}")),
                 };
                 report.checks.push((right, verdict));
             }
         } else {
-            for (right, attr) in writes {
+            for (right, attr) in [
+                (Right::SetPassword, "userPassword"),
+                (Right::Unlock, "pwdAccountLockedTime"),
+                (Right::RequireChange, "pwdReset"),
+            ] {
                 let value = probe_value(attr);
                 let del = vec![Mod::Delete(
                     attr.as_bytes().to_vec(),

@@ -175,7 +175,7 @@ pub async fn serve_with_clocks(
     let (serving_tx, serving) = tokio::sync::watch::channel(false);
     let checks = tokio::spawn(crate::management::watch_readiness(
         service.clone(),
-        cfg.metrics.clone(),
+        cfg.metrics.ready_check,
         readiness_tx,
         serving_tx,
     ));
@@ -184,7 +184,6 @@ pub async fn serve_with_clocks(
             listener,
             cfg.metrics.allow_remote,
             readiness,
-            std::future::pending(),
         ))
     });
 

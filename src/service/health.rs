@@ -72,9 +72,10 @@ pub fn outbox_state(
 
 impl Service {
     /// Checks the store (a small durable write), the directory (a Who am I? as the service
-    /// account) and the outbox at once, and records the outcome in the metrics
-    /// (`ssprd_ready`, `ssprd_outbox_backlog`, `ssprd_outbox_oldest_seconds`).
-    pub async fn readiness(&self, outbox_stuck_after_secs: u64) -> Readiness {
+    /// account) and the outbox (stuck after `outbox_stuck_minutes`) at once, and records the
+    /// outcome in the metrics (`ssprd_ready`, `ssprd_outbox_backlog`,
+    /// `ssprd_outbox_oldest_seconds`).
+    pub async fn readiness(&self) -> Readiness {
         let now = self.now();
         let (store, directory, outbox) = tokio::join!(
             self.store.probe(now),
@@ -82,7 +83,7 @@ impl Service {
             self.store.outbox()
         );
         let (outbox_backlog, outbox_oldest_secs, outbox) = match outbox {
-            Ok(items) => outbox_state(&items, now, outbox_stuck_after_secs),
+            Ok(items) => outbox_state(&items, now, self.opts.outbox_stuck_after_secs),
             Err(e) => (0, 0, format!("unreadable: {e}")),
         };
         let verdict = |r: Result<(), String>| r.err().unwrap_or_else(|| OK.to_string());

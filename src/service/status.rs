@@ -185,7 +185,7 @@ impl Service {
             complete_registrations: coverage.complete,
             require_registration: policy.require_registration,
             exposure: self.opts.exposure.clone(),
-            readiness: self.readiness(self.opts.outbox_stuck_after_secs).await,
+            readiness: self.readiness().await,
             next_steps: Vec::new(),
         };
         s.next_steps = next_steps(&s);
