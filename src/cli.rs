@@ -1,4 +1,4 @@
-//! Command line: `ssprd serve`, `ssprd check-config`, `ssprd check-directory`, `ssprd audit`,
+//! Command line: `ssprd serve`, `ssprd setup`, `ssprd check-config`, `ssprd check-directory`, `ssprd audit`,
 //! `ssprd backup`, `ssprd admin` (see [`crate::admin_cli`]), `ssprd demo`.
 
 use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
@@ -32,6 +32,13 @@ pub enum Command {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Guided first run: asks for the directory and its service account, checks the
+    /// account's rights, generates the CA, server and admin certificates and the sealing
+    /// key that are missing, writes the configuration and secret files, runs check-config
+    /// and prints the next steps. Every answer is also a flag. Exit codes: 64 an answer is
+    /// missing, 73 a file could not be written, 77 the service account lacks a right
+    /// (nothing written), 78 the result does not pass check-config.
+    Setup(crate::setup::SetupArgs),
     /// Audit log tools. They open the database: stop the daemon first (or work on a copy).
     Audit {
         #[command(subcommand)]
@@ -105,7 +112,6 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
 
 /// `ssprd check-directory`: the rights report of the `[directory]` section's account.
 fn check_directory(path: &std::path::Path, user: Option<&str>) -> ExitCode {
-    use crate::directory::rights::Verdict;
     let raw = match config::load(path, true) {
         Ok(r) => r,
         Err(e) => {
@@ -133,23 +139,7 @@ fn check_directory(path: &std::path::Path, user: Option<&str>) -> ExitCode {
     };
     let report = runtime().block_on(directory.check_rights(user));
     println!("directory {uris} as {bind_dn}");
-    if let Some(sample) = &report.sample {
-        println!("checked against user {sample:?}");
-    }
-    let width = report
-        .checks
-        .iter()
-        .map(|(r, _)| r.describe().len())
-        .max()
-        .unwrap_or(0);
-    for (right, verdict) in &report.checks {
-        let v = match verdict {
-            Verdict::Granted => "ok".to_string(),
-            Verdict::Missing(what) => format!("MISSING: {what}"),
-            Verdict::Unknown(why) => format!("not checked: {why}"),
-        };
-        println!("  {:<width$}  {v}", right.describe());
-    }
+    print!("{}", report.render());
     if report.complete() {
         ExitCode::SUCCESS
     } else {
@@ -171,7 +161,7 @@ pub fn main() -> ExitCode {
         Command::Admin {
             connection,
             command,
-        } => crate::admin_cli::run(connection, command),
+        } => crate::admin_cli::run(connection.or_setup_files(&cli.config), command),
         Command::CheckConfig => match load(&cli.config) {
             Ok(_) => {
                 println!("{}: configuration is valid", cli.config.display());
@@ -182,6 +172,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Setup(args) => crate::setup::run(&cli.config, args),
         Command::CheckDirectory { user } => check_directory(&cli.config, user.as_deref()),
         Command::Serve => {
             let cfg = match load(&cli.config) {

@@ -862,6 +862,64 @@ impl LdapDirectory {
         report
     }
 
+    /// What the guided setup proposes: the naming context (AD's `defaultNamingContext`, else
+    /// the first of `namingContexts` in the root DSE) and, on OpenLDAP, the password
+    /// policies (`pwdPolicy` entries) under it, read as the service account.
+    pub async fn discover(&self) -> Result<super::rights::Discovery, DirectoryError> {
+        let t = self.timeout();
+        let mut conn = self.bounded(self.service()).await?;
+        let root = conn
+            .ldap
+            .with_timeout(t)
+            .search(
+                "",
+                Scope::Base,
+                "(objectClass=*)",
+                vec!["defaultNamingContext", "namingContexts"],
+            )
+            .await
+            .map_err(op_error)?
+            .0
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct);
+        let naming_context = root.and_then(|e| {
+            first(&e, "defaultNamingContext").or_else(|| first(&e, "namingContexts"))
+        });
+        let mut password_policies = Vec::new();
+        if let (false, Some(nc)) = (self.is_ad(), &naming_context) {
+            // Best effort, under the naming context and under the conventional
+            // ou=policies (a least-privilege account often may not search from the top):
+            // one that may not read policies finds none, and the rights check says so.
+            for base in [nc.clone(), format!("ou=policies,{nc}")] {
+                if let Ok(found) = conn
+                    .ldap
+                    .with_timeout(t)
+                    .with_search_options(ldap3::SearchOptions::new().sizelimit(10))
+                    .search(
+                        &base,
+                        Scope::Subtree,
+                        "(objectClass=pwdPolicy)",
+                        vec!["1.1"],
+                    )
+                    .await
+                {
+                    for e in found.0 {
+                        let dn = SearchEntry::construct(e).dn;
+                        if !password_policies.contains(&dn) {
+                            password_policies.push(dn);
+                        }
+                    }
+                }
+            }
+        }
+        conn.close().await;
+        Ok(super::rights::Discovery {
+            naming_context,
+            password_policies,
+        })
+    }
+
     async fn op_check(&self) -> Result<(), DirectoryError> {
         let mut conn = self.lease(Kind::Service).await?;
         let found = conn

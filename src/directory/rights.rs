@@ -74,6 +74,40 @@ impl RightsReport {
     }
 }
 
+/// What the directory tells the guided setup about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovery {
+    /// Where users are searched unless the admin says otherwise.
+    pub naming_context: Option<String>,
+    /// OpenLDAP `pwdPolicy` entries (the candidates for `ppolicy_dn`).
+    pub password_policies: Vec<String>,
+}
+
+impl RightsReport {
+    /// The report as `check-directory` and `setup` print it: one line per right.
+    pub fn render(&self) -> String {
+        let width = self
+            .checks
+            .iter()
+            .map(|(r, _)| r.describe().len())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        if let Some(sample) = &self.sample {
+            out.push_str(&format!("checked against user {sample:?}\n"));
+        }
+        for (right, verdict) in &self.checks {
+            let v = match verdict {
+                Verdict::Granted => "ok".to_string(),
+                Verdict::Missing(what) => format!("MISSING: {what}"),
+                Verdict::Unknown(why) => format!("not checked: {why}"),
+            };
+            out.push_str(&format!("  {:<width$}  {v}\n", right.describe()));
+        }
+        out
+    }
+}
+
 /// The verdict of an OpenLDAP probe — a delete of a value `attr` does not hold — from its
 /// result code. Pure.
 pub fn probe_verdict(code: u32, text: &str, attr: &str, bind_dn: &str) -> Verdict {
