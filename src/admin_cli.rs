@@ -42,6 +42,34 @@ pub struct Connection {
     pub json: bool,
 }
 
+impl Connection {
+    /// Where `--ca`, `--cert` and `--key` are not given: the files `ssprd setup` wrote
+    /// beside the configuration `config` (its CA and the first admin certificate), when
+    /// they are there and readable (as root).
+    pub fn or_setup_files(mut self, config: &std::path::Path) -> Self {
+        let layout = crate::setup::files::Layout {
+            dir: config
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .to_path_buf(),
+        };
+        let readable = |p: PathBuf| std::fs::File::open(&p).is_ok().then_some(p);
+        if self.ca.is_none() {
+            self.ca = readable(layout.ca_cert());
+        }
+        if let (None, None, Some(c), Some(k)) = (
+            &self.cert,
+            &self.key,
+            readable(layout.admin_cert()),
+            readable(layout.admin_key()),
+        ) {
+            self.cert = Some(c);
+            self.key = Some(k);
+        }
+        self
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
     /// The SSPR policy.

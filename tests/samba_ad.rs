@@ -55,6 +55,8 @@ async fn samba_ad_end_to_end() {
     scenarios::crash_consistency(&ad, &work.path().join("crash")).await;
     eprintln!("== rights_check");
     rights_check(&ad, &work.path().join("rights")).await;
+    eprintln!("== setup");
+    setup(&ad, &work.path().join("setup")).await;
     eprintln!("== directory_down");
     scenarios::directory_down(&mut ad, &mut c).await;
 
@@ -116,5 +118,111 @@ async fn rights_check(ad: &SambaAd, work: &std::path::Path) {
     assert!(
         ad.can_bind(&target, "Rights-Target-1234!").await,
         "nothing changed"
+    );
+}
+
+/// `ssprd setup` on a terminal against AD: the flavour's user search is written, no
+/// OpenLDAP question is asked, the domain's naming context is proposed, the delegated
+/// account passes and the result passes check-config. An ordinary user as the account is
+/// stopped with what it lacks, and nothing is written.
+async fn setup(ad: &SambaAd, work: &std::path::Path) {
+    use support::terminal::{exit_code, reply, setup_on_a_terminal};
+    let etc = work.join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let d = ad.directory_config(&work.join("dir"));
+    let (target, plain) = (support::unique("st"), support::unique("sp"));
+    ad.create_user(&target, "Setup-Target-1234!").await;
+    ad.create_user(&plain, "Setup-Plain-1234!").await;
+    let Some(ssprd::config::SecretSource::File(pw)) = &d.bind_password else {
+        panic!("the test directory's password is a file");
+    };
+    let config = etc.join("ssprd.toml");
+    let mut p = setup_on_a_terminal(&config, &["--check-user", &target]);
+    reply(
+        &mut p,
+        "Directory: openldap or active-directory",
+        "active-directory",
+    );
+    reply(&mut p, "Directory URIs", &d.uris.join(" "));
+    reply(
+        &mut p,
+        "CA certificate of the directory",
+        d.ca_file.as_ref().unwrap().to_str().unwrap(),
+    );
+    reply(&mut p, "Service account DN", &d.bind_dn);
+    reply(&mut p, "File holding its password", pw.to_str().unwrap());
+    let (_, proposed) = p
+        .exp_regex(r"Where users are searched \(base DN\) \[DC=[^\]]+\]")
+        .unwrap();
+    assert!(
+        proposed.to_ascii_lowercase().contains("dc=example"),
+        "{proposed}"
+    );
+    p.send_line(&d.base_dn).unwrap();
+    let (before, _) = p.exp_regex("find users +ok").unwrap();
+    assert!(
+        !before.contains("password policy entry"),
+        "no ppolicy question on AD"
+    );
+    p.exp_regex("unlock accounts +ok").unwrap();
+    p.exp_regex("require a change at next sign-in +ok").unwrap();
+    reply(
+        &mut p,
+        "Host names clients use to reach ssprd",
+        "sspr.example.test",
+    );
+    reply(&mut p, "Organisation name", "Example AD");
+    reply(&mut p, "SMTP server for email codes", "none");
+    reply(&mut p, "Who may reset their password", "");
+    reply(&mut p, "[ssprd-admin]:", "");
+    p.exp_string("configuration is valid").unwrap();
+    let (code, rest) = exit_code(&mut p);
+    assert_eq!(code, 0, "{rest}");
+    let raw: ssprd::config::RawConfig =
+        toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(
+        raw.directory.flavour,
+        ssprd::config::Flavour::ActiveDirectory
+    );
+    assert_eq!(
+        raw.directory.user_filter,
+        "(&(objectCategory=person)(objectClass=user))"
+    );
+    assert_eq!(raw.directory.login_attribute, "sAMAccountName");
+    assert_eq!(raw.directory.bind_dn, d.bind_dn);
+
+    // An ordinary user as the service account, with every answer as a flag and no terminal.
+    let elsewhere = work.join("other");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let plain_pw = work.join("plain-password");
+    ssprd_testbed::write_private(&plain_pw, "Setup-Plain-1234!").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ssprd"))
+        .args(["setup", "--non-interactive", "--config"])
+        .arg(elsewhere.join("ssprd.toml"))
+        .args([
+            "--flavour",
+            "active-directory",
+            "--uri",
+            &d.uris[0],
+            "--ca-file",
+        ])
+        .arg(d.ca_file.as_ref().unwrap())
+        .args(["--bind-dn", &ad.user_dn(&plain), "--bind-password-file"])
+        .arg(&plain_pw)
+        .args(["--base-dn", &d.base_dn, "--check-user", &target])
+        .env_remove("SSPRD_CONFIG")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(77), "{out}");
+    assert!(
+        support::report_line(&out, "unlock accounts")
+            .contains("MISSING: write access to lockoutTime"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written"
     );
 }

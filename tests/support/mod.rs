@@ -6,6 +6,7 @@
 pub mod gateway;
 pub mod samba;
 pub mod scenarios;
+pub mod terminal;
 
 use ssprd::api::pb::{
     self, registration_service_client::RegistrationServiceClient,
