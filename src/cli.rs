@@ -1,5 +1,6 @@
-//! Command line: `ssprd serve`, `ssprd setup`, `ssprd check-config`, `ssprd check-directory`, `ssprd audit`,
-//! `ssprd backup`, `ssprd admin` (see [`crate::admin_cli`]), `ssprd demo`.
+//! Command line: `ssprd serve`, `ssprd setup`, `ssprd client-cert`, `ssprd check-config`,
+//! `ssprd check-directory`, `ssprd audit`, `ssprd backup`, `ssprd admin` (see
+//! [`crate::admin_cli`]), `ssprd demo`.
 
 use crate::config::{self, Config, DEFAULT_CONFIG_PATH};
 use clap::{Parser, Subcommand};
@@ -39,6 +40,11 @@ pub enum Command {
     /// missing, 73 a file could not be written, 77 the service account lacks a right
     /// (nothing written), 78 the result does not pass check-config.
     Setup(crate::setup::SetupArgs),
+    /// Issue a client certificate (kiosk, portal, helpdesk or admin) from the CA `ssprd
+    /// setup` made, and add its [[clients]] entry. Exit codes: 65 the name has another
+    /// role, 66 no CA or configuration (run setup first), 73 a file could not be written
+    /// or the certificate exists (--replace), 78 the result does not pass check-config.
+    ClientCert(crate::setup::ClientCertArgs),
     /// Audit log tools. They open the database: stop the daemon first (or work on a copy).
     Audit {
         #[command(subcommand)]
@@ -173,6 +179,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Setup(args) => crate::setup::run(&cli.config, args),
+        Command::ClientCert(args) => crate::setup::issue_client(&cli.config, args),
         Command::CheckDirectory { user } => check_directory(&cli.config, user.as_deref()),
         Command::Serve => {
             let cfg = match load(&cli.config) {

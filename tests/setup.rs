@@ -312,9 +312,57 @@ async fn a_first_run_on_a_terminal_gives_a_daemon_an_admin_can_reach_and_a_secon
         "the previous file is kept"
     );
 
-    // The renewed server certificate is still trusted through the same CA.
+    // A kiosk's certificate from the same CA, with its entry.
+    let issue = |name: &str, role: &str| {
+        Command::new(BIN)
+            .args(["client-cert", name, "--role", role, "--config"])
+            .arg(&config)
+            .env_remove("SSPRD_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let o = issue("kiosk-01", "kiosk");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let kiosk = etc.join("clients/kiosk-01");
+    assert_eq!(mode(&kiosk.join("kiosk-01.key")), 0o600);
+    assert_eq!(read(kiosk.join("ca.crt")), ca);
+    let raw: RawConfig = toml::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert!(raw.clients.iter().any(|c| c.name == "kiosk-01"));
+    // Not twice, and never another role for the same name.
+    assert_eq!(issue("kiosk-01", "kiosk").status.code(), Some(73));
+    assert_eq!(issue("kiosk-01", "admin").status.code(), Some(65));
+
+    // The renewed server certificate is still trusted through the same CA, and the kiosk
+    // may reset (a StartReset is answered) but not administer.
     let daemon = serve(&config, work.path(), port);
     support::wait_for(|| admin_status(&config, port).status.success().then_some(())).await;
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .domain_name("localhost")
+        .ca_certificate(tonic::transport::Certificate::from_pem(&ca))
+        .identity(tonic::transport::Identity::from_pem(
+            read(kiosk.join("kiosk-01.crt")),
+            read(kiosk.join("kiosk-01.key")),
+        ));
+    let channel = tonic::transport::Channel::from_shared(format!("https://localhost:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reset = ssprd::api::pb::reset_service_client::ResetServiceClient::new(channel.clone());
+    reset
+        .start_reset(ssprd::api::pb::StartResetRequest {
+            username: "nobody-here".into(),
+        })
+        .await
+        .expect("the kiosk role may start a reset");
+    let mut admin = ssprd::api::pb::admin_service_client::AdminServiceClient::new(channel);
+    let denied = admin
+        .get_setup_status(ssprd::api::pb::GetSetupStatusRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
     drop(daemon);
 }
 
@@ -404,4 +452,12 @@ async fn a_service_account_without_the_write_rights_stops_the_setup_before_it_wr
         .unwrap();
     assert_eq!(o.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--uri is required"));
+
+    // A configuration that is not TOML is named before any question, and left alone.
+    std::fs::write(&config, "[directory\n").unwrap();
+    let mut p = setup_on_a_terminal(&config, &[]);
+    let (code, rest) = exit_code(&mut p);
+    assert_eq!(code, 78, "{rest}");
+    assert!(rest.contains("is not valid TOML"), "{rest}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "[directory\n");
 }

@@ -168,13 +168,36 @@ pub fn apply(text: &str, s: &Settings) -> Result<String, String> {
         }
     }
 
-    add_admin_client(&mut doc, &s.admin_name)?;
+    if let ClientEntry::OtherRole(r) = client(&mut doc, &s.admin_name, "admin")? {
+        return Err(format!(
+            "a [[clients]] entry gives {:?} the role {r:?}: choose another admin name",
+            s.admin_name
+        ));
+    }
     Ok(doc.to_string())
 }
 
-/// A `[[clients]]` entry giving `name`'s certificate the admin role, unless one with that
-/// common name is there.
-fn add_admin_client(doc: &mut DocumentMut, name: &str) -> Result<(), String> {
+/// What [`add_client`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEntry {
+    Added,
+    /// An entry for that common name with that role is there already.
+    Present,
+    /// An entry for that common name has another role (which is left as it is).
+    OtherRole(String),
+}
+
+/// A `[[clients]]` entry giving the certificate with common name `name` the role `role`,
+/// unless one for that common name is there.
+pub fn add_client(text: &str, name: &str, role: &str) -> Result<(String, ClientEntry), String> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| format!("not valid TOML: {}", e.message()))?;
+    let found = client(&mut doc, name, role)?;
+    Ok((doc.to_string(), found))
+}
+
+fn client(doc: &mut DocumentMut, name: &str, role: &str) -> Result<ClientEntry, String> {
     let clients = doc
         .entry("clients")
         .or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
@@ -183,15 +206,25 @@ fn add_admin_client(doc: &mut DocumentMut, name: &str) -> Result<(), String> {
         .ok_or("clients must be an array of tables ([[clients]])")?;
     let known = clients
         .iter()
-        .any(|t| t.get("common_name").and_then(Item::as_str) == Some(name));
-    if !known {
-        let mut t = Table::new();
-        t.insert("name", toml_edit::value(name));
-        t.insert("common_name", toml_edit::value(name));
-        t.insert("role", toml_edit::value("admin"));
-        clients.push(t);
-    }
-    Ok(())
+        .find(|t| t.get("common_name").and_then(Item::as_str) == Some(name))
+        .map(|t| {
+            t.get("role")
+                .and_then(Item::as_str)
+                .unwrap_or("")
+                .to_string()
+        });
+    Ok(match known {
+        Some(r) if r == role => ClientEntry::Present,
+        Some(r) => ClientEntry::OtherRole(r),
+        None => {
+            let mut t = Table::new();
+            t.insert("name", toml_edit::value(name));
+            t.insert("common_name", toml_edit::value(name));
+            t.insert("role", toml_edit::value(role));
+            clients.push(t);
+            ClientEntry::Added
+        }
+    })
 }
 
 /// The table `name`, created when absent.
@@ -362,6 +395,27 @@ mod tests {
         assert!(out.contains("bind_dn = \"cn=sspr,ou=services,dc=corp,dc=test\" # the account"));
         let raw = parse(&out);
         assert_eq!(raw.clients.len(), 2);
+    }
+
+    #[test]
+    fn clients_are_added_once_and_never_given_another_role() {
+        let (once, found) = add_client(TEMPLATE, "kiosk-01", "kiosk").unwrap();
+        assert_eq!(found, ClientEntry::Added);
+        let raw = parse(&once);
+        assert_eq!(raw.clients.len(), 1);
+        assert_eq!(raw.clients[0].name, "kiosk-01");
+        let (twice, found) = add_client(&once, "kiosk-01", "kiosk").unwrap();
+        assert_eq!(
+            (twice.as_str(), found),
+            (once.as_str(), ClientEntry::Present)
+        );
+        let (_, found) = add_client(&once, "kiosk-01", "admin").unwrap();
+        assert_eq!(found, ClientEntry::OtherRole("kiosk".into()));
+        let s = Settings {
+            admin_name: "kiosk-01".into(),
+            ..settings()
+        };
+        assert!(apply(&once, &s).unwrap_err().contains("role \"kiosk\""));
     }
 
     #[test]
