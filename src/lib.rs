@@ -81,8 +81,8 @@
 //!   comments kept (`setup::edit`, pure).
 //! - [`admin_cli`]: `ssprd admin …`, the gRPC client of `AdminService` (by default with the
 //!   admin certificate the setup wrote).
-//! - [`cli`]: command line (`serve`, `setup`, `client-cert`, `check-config`, `check-directory`, `audit`, `backup`,
-//!   `admin`, `demo`).
+//! - [`cli`]: command line (`serve`, `setup`, `client-cert`, `check-config`,
+//!   `check-directory`, `audit`, `backup`, `admin`, `demo`).
 
 pub mod admin_cli;
 pub mod api;
