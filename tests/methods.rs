@@ -213,11 +213,24 @@ impl Env {
             .map(tonic::Response::into_inner)
     }
 
+    /// SendCode by email, and the code once the sink has the message: SendCode answers by
+    /// the uniform response time, before a provider slowed by a loaded machine took it.
+    async fn mail_code(&mut self, flow: &str, email: &str) -> String {
+        let before = self.smtp.messages_to(email).len();
+        self.send_code(flow).await.unwrap();
+        let smtp = &self.smtp;
+        wait_for(|| {
+            (smtp.messages_to(email).len() > before)
+                .then(|| smtp.last_code(email, CODE_LEN))
+                .flatten()
+        })
+        .await
+    }
+
     /// A new flow with an emailed code sent: (flow id, code).
     async fn flow_with_code(&mut self, login: &str, email: &str) -> (String, String) {
         let s = self.c.start(login).await;
-        self.send_code(&s.flow_id).await.unwrap();
-        let code = self.smtp.last_code(email, CODE_LEN).unwrap();
+        let code = self.mail_code(&s.flow_id, email).await;
         (s.flow_id, code)
     }
 
@@ -346,7 +359,7 @@ async fn email_or_authenticator_alone() {
         }
         other => panic!("{other:?}"),
     }
-    e.send_code(&s.flow_id).await.unwrap();
+    e.mail_code(&s.flow_id, &email).await;
     let mail = e.smtp.messages_to(&email).pop().unwrap();
     assert!(
         mail.contains("Subject: Example Test password reset code"),
@@ -392,8 +405,7 @@ async fn two_methods_and_questions_not_alone() {
     let secret = e.register_totp(&token).await;
     let s = e.c.start(&login).await;
     assert_eq!(s.methods_required, 2);
-    e.send_code(&s.flow_id).await.unwrap();
-    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let code = e.mail_code(&s.flow_id, &email).await;
     let v = e.verify(&s.flow_id, email_proof(&code)).await.unwrap();
     assert!(v.verified);
     assert_eq!((v.methods_verified, v.methods_required), (1, 2));
@@ -456,10 +468,8 @@ async fn code_rules() {
 
     // Resend replaces: the first code is refused, the second works.
     let s = e.c.start(&login).await;
-    e.send_code(&s.flow_id).await.unwrap();
-    let first = e.smtp.last_code(&email, CODE_LEN).unwrap();
-    e.send_code(&s.flow_id).await.unwrap();
-    let second = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let first = e.mail_code(&s.flow_id, &email).await;
+    let second = e.mail_code(&s.flow_id, &email).await;
     assert_ne!(first, second);
     assert!(!e.verified(&s.flow_id, email_proof(&first)).await);
     assert!(e.verified(&s.flow_id, email_proof(&second)).await);
@@ -473,8 +483,7 @@ async fn code_rules() {
     // A code of flow A is refused in flow B (same user, same method).
     let a = e.c.start(&login).await;
     let b = e.c.start(&login).await;
-    e.send_code(&a.flow_id).await.unwrap();
-    let code_a = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let code_a = e.mail_code(&a.flow_id, &email).await;
     e.send_code(&b.flow_id).await.unwrap();
     assert!(!e.verified(&b.flow_id, email_proof(&code_a)).await);
 
@@ -509,8 +518,7 @@ async fn code_rules() {
     }
     assert!(!e.verified(&flow, email_proof(&code)).await, "invalidated");
     // Wrong codes count against the account like wrong answers: the fifth blocks SSPR.
-    e.send_code(&flow).await.unwrap();
-    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let code = e.mail_code(&flow, &email).await;
     let wrong = wrong_code(&code);
     assert!(!e.verified(&flow, email_proof(wrong)).await);
     let err = e.verify(&flow, email_proof(wrong)).await.unwrap_err();
@@ -546,8 +554,7 @@ async fn database_holds_no_plaintext_secrets() {
     let confirm_code = e.smtp.last_code(&email, CODE_LEN).unwrap();
     let secret = e.register_totp(&token).await;
     let s = e.c.start(&login).await;
-    e.send_code(&s.flow_id).await.unwrap();
-    let reset_code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let reset_code = e.mail_code(&s.flow_id, &email).await;
     // Leave the code outstanding in the flow, so it would be in the store if stored plainly.
     e.stop_daemon().await;
 
@@ -653,8 +660,7 @@ async fn smtp_down_during_send_code() {
     let err = e.add_email(&token, "other@example.org").await.unwrap_err();
     assert_eq!(reason(&err), "DELIVERY_UNAVAILABLE");
     e.smtp.restart().await;
-    e.send_code(&s.flow_id).await.unwrap();
-    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let code = e.mail_code(&s.flow_id, &email).await;
     assert!(e.verified(&s.flow_id, email_proof(&code)).await);
     e.c.complete(&s.flow_id, "Smtp-Back-5678", false)
         .await
@@ -1166,8 +1172,7 @@ async fn sms_alone_can_be_disallowed() {
             .unwrap_err();
     assert_eq!(reason(&err), "METHODS_NOT_VERIFIED");
     assert!(err.message().contains("SMS"), "{}", err.message());
-    e.send_code(&s.flow_id).await.unwrap();
-    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let code = e.mail_code(&s.flow_id, &email).await;
     assert!(e.verified(&s.flow_id, email_proof(&code)).await);
     e.c.complete(&s.flow_id, "Sms-Alone-5678", false)
         .await
@@ -1249,8 +1254,7 @@ async fn completed_reset_notifies_and_closes_other_flows() {
     let secret = e.register_totp(&token).await;
     let a = e.c.start(&login).await;
     let b = e.c.start(&login).await;
-    e.send_code(&a.flow_id).await.unwrap();
-    let code = e.smtp.last_code(&email, CODE_LEN).unwrap();
+    let code = e.mail_code(&a.flow_id, &email).await;
     assert!(e.verified(&a.flow_id, email_proof(&code)).await);
     let new = "Notified-Reset-5678";
     e.c.complete(&a.flow_id, new, false).await.unwrap();
