@@ -10,28 +10,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each section's start says how long the run has taken so far (CI allows 45 minutes).
+section() { echo "== $* (at $((SECONDS / 60))m$((SECONDS % 60))s)"; }
+
 scripts/install-test-deps.sh test
 
-echo "== cargo fmt --check"
+section "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+section "cargo clippy"
 # The daemon as packaged (no features), then with the demo and the testbed crate.
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
-echo "== cargo deny"
+section "cargo deny"
 scripts/deny.sh
-echo "== module cycles"
+section "module cycles"
 # Fails when an import cycle between the crate's top-level modules comes back (it runs
 # again with the other tests below; here it fails fast).
 cargo test --locked --features demo --test module_cycles
-echo "== cargo test"
+section "cargo test"
 # The Samba AD tests fail instead of skipping when they cannot run.
 export SSPRD_REQUIRE_SAMBA="${SSPRD_REQUIRE_SAMBA:-1}"
 # `--features demo` adds the test that runs `ssprd demo` as the README does.
 cargo test --locked --features demo --all-targets
-echo "== packages"
+section "packages"
 # The unit's exposure; the .deb built, installed, checked and purged; the .rpm inspected.
 scripts/package-test.sh
-echo "== fuzz (bounded)"
+section "fuzz (bounded)"
 # Every cargo-fuzz target for a short time (FUZZ_SECONDS, default 10 here); needs nightly.
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh
+section "done"
