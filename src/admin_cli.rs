@@ -47,12 +47,7 @@ impl Connection {
     /// beside the configuration `config` (its CA and the first admin certificate), when
     /// they are there and readable (as root).
     pub fn or_setup_files(mut self, config: &std::path::Path) -> Self {
-        let layout = crate::setup::files::Layout {
-            dir: config
-                .parent()
-                .unwrap_or(std::path::Path::new("."))
-                .to_path_buf(),
-        };
+        let layout = crate::setup::files::Layout::beside(config);
         let readable = |p: PathBuf| std::fs::File::open(&p).is_ok().then_some(p);
         if self.ca.is_none() {
             self.ca = readable(layout.ca_cert());

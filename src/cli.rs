@@ -44,7 +44,7 @@ pub enum Command {
     /// setup` made, and add its [[clients]] entry. Exit codes: 65 the name has another
     /// role, 66 no CA or configuration (run setup first), 73 a file could not be written
     /// or the certificate exists (--replace), 78 the result does not pass check-config.
-    ClientCert(crate::setup::ClientCertArgs),
+    ClientCert(crate::setup::client::ClientCertArgs),
     /// Audit log tools. They open the database: stop the daemon first (or work on a copy).
     Audit {
         #[command(subcommand)]
@@ -179,7 +179,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Setup(args) => crate::setup::run(&cli.config, args),
-        Command::ClientCert(args) => crate::setup::issue_client(&cli.config, args),
+        Command::ClientCert(args) => crate::setup::client::issue_client(&cli.config, args),
         Command::CheckDirectory { user } => check_directory(&cli.config, user.as_deref()),
         Command::Serve => {
             let cfg = match load(&cli.config) {

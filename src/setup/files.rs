@@ -14,6 +14,16 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The layout in the directory of the configuration file `config`.
+    pub fn beside(config: &Path) -> Self {
+        Self {
+            dir: match config.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+        }
+    }
+
     pub fn tls(&self) -> PathBuf {
         self.dir.join("tls")
     }

@@ -18,9 +18,11 @@
 //! - [`edit`] — pure: the answers written into the configuration text, comments kept.
 //! - [`pki`] — the CA, certificates and sealing key (rcgen on ring).
 //! - [`files`] — which files to create or replace, and the writes (mode and group first).
+//! - [`client`] — `ssprd client-cert`: more client certificates from the same CA.
 //! - this module — the conversation: flags and prompts, the directory, the writes, the
 //!   check, the next steps.
 
+pub mod client;
 pub mod edit;
 pub mod files;
 pub mod pki;
@@ -312,11 +314,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Stop> {
 }
 
 fn conversation(config: &Path, args: &SetupArgs, ask: &Ask) -> Result<(), Stop> {
-    let dir = match config.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let layout = Layout { dir: dir.clone() };
+    let layout = Layout::beside(config);
     let existing_text = match std::fs::read_to_string(config) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -341,6 +339,69 @@ fn conversation(config: &Path, args: &SetupArgs, ask: &Ask) -> Result<(), Stop> 
             "a new file, from the package's commented template"
         }
     );
+    let d = the_directory(ask, args, &prior, &layout)?;
+    let site = this_server(ask, args, &prior, &d.base_dn)?;
+    let plan = keys_plan(ask, args, &layout)?;
+    let settings = Settings {
+        flavour: d.flavour,
+        uris: d.uris,
+        ca_file: d.ca,
+        bind_dn: d.bind_dn,
+        base_dn: d.base_dn,
+        ppolicy_dn: d.ppolicy_dn,
+        organization: site.organization.clone(),
+        email: site.email,
+        tls_cert_file: layout.server_cert(),
+        client_ca_file: layout.ca_cert(),
+        admin_name: site.admin_name.clone(),
+        rollout: site.rollout,
+    };
+    let new_text = edit::apply(
+        existing_text.as_deref().unwrap_or(edit::TEMPLATE),
+        &settings,
+    )
+    .or_else(|e| stop(EX_CONFIG, format!("{}: {e}", config.display())))?;
+
+    write_all(
+        &layout,
+        &plan,
+        &site.hosts,
+        &site.organization,
+        &site.admin_name,
+        &d.password,
+        &d.password_path,
+    )
+    .or_else(|e| stop(EX_CANTCREAT, e))?;
+    write_config(config, existing_text.as_deref(), &new_text)?;
+
+    println!("\n— Checking the configuration");
+    check_config(config, &layout)?;
+    next_steps(config, &layout, &settings, &d.report);
+    Ok(())
+}
+
+/// The directory's answers, and the rights report they passed (or were accepted with).
+struct Directory {
+    flavour: Flavour,
+    uris: Vec<String>,
+    ca: Option<PathBuf>,
+    bind_dn: String,
+    password: Secret,
+    /// Where the password was read from.
+    password_path: PathBuf,
+    base_dn: String,
+    ppolicy_dn: Option<String>,
+    report: crate::directory::rights::RightsReport,
+}
+
+/// The directory and its service account: asked, discovered, and the rights checked.
+/// Stops (77) when a right is missing and the admin does not go on.
+fn the_directory(
+    ask: &Ask,
+    args: &SetupArgs,
+    prior: &Prior,
+    layout: &Layout,
+) -> Result<Directory, Stop> {
     println!("\n— The directory");
 
     let flavour: Flavour = ask.answer(
@@ -538,6 +599,29 @@ fn conversation(config: &Path, args: &SetupArgs, ask: &Ask) -> Result<(), Stop> 
         }
     }
 
+    Ok(Directory {
+        flavour,
+        uris,
+        ca,
+        bind_dn,
+        password,
+        password_path,
+        base_dn,
+        ppolicy_dn,
+        report,
+    })
+}
+
+/// How clients reach the daemon, and the site's answers.
+struct Site {
+    hosts: Vec<String>,
+    organization: String,
+    email: Option<Email>,
+    rollout: Rollout,
+    admin_name: String,
+}
+
+fn this_server(ask: &Ask, args: &SetupArgs, prior: &Prior, base_dn: &str) -> Result<Site, Stop> {
     println!("\n— This server");
     let mut hosts: Vec<String> = ask.answer(
         (!args.hosts.is_empty()).then(|| args.hosts.join(" ")),
@@ -563,7 +647,7 @@ fn conversation(config: &Path, args: &SetupArgs, ask: &Ask) -> Result<(), Stop> 
             hosts.push(h.into());
         }
     }
-    let domain = dn_domain(&base_dn);
+    let domain = dn_domain(base_dn);
     let organization = ask.answer(
         args.organization.clone(),
         "organization",
@@ -696,8 +780,19 @@ fn conversation(config: &Path, args: &SetupArgs, ask: &Ask) -> Result<(), Stop> 
         },
     )?;
 
-    println!("\n— Keys and certificates in {}", dir.display());
-    let existing = Existing::on_disk(&layout);
+    Ok(Site {
+        hosts,
+        organization,
+        email,
+        rollout,
+        admin_name,
+    })
+}
+
+/// What to do with each key and certificate: kept unless the admin says otherwise.
+fn keys_plan(ask: &Ask, args: &SetupArgs, layout: &Layout) -> Result<files::Plan, Stop> {
+    println!("\n— Keys and certificates in {}", layout.dir.display());
+    let existing = Existing::on_disk(layout);
     let mut asked = Ok(());
     let plan = files::plan(existing, |a| {
         if args.replace.contains(&a) {
@@ -722,43 +817,7 @@ fn conversation(config: &Path, args: &SetupArgs, ask: &Ask) -> Result<(), Stop> 
         }
     });
     asked?;
-
-    let settings = Settings {
-        flavour,
-        uris,
-        ca_file: ca,
-        bind_dn,
-        base_dn,
-        ppolicy_dn,
-        organization: organization.clone(),
-        email,
-        tls_cert_file: layout.server_cert(),
-        client_ca_file: layout.ca_cert(),
-        admin_name: admin_name.clone(),
-        rollout,
-    };
-    let new_text = edit::apply(
-        existing_text.as_deref().unwrap_or(edit::TEMPLATE),
-        &settings,
-    )
-    .or_else(|e| stop(EX_CONFIG, format!("{}: {e}", config.display())))?;
-
-    write_all(
-        &layout,
-        &plan,
-        &hosts,
-        &organization,
-        &admin_name,
-        &password,
-        &password_path,
-    )
-    .or_else(|e| stop(EX_CANTCREAT, e))?;
-    write_config(config, existing_text.as_deref(), &new_text)?;
-
-    println!("\n— Checking the configuration");
-    check_config(config, &layout)?;
-    next_steps(config, &layout, &settings, &report);
-    Ok(())
+    Ok(plan)
 }
 
 /// Writes `new` to `config` (mode 0640, the directory's group) unless it is what is
@@ -781,150 +840,6 @@ fn write_config(config: &Path, old: Option<&str>, new: &str) -> Result<(), Stop>
         println!("  {}", config.display());
     }
     files::write(config, new.as_bytes(), 0o640, gid).or_else(|e| stop(EX_CANTCREAT, e))
-}
-
-/// The roles a client certificate can be given (see `[[clients]]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ClientRole {
-    /// Reset and unlock (ResetService).
-    Kiosk,
-    /// Reset, unlock and registration.
-    Portal,
-    /// Unlock users and reset their passwords (AdminService.UnlockUser, ResetUserPassword).
-    Helpdesk,
-    /// Everything.
-    Admin,
-}
-
-impl ClientRole {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Kiosk => "kiosk",
-            Self::Portal => "portal",
-            Self::Helpdesk => "helpdesk",
-            Self::Admin => "admin",
-        }
-    }
-}
-
-/// `ssprd client-cert`: a client certificate from the setup's CA, with its entry.
-#[derive(clap::Args, Debug)]
-pub struct ClientCertArgs {
-    /// The client's name: the certificate's common name and the [[clients]] entry's name.
-    pub name: String,
-    #[arg(long, value_enum)]
-    pub role: ClientRole,
-    /// Where the certificate, its key and the CA certificate go (default:
-    /// clients/<name> beside the configuration).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Issue a new certificate where one was issued under that name before.
-    #[arg(long)]
-    pub replace: bool,
-}
-
-/// sysexits: no CA or configuration to work with.
-const EX_NOINPUT: u8 = 66;
-/// The name is taken by another role.
-const EX_DATAERR: u8 = 65;
-
-/// `ssprd client-cert NAME --role ROLE`.
-pub fn issue_client(config: &Path, args: ClientCertArgs) -> ExitCode {
-    match client_cert(config, &args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Stop(code, message)) => {
-            eprintln!("ssprd client-cert: {message}");
-            ExitCode::from(code)
-        }
-    }
-}
-
-fn client_cert(config: &Path, args: &ClientCertArgs) -> Result<(), Stop> {
-    let name = args.name.trim();
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
-    {
-        return stop(
-            EX_USAGE,
-            format!("{name:?}: use 1-64 letters, digits and - _ . @"),
-        );
-    }
-    let layout = Layout {
-        dir: match config.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        },
-    };
-    let read = |p: PathBuf| {
-        std::fs::read_to_string(&p).or_else(|e| {
-            stop(
-                EX_NOINPUT,
-                format!("{}: {e} (run `ssprd setup` first)", p.display()),
-            )
-        })
-    };
-    let ca_cert = read(layout.ca_cert())?;
-    let ca_key = Secret::new(read(layout.ca_key())?);
-    let text = read(config.to_path_buf())?;
-    let (new_text, entry) = edit::add_client(&text, name, args.role.name())
-        .or_else(|e| stop(EX_CONFIG, format!("{}: {e}", config.display())))?;
-    if let edit::ClientEntry::OtherRole(r) = entry {
-        return stop(
-            EX_DATAERR,
-            format!(
-                "{}: a [[clients]] entry gives {name:?} the role {r:?}; choose another name \
-                 or change the entry",
-                config.display()
-            ),
-        );
-    }
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| layout.dir.join("clients").join(name));
-    let (cert, key) = (
-        out.join(format!("{name}.crt")),
-        out.join(format!("{name}.key")),
-    );
-    if cert.exists() && !args.replace {
-        return stop(
-            EX_CANTCREAT,
-            format!(
-                "{} exists: pass --replace to issue a new certificate",
-                cert.display()
-            ),
-        );
-    }
-    let made = (|| {
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-            .create(&out)
-            .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-        let pair = pki::Ca::load(&ca_cert, ca_key.expose())?.client(name)?;
-        files::write(&key, pair.key_pem.expose().as_bytes(), 0o600, None)?;
-        files::write(&cert, pair.cert_pem.as_bytes(), 0o600, None)?;
-        files::write(&out.join("ca.crt"), ca_cert.as_bytes(), 0o644, None)
-    })();
-    made.or_else(|e| stop(EX_CANTCREAT, e))?;
-    println!(
-        "Issued {} ({} role, {} years) and its key {}; {} is the CA to trust for the daemon.",
-        cert.display(),
-        args.role.name(),
-        pki::LEAF_YEARS,
-        key.display(),
-        out.join("ca.crt").display()
-    );
-    write_config(config, Some(&text), &new_text)?;
-    check_config(config, &layout)?;
-    if entry == edit::ClientEntry::Added {
-        println!(
-            "The daemon reads [[clients]] when it starts: systemctl restart ssprd. Then copy \
-             the three files to the client (the key privately) and remove them here."
-        );
-    }
-    Ok(())
 }
 
 fn capitalise(s: &str) -> String {
