@@ -75,10 +75,11 @@
 //!   listener, systemd notify and watchdog.
 //! - `demo` (feature `demo`): `ssprd demo`, a throwaway slapd from the `ssprd-testbed`
 //!   workspace crate (which the tests and benchmarks use too) and the daemon.
-//! - [`setup`]: `ssprd setup`, the guided first run (and `ssprd client-cert`, client
-//!   certificates from its CA, `setup::client`): the directory's answers and the rights check, the CA, certificates and keys it generates (`setup::pki`), the files and
+//! - [`setup`]: `ssprd setup`, the guided first run: the directory's answers and the
+//!   rights check, the CA, certificates and keys it generates (`setup::pki`), the files and
 //!   when an existing one is replaced (`setup::files`), the configuration edited with its
-//!   comments kept (`setup::edit`, pure).
+//!   comments kept (`setup::edit`, pure); `ssprd client-cert`, more client certificates
+//!   from its CA (`setup::client`).
 //! - [`admin_cli`]: `ssprd admin …`, the gRPC client of `AdminService` (by default with the
 //!   admin certificate the setup wrote).
 //! - [`cli`]: command line (`serve`, `setup`, `client-cert`, `check-config`,
