@@ -67,13 +67,14 @@ fn client_cert(config: &Path, args: &ClientCertArgs) -> Result<(), Stop> {
     let name = args.name.trim();
     if name.is_empty()
         || name.len() > 64
+        || name.starts_with('.')
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c))
     {
         return stop(
             EX_USAGE,
-            format!("{name:?}: use 1-64 letters, digits and - _ . @"),
+            format!("{name:?}: use 1-64 letters, digits and - _ . @, not starting with a dot"),
         );
     }
     let layout = Layout::beside(config);
