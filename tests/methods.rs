@@ -213,18 +213,13 @@ impl Env {
             .map(tonic::Response::into_inner)
     }
 
-    /// SendCode by email, and the code once the sink has the message: SendCode answers by
-    /// the uniform response time, before a provider slowed by a loaded machine took it.
+    /// SendCode by email, and the code once the sink has its message: SendCode answers by
+    /// the uniform response time, before a provider slowed by a loaded machine took it, and
+    /// a notification may arrive before or after it.
     async fn mail_code(&mut self, flow: &str, email: &str) -> String {
         let before = self.smtp.messages_to(email).len();
         self.send_code(flow).await.unwrap();
-        let smtp = &self.smtp;
-        wait_for(|| {
-            (smtp.messages_to(email).len() > before)
-                .then(|| smtp.last_code(email, CODE_LEN))
-                .flatten()
-        })
-        .await
+        wait_for(|| self.smtp.code_since(email, CODE_LEN, before)).await
     }
 
     /// A new flow with an emailed code sent: (flow id, code).

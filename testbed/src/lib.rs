@@ -729,14 +729,28 @@ impl SmtpSink {
 
     /// The `len`-digit code in the newest message to `to` (the digits after "code is").
     pub fn last_code(&self, to: &str, len: usize) -> Option<String> {
-        let m = self.messages_to(to).pop()?;
-        let body = m.replace("=\r\n", "").replace("=\n", "");
-        body.match_indices("code is ").find_map(|(i, pat)| {
-            let rest = body[i + pat.len()..].trim_start_matches("<b>");
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            (digits.len() == len).then_some(digits)
-        })
+        code_in(&self.messages_to(to).pop()?, len)
     }
+
+    /// The `len`-digit code of the first message to `to` that carries one, after the first
+    /// `seen` messages: a notification (which the outbox sends in its own time) may arrive
+    /// before or after it.
+    pub fn code_since(&self, to: &str, len: usize, seen: usize) -> Option<String> {
+        self.messages_to(to)
+            .iter()
+            .skip(seen)
+            .find_map(|m| code_in(m, len))
+    }
+}
+
+/// The `len`-digit code in a message (the digits after "code is").
+fn code_in(message: &str, len: usize) -> Option<String> {
+    let body = message.replace("=\r\n", "").replace("=\n", "");
+    body.match_indices("code is ").find_map(|(i, pat)| {
+        let rest = body[i + pat.len()..].trim_start_matches("<b>");
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        (digits.len() == len).then_some(digits)
+    })
 }
 
 impl Drop for SmtpSink {

@@ -179,13 +179,14 @@ impl WebhookServer {
             .collect()
     }
 
-    /// The code of the newest accepted message to `to`.
+    /// The code of the newest accepted message to `to` that carries one (a notification
+    /// may come after it).
     pub fn last_code(&self, to: &str) -> Option<String> {
         self.received()
             .into_iter()
             .rev()
-            .find(|r| r.status == 200 && r.body["to"] == to)
-            .and_then(|r| r.body["code"].as_str().map(String::from))
+            .filter(|r| r.status == 200 && r.body["to"] == to)
+            .find_map(|r| r.body["code"].as_str().map(String::from))
     }
 }
 
