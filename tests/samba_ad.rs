@@ -196,23 +196,26 @@ async fn setup(ad: &SambaAd, work: &std::path::Path) {
     std::fs::create_dir_all(&elsewhere).unwrap();
     let plain_pw = work.join("plain-password");
     ssprd_testbed::write_private(&plain_pw, "Setup-Plain-1234!").unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ssprd"))
-        .args(["setup", "--non-interactive", "--config"])
-        .arg(elsewhere.join("ssprd.toml"))
-        .args([
+    let (user_dn, ca_file) = (ad.user_dn(&plain), d.ca_file.as_ref().unwrap());
+    let o = support::terminal::setup_without_terminal(
+        &elsewhere.join("ssprd.toml"),
+        &[
             "--flavour",
             "active-directory",
             "--uri",
             &d.uris[0],
             "--ca-file",
-        ])
-        .arg(d.ca_file.as_ref().unwrap())
-        .args(["--bind-dn", &ad.user_dn(&plain), "--bind-password-file"])
-        .arg(&plain_pw)
-        .args(["--base-dn", &d.base_dn, "--check-user", &target])
-        .env_remove("SSPRD_CONFIG")
-        .output()
-        .unwrap();
+            ca_file.to_str().unwrap(),
+            "--bind-dn",
+            &user_dn,
+            "--bind-password-file",
+            plain_pw.to_str().unwrap(),
+            "--base-dn",
+            &d.base_dn,
+            "--check-user",
+            &target,
+        ],
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(77), "{out}");
     assert!(

@@ -11,7 +11,7 @@ use ssprd_testbed::{PEOPLE, READ_ONLY_SERVICE_DN, SERVICE_DN, SUFFIX};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::terminal::{exit_code, reply, setup_on_a_terminal};
+use support::terminal::{exit_code, reply, setup_on_a_terminal, setup_without_terminal};
 use support::{OpenLdap, TestDirectory};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ssprd");
@@ -416,17 +416,7 @@ async fn a_service_account_without_the_write_rights_stops_the_setup_before_it_wr
     );
 
     // Without a terminal: the same stop, nothing asked.
-    let o = Command::new(BIN)
-        .args([
-            "setup",
-            "--config",
-            config.to_str().unwrap(),
-            "--non-interactive",
-        ])
-        .args(flags)
-        .env_remove("SSPRD_CONFIG")
-        .output()
-        .unwrap();
+    let o = setup_without_terminal(&config, &flags);
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(77), "{out}");
     assert!(
@@ -440,16 +430,7 @@ async fn a_service_account_without_the_write_rights_stops_the_setup_before_it_wr
     );
 
     // A missing answer without a terminal is named.
-    let o = Command::new(BIN)
-        .args([
-            "setup",
-            "--config",
-            config.to_str().unwrap(),
-            "--non-interactive",
-        ])
-        .env_remove("SSPRD_CONFIG")
-        .output()
-        .unwrap();
+    let o = setup_without_terminal(&config, &[]);
     assert_eq!(o.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--uri is required"));
 

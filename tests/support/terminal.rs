@@ -32,3 +32,18 @@ pub fn exit_code(p: &mut PtySession) -> (i32, String) {
         other => panic!("setup ended with {other:?}:\n{rest}"),
     }
 }
+
+/// `ssprd setup --non-interactive --config config extra…` without a terminal.
+pub fn setup_without_terminal(config: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args([
+            "setup",
+            "--non-interactive",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .args(extra)
+        .env_remove("SSPRD_CONFIG")
+        .output()
+        .unwrap()
+}
