@@ -243,13 +243,7 @@ async fn no_secret_reaches_logs_debug_or_errors() {
         (
             pb::Method::MobileSms,
             Box::new(|| hook.received().len()),
-            Box::new(|seen| {
-                hook.received()
-                    .into_iter()
-                    .skip(seen)
-                    .filter(|r| r.status == 200 && r.body["to"] == mobile)
-                    .find_map(|r| r.body["code"].as_str().map(String::from))
-            }),
+            Box::new(|seen| hook.code_since(mobile, seen)),
         ),
     ];
     for (method, count, code_since) in channels {

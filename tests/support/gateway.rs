@@ -179,14 +179,27 @@ impl WebhookServer {
             .collect()
     }
 
-    /// The code of the newest accepted message to `to` that carries one (a notification
-    /// may come after it).
+    /// The code of the newest accepted message to `to` that carries one (a notification,
+    /// whose `code` is empty, may come after it).
     pub fn last_code(&self, to: &str) -> Option<String> {
+        self.received().iter().rev().find_map(|r| r.code_to(to))
+    }
+
+    /// The code of the first accepted message to `to` that carries one, after the first
+    /// `seen` messages: the outbox sends notifications in their own time, before or after it.
+    pub fn code_since(&self, to: &str, seen: usize) -> Option<String> {
         self.received()
-            .into_iter()
-            .rev()
-            .filter(|r| r.status == 200 && r.body["to"] == to)
-            .find_map(|r| r.body["code"].as_str().map(String::from))
+            .iter()
+            .skip(seen)
+            .find_map(|r| r.code_to(to))
+    }
+}
+
+impl Received {
+    /// The code this message carries, when it was accepted, went to `to` and has one.
+    fn code_to(&self, to: &str) -> Option<String> {
+        let code = self.body["code"].as_str().filter(|c| !c.is_empty())?;
+        (self.status == 200 && self.body["to"] == to).then(|| code.to_string())
     }
 }
 
