@@ -14,7 +14,9 @@ test_pkgs=("${demo_pkgs[@]}"
   samba samba-ad-dc samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind krb5-user
   iproute2 procps
   # scripts/package-test.sh: the unit's exposure, the .deb's dependency, the .rpm's listing.
-  systemd adduser rpm)
+  systemd adduser rpm
+  # tests/portal.rs: the portal in a real browser (both from one source package: same major).
+  chromium chromium-driver)
 
 case "${1:-test}" in
   demo) want=("${demo_pkgs[@]}") ;;

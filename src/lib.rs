@@ -98,6 +98,7 @@ pub mod directory;
 pub mod failpoint;
 pub mod flow;
 pub mod grpc;
+pub mod listener;
 pub mod lockout;
 pub mod logging;
 pub mod management;

@@ -30,37 +30,34 @@ pub const ERROR_DOMAIN: &str = "ssprd";
 /// The gRPC code and machine-readable reason of each service error.
 pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
     use ServiceError as E;
-    match e {
-        E::InvalidArgument { reason, .. } => (Code::InvalidArgument, reason),
-        E::InvalidCredentials => (Code::Unauthenticated, "INVALID_CREDENTIALS"),
-        E::RegistrationTokenInvalid => (Code::Unauthenticated, "REGISTRATION_TOKEN_INVALID"),
-        E::FlowInvalid => (Code::NotFound, "FLOW_INVALID"),
-        E::NotVerified(_) => (Code::FailedPrecondition, "METHODS_NOT_VERIFIED"),
-        E::MethodNotEnabled(_) => (Code::FailedPrecondition, "METHOD_NOT_ENABLED"),
-        E::MethodNotAvailable => (Code::FailedPrecondition, "METHOD_NOT_AVAILABLE"),
-        E::DeliveryUnavailable => (Code::Unavailable, "DELIVERY_UNAVAILABLE"),
-        E::DeliveryRefused => (Code::FailedPrecondition, "DELIVERY_REFUSED"),
-        E::DeliveryNotConfigured => (Code::FailedPrecondition, "DELIVERY_NOT_CONFIGURED"),
-        E::TooManyCodes => (Code::ResourceExhausted, "TOO_MANY_CODES"),
-        E::NothingToConfirm(_) => (Code::FailedPrecondition, "NOTHING_TO_CONFIRM"),
-        E::CodeInvalid => (Code::InvalidArgument, "CODE_INVALID"),
-        E::CodeExpired => (Code::FailedPrecondition, "CODE_EXPIRED"),
-        E::TooManyAttempts => (Code::ResourceExhausted, "TOO_MANY_ATTEMPTS"),
-        E::Blocked => (Code::ResourceExhausted, "SSPR_BLOCKED"),
-        E::PasswordRefused(r) => (Code::InvalidArgument, r.code()),
-        E::PasswordRules(r) => (Code::InvalidArgument, r.reason()),
-        E::DirectoryUnavailable => (Code::Unavailable, "DIRECTORY_UNAVAILABLE"),
-        E::OutcomePending => (Code::Unavailable, "OUTCOME_PENDING"),
-        E::DirectoryFailed => (Code::Internal, "DIRECTORY_ERROR"),
-        E::StoreUnavailable => (Code::Unavailable, "STORE_UNAVAILABLE"),
-        E::NotInScope => (Code::FailedPrecondition, "NOT_IN_SCOPE"),
-        E::UserNotFound => (Code::NotFound, "USER_NOT_FOUND"),
-        E::AlreadyCompleted => (Code::FailedPrecondition, "RESET_ALREADY_COMPLETED"),
-        E::PolicyConflict(_) => (Code::Aborted, "POLICY_VERSION_CONFLICT"),
-        E::InvalidPolicy(_) => (Code::InvalidArgument, "POLICY_INVALID"),
-        E::ClientRateLimited => (Code::ResourceExhausted, "CLIENT_RATE_LIMITED"),
-        E::Contended => (Code::Aborted, "CONCURRENT_UPDATE"),
-    }
+    let code = match e {
+        E::InvalidArgument { .. }
+        | E::CodeInvalid
+        | E::PasswordRefused(_)
+        | E::PasswordRules(_)
+        | E::InvalidPolicy(_) => Code::InvalidArgument,
+        E::InvalidCredentials | E::RegistrationTokenInvalid => Code::Unauthenticated,
+        E::FlowInvalid | E::UserNotFound => Code::NotFound,
+        E::NotVerified(_)
+        | E::MethodNotEnabled(_)
+        | E::MethodNotAvailable
+        | E::DeliveryRefused
+        | E::DeliveryNotConfigured
+        | E::NothingToConfirm(_)
+        | E::CodeExpired
+        | E::NotInScope
+        | E::AlreadyCompleted => Code::FailedPrecondition,
+        E::DeliveryUnavailable
+        | E::DirectoryUnavailable
+        | E::OutcomePending
+        | E::StoreUnavailable => Code::Unavailable,
+        E::TooManyCodes | E::TooManyAttempts | E::Blocked | E::ClientRateLimited => {
+            Code::ResourceExhausted
+        }
+        E::DirectoryFailed => Code::Internal,
+        E::PolicyConflict(_) | E::Contended => Code::Aborted,
+    };
+    (code, e.reason())
 }
 
 impl From<ServiceError> for Status {

@@ -7,7 +7,6 @@
 //! Health (following the daemon's readiness) and (optionally) both versions of reflection
 //! are served beside the three `ssprd.v1` services.
 
-mod listener;
 mod metered;
 pub mod settings;
 
@@ -26,6 +25,7 @@ use crate::api::{
     reset::ResetApi,
 };
 use crate::deadline;
+use crate::listener;
 use crate::service::Service;
 use std::future::Future;
 use std::sync::Arc;
@@ -122,6 +122,7 @@ pub async fn serve(
         .layer(crate::api::wire::WireLayer::new(limit))
         .service(routes.prepare());
     let limits = listener::Limits {
+        protocol: listener::Protocol::Http2,
         max_connections: listener::fit_to_file_limit(cfg.max_connections),
         max_connections_per_address: cfg.max_connections_per_address,
         tls_handshake_timeout: cfg.tls_handshake_timeout,

@@ -125,6 +125,43 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// The machine-readable reason (the gRPC `ErrorInfo.reason`, and the key of the
+    /// portal's translated text).
+    pub fn reason(&self) -> &'static str {
+        use ServiceError as E;
+        match self {
+            E::InvalidArgument { reason, .. } => reason,
+            E::InvalidCredentials => "INVALID_CREDENTIALS",
+            E::RegistrationTokenInvalid => "REGISTRATION_TOKEN_INVALID",
+            E::FlowInvalid => "FLOW_INVALID",
+            E::NotVerified(_) => "METHODS_NOT_VERIFIED",
+            E::MethodNotEnabled(_) => "METHOD_NOT_ENABLED",
+            E::MethodNotAvailable => "METHOD_NOT_AVAILABLE",
+            E::DeliveryUnavailable => "DELIVERY_UNAVAILABLE",
+            E::DeliveryRefused => "DELIVERY_REFUSED",
+            E::DeliveryNotConfigured => "DELIVERY_NOT_CONFIGURED",
+            E::TooManyCodes => "TOO_MANY_CODES",
+            E::NothingToConfirm(_) => "NOTHING_TO_CONFIRM",
+            E::CodeInvalid => "CODE_INVALID",
+            E::CodeExpired => "CODE_EXPIRED",
+            E::TooManyAttempts => "TOO_MANY_ATTEMPTS",
+            E::Blocked => "SSPR_BLOCKED",
+            E::PasswordRefused(r) => r.code(),
+            E::PasswordRules(r) => r.reason(),
+            E::DirectoryUnavailable => "DIRECTORY_UNAVAILABLE",
+            E::OutcomePending => "OUTCOME_PENDING",
+            E::DirectoryFailed => "DIRECTORY_ERROR",
+            E::StoreUnavailable => "STORE_UNAVAILABLE",
+            E::NotInScope => "NOT_IN_SCOPE",
+            E::UserNotFound => "USER_NOT_FOUND",
+            E::AlreadyCompleted => "RESET_ALREADY_COMPLETED",
+            E::PolicyConflict(_) => "POLICY_VERSION_CONFLICT",
+            E::InvalidPolicy(_) => "POLICY_INVALID",
+            E::ClientRateLimited => "CLIENT_RATE_LIMITED",
+            E::Contended => "CONCURRENT_UPDATE",
+        }
+    }
+
     fn invalid(field: &'static str, reason: &'static str, message: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field,

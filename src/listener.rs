@@ -1,5 +1,6 @@
-//! The gRPC listener and its connections, built so that clients that hold connections open —
-//! idle, or never finishing the TLS handshake — cannot take the daemon down:
+//! The TLS listeners (the gRPC endpoint's, HTTP/2 only; the portal's, HTTP/1.1 and HTTP/2)
+//! and their connections, built so that clients that hold connections open — idle, slow to
+//! send their headers, or never finishing the TLS handshake — cannot take the daemon down:
 //!
 //! - at most `max_connections` connections, and `max_connections_per_address` from one
 //!   client address (IPv6: one /64); when a new connection would cross a cap, the
@@ -8,10 +9,12 @@
 //! - the TLS handshake must finish within `tls_handshake_timeout`;
 //! - HTTP/2 keepalive pings find dead peers, and a connection without a call for
 //!   `idle_timeout` is closed (GOAWAY first, so a client's next call reconnects cleanly);
+//! - an HTTP/1.1 request's headers must arrive within `tls_handshake_timeout` too;
 //! - when `accept` fails for lack of file descriptors the loop backs off (up to 1 s)
 //!   instead of spinning, and the connection cap is kept below the open-file limit.
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::CertificateDer;
 use std::collections::HashMap;
@@ -32,9 +35,19 @@ const FD_RESERVE: u64 = 64;
 /// How long a shed or idle connection gets to close after its GOAWAY.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
-/// The listener's limits (`[server]`).
+/// Which HTTP a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// gRPC: HTTP/2 only.
+    Http2,
+    /// Browsers: HTTP/1.1, and HTTP/2 when the client offers it.
+    Http1And2,
+}
+
+/// The listener's limits (`[server]`, `[portal]`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    pub protocol: Protocol,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
     pub tls_handshake_timeout: Duration,
@@ -275,12 +288,23 @@ pub async fn run<S, B>(
 {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let registry = Arc::new(Registry::new());
-    let mut http = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    http.timer(TokioTimer::new())
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http2()
+        .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .keep_alive_interval(limits.keepalive_interval)
         .keep_alive_timeout(Duration::from_secs(10))
         .max_header_list_size(16 * 1024);
+    let http = match limits.protocol {
+        Protocol::Http2 => http.http2_only(),
+        Protocol::Http1And2 => {
+            http.http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.tls_handshake_timeout)
+                .max_buf_size(64 * 1024);
+            http
+        }
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -365,7 +389,7 @@ async fn serve_one<S, B>(
     registered: Registered,
     acceptor: tokio_rustls::TlsAcceptor,
     service: S,
-    http: hyper::server::conn::http2::Builder<TokioExecutor>,
+    http: auto::Builder<TokioExecutor>,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) where
