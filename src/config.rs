@@ -18,6 +18,7 @@
 //! | `[outbox]` | `crate::service::notify` |
 //! | `[sign_in]` | [`crate::lockout`] |
 //! | `[metrics]` | [`crate::management`] |
+//! | `[portal]` | [`crate::portal::settings`] |
 //!
 //! This module only composes them: [`load`] merges the layers into a [`RawConfig`];
 //! [`RawConfig::validate`] runs every section's check in a fixed order — so every bad key is
@@ -40,6 +41,7 @@ pub use crate::management::{MetricsSettings, RawMetrics};
 pub use crate::method::totp::RawAuthenticator;
 pub use crate::password::settings::RawPassword;
 pub use crate::policy::settings::{RawCodes, RawCustomQuestion, RawPolicy, RawQuestions};
+pub use crate::portal::settings::{PortalConfig, RawPortal};
 pub use crate::problems::Problems;
 pub use crate::secret::SecretSource;
 pub use crate::service::RawOutbox;
@@ -79,6 +81,7 @@ pub struct RawConfig {
     pub outbox: RawOutbox,
     pub sign_in: RawSignIn,
     pub metrics: RawMetrics,
+    pub portal: RawPortal,
     pub clients: Vec<RawClient>,
 }
 
@@ -107,6 +110,7 @@ const SECTIONS: &[&str] = &[
     "outbox",
     "sign_in",
     "metrics",
+    "portal",
 ];
 
 /// Loads defaults < `path` (if it exists, or always when `required`) < `SSPRD_*` environment.
@@ -169,6 +173,8 @@ pub struct Config {
     pub log: RawLog,
     /// The management listener and the readiness checks.
     pub metrics: MetricsSettings,
+    /// The web portal, when enabled.
+    pub portal: Option<PortalConfig>,
 }
 
 impl RawConfig {
@@ -213,6 +219,14 @@ impl RawConfig {
         let sign_in = self.sign_in.validate(&mut p);
         self.log.validate(&mut p);
         let metrics = self.metrics.validate(&mut p);
+        let portal = self.portal.validate(
+            &mut p,
+            crate::portal::settings::Fallbacks {
+                tls_cert_file: &self.server.tls_cert_file,
+                tls_key: &self.server.tls_key,
+                organization: &self.email.organization,
+            },
+        );
         let audit = self.audit.settings();
 
         if !p.is_empty() {
@@ -240,6 +254,7 @@ impl RawConfig {
             sign_in,
             log: self.log.clone(),
             metrics,
+            portal,
         })
     }
 }

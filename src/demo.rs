@@ -84,6 +84,7 @@ organization = "ssprd demo"
     };
 
     let metrics_port = ssprd_testbed::free_port()?;
+    let portal_port = ssprd_testbed::free_port()?;
     let config_path = dir.join("ssprd.toml");
     let config = format!(
         r#"# ssprd demo configuration (generated)
@@ -122,6 +123,13 @@ new_method_cooloff_hours = 0
 
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
+
+# The web portal, with the gRPC server's certificate (from the demo's throwaway CA).
+[portal]
+enabled = true
+listen = "127.0.0.1:{portal_port}"
+public_url = "https://localhost:{portal_port}/"
+organization = "ssprd demo"
 {email}"#,
         d = dir.display(),
         uri = slapd.ldaps_uri(),
@@ -138,6 +146,9 @@ listen = "127.0.0.1:{metrics_port}"
 ssprd demo is running.
   directory : throwaway slapd (pid {pid}) at {uri}, user "{DEMO_USER}" with password "{DEMO_PASSWORD}"
   daemon    : gRPC+TLS on 127.0.0.1:{port} (reflection on), config {cfgp}
+  portal    : https://localhost:{portal_port}/ — forgot password and unlock in a browser
+              (its certificate is from the demo's throwaway CA, {ca}: the browser warns
+              until you trust that file or accept the warning)
   metrics   : http://127.0.0.1:{metrics_port}/metrics (and /healthz, /readyz)
   work dir  : {d}{kept}
 

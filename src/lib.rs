@@ -105,6 +105,7 @@ pub mod management;
 pub mod method;
 pub mod password;
 pub mod policy;
+pub mod portal;
 pub mod problems;
 pub mod secret;
 pub mod server;

@@ -27,6 +27,13 @@ impl Secret {
     }
 }
 
+/// The empty secret.
+impl Default for Secret {
+    fn default() -> Self {
+        Secret::new("")
+    }
+}
+
 impl Clone for Secret {
     fn clone(&self) -> Self {
         Self::new(self.expose().to_owned())

@@ -41,6 +41,15 @@ impl Refusal {
         }
     }
 
+    /// The numbers in the message, by name (`n`: a length or a strength).
+    pub fn args(self) -> Vec<(&'static str, String)> {
+        match self {
+            Refusal::TooShort(n) | Refusal::TooLong(n) => vec![("n", n.to_string())],
+            Refusal::TooWeak(s) => vec![("n", s.to_string())],
+            _ => Vec::new(),
+        }
+    }
+
     pub fn message(self) -> String {
         match self {
             Refusal::TooShort(n) => format!("The new password must have at least {n} characters."),

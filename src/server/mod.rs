@@ -1,7 +1,8 @@
 //! The daemon: opens the store, builds the directory client, the deliveries and the
 //! service from the checked [`Config`], runs the expiry sweeper, the outbox worker and the
 //! readiness checks, serves the management listener when configured
-//! ([`crate::management`]) and the gRPC endpoint ([`crate::grpc`]) with systemd readiness,
+//! ([`crate::management`]), the web portal when enabled ([`crate::portal`]) and the gRPC
+//! endpoint ([`crate::grpc`]) with systemd readiness,
 //! watchdog and stopping notifications. A store that can no longer write stops it.
 
 use crate::config::Config;
@@ -167,6 +168,13 @@ pub async fn serve_with_clocks(
         None => None,
     };
 
+    let portal_listener = match &cfg.portal {
+        Some(p) => Some(TcpListener::bind(p.listen).await.map_err(|e| {
+            ServeError::Setup(format!("portal.listen: cannot listen on {}: {e}", p.listen))
+        })?),
+        None => None,
+    };
+
     let outbox = tokio::spawn(service.clone().run_outbox(cfg.outbox));
 
     // Readiness, checked in the background: the gRPC health status and `/readyz`.
@@ -186,6 +194,26 @@ pub async fn serve_with_clocks(
             readiness,
         ))
     });
+
+    // The web portal, on its own listener; it stops with the daemon.
+    let (portal_stop, portal_stopped) = tokio::sync::watch::channel(false);
+    let portal = match (cfg.portal.clone(), portal_listener) {
+        (Some(p), Some(listener)) => {
+            let service = service.clone();
+            let mut stopped = portal_stopped.clone();
+            Some(tokio::spawn(async move {
+                let r = crate::portal::serve(p, service, listener, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+                if let Err(e) = &r {
+                    tracing::error!(error = %e, "the portal could not start");
+                }
+                r
+            }))
+        }
+        _ => None,
+    };
 
     // Expired flows and sessions are deleted in the background.
     let sweeper = {
@@ -248,6 +276,10 @@ pub async fn serve_with_clocks(
     .await;
     // Wait for the background tasks to end: the store must be closed when serve returns, so
     // the next daemon (or `ssprd audit`) can open it.
+    let _ = portal_stop.send(true);
+    if let Some(p) = portal {
+        let _ = p.await;
+    }
     sweeper.abort();
     let _ = sweeper.await;
     outbox.abort();

@@ -758,3 +758,143 @@ impl Drop for SmtpSink {
         self.stop();
     }
 }
+
+/// A real headless browser for tests: Debian's chromedriver (which starts Debian's
+/// chromium for each WebDriver session) on a free loopback port, with its own TMPDIR and
+/// HOME in a temp dir, so browser profiles and crash reports stay there. Stopped by
+/// `/shutdown` (which quits every session's browser), then by PID, then every chromium
+/// process whose profile is in that temp dir.
+pub struct Chromedriver {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Chromedriver {
+    /// Whether chromedriver and chromium are installed (`scripts/install-test-deps.sh`).
+    pub fn available() -> bool {
+        Path::new("/usr/bin/chromedriver").exists() && Path::new("/usr/bin/chromium").exists()
+    }
+
+    pub async fn start() -> Result<Self, BoxError> {
+        let dir = tempfile::Builder::new().prefix("ssprd-chrome.").tempdir()?;
+        std::fs::create_dir_all(dir.path().join("tmp"))?;
+        std::fs::create_dir_all(dir.path().join("home"))?;
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.path().join("chromedriver.out"))?;
+        let child = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                path(&dir.path().join("chromedriver.log"))
+            ))
+            .env("TMPDIR", dir.path().join("tmp"))
+            .env("HOME", dir.path().join("home"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let mut d = Self {
+            dir,
+            port,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(status) = d.get("/status").await
+                && status.contains("\"ready\":true")
+            {
+                return Ok(d);
+            }
+            if Instant::now() > deadline {
+                let out = std::fs::read_to_string(d.dir.path().join("chromedriver.out"))
+                    .unwrap_or_default();
+                d.stop();
+                return Err(format!("chromedriver not ready after 20 s: {out}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The WebDriver endpoint.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Where screenshots and other test output may go (kept until the driver stops).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A plain HTTP/1.0 GET to chromedriver; the response body.
+    async fn get(&self, path: &str) -> Result<String, BoxError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+        // Read until the connection closes or the JSON body is complete.
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+                Ok(Ok(0)) | Err(_) => break,
+                Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+                Ok(Err(e)) => return Err(e.into()),
+            }
+            if out.ends_with(b"}") {
+                break;
+            }
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// The chromium processes whose profile is in this driver's temp dir.
+    fn own_browsers(&self) -> Vec<u32> {
+        let marker = self.dir.path().join("tmp");
+        let marker = marker.to_string_lossy();
+        std::fs::read_dir("/proc")
+            .map(|r| {
+                r.filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                    .filter(|pid| {
+                        std::fs::read(format!("/proc/{pid}/cmdline"))
+                            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker.as_ref()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn stop(&mut self) {
+        let Some(child) = self.child.take() else {
+            return;
+        };
+        // `/shutdown` quits the browsers of open sessions; a bare SIGTERM would leave them.
+        let port = self.port;
+        let _ = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = s.write_all(b"GET /shutdown HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+                let _ = s.read_to_end(&mut Vec::new());
+            }
+        })
+        .join();
+        terminate(child);
+        for pid in self.own_browsers() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

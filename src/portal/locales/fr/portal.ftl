@@ -1,0 +1,130 @@
+# Portail ssprd — français.
+
+product-name = Mot de passe en libre-service
+skip-to-content = Aller au contenu principal
+language = Langue
+language-change = Changer
+problem-title = Il y a un problème
+problem-page-title = Une erreur s’est produite
+back-home = Retour au début
+continue = Continuer
+start-over = Recommencer
+
+home-title = Comment pouvons-nous vous aider ?
+home-intro = Réinitialisez vous-même un mot de passe oublié ou déverrouillez votre compte, avec les méthodes que vous avez enregistrées.
+home-reset = J’ai oublié mon mot de passe
+home-reset-detail = Prouvez votre identité et choisissez un nouveau mot de passe.
+home-unlock = Mon compte est verrouillé
+home-unlock-detail = Prouvez votre identité et déverrouillez-le, en gardant votre mot de passe.
+
+start-title-reset = Réinitialiser votre mot de passe
+start-title-unlock = Déverrouiller votre compte
+start-intro = Saisissez votre identifiant. Vous prouverez ensuite votre identité avec les méthodes enregistrées.
+login-label = Identifiant
+login-hint = Le nom avec lequel vous vous connectez, par exemple jsmith.
+
+verify-title = Prouvez votre identité
+verify-intro = { $required ->
+    [one] Validez l’une des méthodes ci-dessous.
+   *[other] Validez { $required } des méthodes ci-dessous ({ $verified } jusqu’ici).
+  }
+method-security_questions = Questions de sécurité
+method-email = E-mail
+method-mobile_sms = SMS
+method-mobile_voice = Appel sur votre mobile
+method-office_voice = Appel sur votre téléphone de bureau
+method-authenticator_code = Application d’authentification
+code-to = Nous envoyons un code à { $hint }.
+send-code = Envoyer le code
+send-again = Envoyer un nouveau code
+code-label = Code
+code-hint = Le code à { $length } chiffres que nous vous avons envoyé.
+verify-code = Vérifier le code
+verify-answers = Vérifier les réponses
+authenticator-label = Le code à 6 chiffres affiché maintenant par votre application d’authentification
+
+password-title = Choisir un nouveau mot de passe
+password-intro = Nouveau mot de passe pour { $login }.
+rules-title = Votre nouveau mot de passe doit
+rule-min-length = comporter au moins { $n } caractères
+rule-complexity = mélanger les types de caractères (majuscules, minuscules, chiffres, symboles) comme l’exige votre organisation
+rule-history = différer de vos { $n } derniers mots de passe
+rule-no-name = ne contenir ni votre identifiant ni votre nom
+rule-not-common = ne pas être un mot de passe courant
+rule-not-breached = ne figurer dans aucune liste de mots de passe divulgués
+rule-strength = être difficile à deviner (force { $n } sur 4 ou plus)
+new-password = Nouveau mot de passe
+confirm-password = Confirmer le nouveau mot de passe
+unlock-too = Déverrouiller aussi mon compte s’il est verrouillé
+set-password = Définir le nouveau mot de passe
+
+done-title = C’est fait
+done-reset = Votre mot de passe a été modifié. Connectez-vous avec le nouveau.
+done-unlocked-too = Votre compte est aussi déverrouillé.
+done-unlock = Votre compte est déverrouillé. Connectez-vous avec votre mot de passe actuel.
+
+notice-code-sent = Nous avons envoyé un code à { $hint }. Il peut mettre une minute à arriver.
+notice-one-more = C’est validé. Validez maintenant une méthode de plus.
+
+reason-OTHER = La demande n’a pas pu aboutir ({ $reason }). Réessayez ou contactez le support.
+reason-FORM_EXPIRED = Cette page a expiré ou ne provient pas de ce site. Recommencez.
+reason-NOT_FOUND = Cette page n’existe pas.
+reason-NOT_VERIFIED = Ce n’est pas correct. Vérifiez et réessayez.
+reason-PASSWORDS_DIFFER = Les deux mots de passe ne sont pas identiques.
+reason-CLIENT_RATE_LIMITED = Trop de demandes depuis votre réseau. Attendez une minute et réessayez.
+reason-USERNAME_REQUIRED = Saisissez votre identifiant.
+reason-USERNAME_INVALID = Cet identifiant n’est pas valide.
+reason-INVALID_CREDENTIALS = L’identifiant ou le mot de passe est incorrect.
+reason-FLOW_INVALID = Cette démarche a expiré ou est terminée. Recommencez.
+reason-METHODS_NOT_VERIFIED = Validez d’abord les méthodes.
+reason-METHOD_NOT_ENABLED = Cette méthode n’est pas disponible ici.
+reason-METHOD_NOT_AVAILABLE = Cette méthode n’est pas disponible pour cette démarche.
+reason-METHOD_ALREADY_VERIFIED = Cette méthode est déjà validée.
+reason-WRONG_QUESTIONS = Répondez aux questions affichées, une fois chacune.
+reason-NOT_A_CODE_METHOD = Les codes ne sont envoyés que par e-mail et téléphone.
+reason-DELIVERY_UNAVAILABLE = Le code ne peut pas être envoyé pour l’instant. Réessayez plus tard ou utilisez une autre méthode.
+reason-DELIVERY_REFUSED = Le code ne peut pas être remis à cette adresse ou à ce numéro. Utilisez une autre méthode.
+reason-DELIVERY_NOT_CONFIGURED = Les codes ne peuvent pas être envoyés de cette façon ici. Utilisez une autre méthode.
+reason-TOO_MANY_CODES = Trop de codes ont été envoyés. Recommencez plus tard.
+reason-CODE_INVALID = Le code est incorrect.
+reason-CODE_EXPIRED = Le code a expiré ou a été essayé trop souvent. Demandez-en un nouveau.
+reason-TOO_MANY_ATTEMPTS = Trop de réponses fausses. Recommencez.
+reason-SSPR_BLOCKED = Le libre-service est bloqué pour ce compte pour le moment. Réessayez plus tard ou contactez le support.
+reason-PASSWORD_REQUIRED = Saisissez un nouveau mot de passe.
+reason-PASSWORD_INVALID_CHARACTER = Le nouveau mot de passe contient un caractère non autorisé.
+reason-PASSWORD_TOO_SHORT = Le nouveau mot de passe doit comporter au moins { $n } caractères.
+reason-PASSWORD_TOO_LONG = Le nouveau mot de passe doit comporter au plus { $n } caractères.
+reason-PASSWORD_BANNED = Le nouveau mot de passe contient un mot interdit ici.
+reason-PASSWORD_COMMON = Le nouveau mot de passe est l’un des plus courants, ou proche de l’un d’eux. Choisissez-en un autre.
+reason-PASSWORD_CONTAINS_NAME = Le nouveau mot de passe ne doit contenir ni votre identifiant ni votre nom.
+reason-PASSWORD_TOO_WEAK = Le nouveau mot de passe est trop facile à deviner. Allongez-le ou rendez-le moins prévisible.
+reason-PASSWORD_BREACHED = Le nouveau mot de passe figure dans une liste de mots de passe divulgués. Choisissez-en un autre.
+directory-PASSWORD_TOO_SHORT = L’annuaire a refusé le nouveau mot de passe : il est trop court.
+directory-PASSWORD_TOO_LONG = L’annuaire a refusé le nouveau mot de passe : il est trop long.
+directory-PASSWORD_IN_HISTORY = L’annuaire a refusé le nouveau mot de passe : vous l’avez déjà utilisé. Choisissez-en un que vous n’avez pas encore utilisé.
+directory-PASSWORD_TOO_SIMPLE = L’annuaire a refusé le nouveau mot de passe : il est trop simple.
+directory-PASSWORD_TOO_YOUNG = Votre mot de passe vient d’être changé ; l’annuaire permettra le prochain changement plus tard.
+directory-PASSWORD_POLICY_NOT_MET = L’annuaire a refusé le nouveau mot de passe : il ne respecte pas la politique (longueur, complexité ou historique).
+directory-PASSWORD_CHANGE_NOT_ALLOWED = L’annuaire ne permet pas de changer le mot de passe de ce compte.
+directory-PASSWORD_REFUSED = L’annuaire a refusé le nouveau mot de passe.
+reason-DIRECTORY_UNAVAILABLE = L’annuaire est injoignable pour l’instant. Réessayez dans un moment ; votre validation reste valable un certain temps.
+reason-OUTCOME_PENDING = L’annuaire n’a pas encore confirmé le changement. Réessayez dans un moment.
+reason-DIRECTORY_ERROR = L’annuaire a refusé l’opération. L’administrateur a été prévenu.
+reason-STORE_UNAVAILABLE = Le service ne peut pas enregistrer pour l’instant ; rien n’a été modifié. Réessayez plus tard.
+reason-NOT_IN_SCOPE = Le libre-service n’est pas activé pour ce compte. Contactez le support.
+reason-RESET_ALREADY_COMPLETED = Le mot de passe a déjà été changé dans cette démarche. Connectez-vous avec, ou recommencez.
+reason-CONCURRENT_UPDATE = Trop de modifications simultanées. Réessayez.
+reason-NOTHING_TO_CONFIRM = Il n’y a rien à confirmer.
+
+question-bank-birth_city = Dans quelle ville êtes-vous né(e) ?
+question-bank-first_pet = Quel était le nom de votre premier animal de compagnie ?
+question-bank-first_school = Quel était le nom de votre première école ?
+question-bank-childhood_friend = Quel est le prénom de votre meilleur(e) ami(e) d’enfance ?
+question-bank-first_job_city = Dans quelle ville avez-vous eu votre premier emploi ?
+question-bank-first_car = Quelles étaient la marque et le modèle de votre première voiture ?
+question-bank-parents_met = Dans quelle ville vos parents se sont-ils rencontrés ?
+question-bank-favourite_teacher = Quel était le nom de famille de votre enseignant(e) préféré(e) ?
+question-bank-childhood_street = Quel était le nom de la rue où vous avez grandi ?
+question-bank-first_concert = Quel a été le premier concert auquel vous avez assisté ?
+question-bank-oldest_cousin = Quel est le prénom de votre cousin(e) le/la plus âgé(e) ?
+question-bank-childhood_nickname = Quel était votre surnom d’enfance ?

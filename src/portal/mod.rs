@@ -1,0 +1,556 @@
+//! The web portal: the pages people use in a browser to reset a forgotten password or
+//! unlock their account, served by the daemon on its own HTTPS listener (`[portal]`). It
+//! calls the same [`Service`] as the gRPC API, in process: no rule is written twice.
+//!
+//! - [`settings`]: the `[portal]` section;
+//! - `session`: server-side sessions behind a `__Host-` cookie, with the CSRF token
+//!   every form carries;
+//! - `page`: templates (minijinja, auto-escaped, replaceable from a directory) and the
+//!   security headers of every response;
+//! - [`i18n`]: English, German and French (Fluent), chosen by `Accept-Language` or the
+//!   selector;
+//! - `reset`: forgot password and unlock: name → methods → new password → done.
+//!
+//! Every response carries a strict Content-Security-Policy (no inline script or style,
+//! nothing from elsewhere, no framing), HSTS, `Referrer-Policy: no-referrer` and
+//! `Cache-Control: no-store`; no flow id or token ever appears in a URL; every POST must
+//! carry the session's CSRF token and may not come from another site; each client address
+//! has a request budget; every action is audited as `portal <client address>`.
+
+pub mod i18n;
+mod page;
+mod reset;
+mod session;
+pub mod settings;
+
+use crate::listener::{self, ConnectInfo};
+use crate::service::{Service, ServiceError};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use minijinja::Environment;
+use page::Html;
+use serde::Serialize;
+use session::{Flash, Session, Sessions};
+use settings::PortalConfig;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+/// The portal: its settings, templates, sessions and per-address budget.
+pub struct Portal {
+    service: Arc<Service>,
+    cfg: PortalConfig,
+    env: Environment<'static>,
+    sessions: Sessions,
+    limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
+    theme_css: String,
+}
+
+/// What one request brings: its session (new or loaded), language and client address.
+pub(crate) struct Visit {
+    id: String,
+    session: Session,
+    is_new: bool,
+    lang: &'static str,
+    /// What the browser's `Accept-Language` asks for (the selector's default).
+    client: IpAddr,
+    path: String,
+}
+
+/// The context every template gets.
+#[derive(Serialize)]
+struct Common<'a> {
+    lang: &'a str,
+    organization: &'a str,
+    logo: bool,
+    kiosk: bool,
+    kiosk_timeout: u64,
+    csrf: &'a str,
+    languages: Vec<(&'static str, &'static str)>,
+    path: &'a str,
+    problem: Option<ProblemView>,
+    notice: Option<String>,
+}
+
+/// An error shown at the top of a page, linked to its field.
+#[derive(Serialize, Clone)]
+struct ProblemView {
+    reason: String,
+    text: String,
+    field: Option<String>,
+}
+
+impl Portal {
+    pub fn new(cfg: PortalConfig, service: Arc<Service>) -> Result<Self, String> {
+        let env = page::environment(&cfg.templates)?;
+        let idle = if cfg.kiosk {
+            cfg.kiosk_timeout
+        } else {
+            cfg.session_idle
+        };
+        let limiter = NonZeroU32::new(cfg.requests_per_minute_per_address)
+            .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n).allow_burst(n)));
+        let theme_css = format!(":root {{ --accent: {}; }}\n", cfg.accent_colour);
+        Ok(Self {
+            sessions: Sessions::new(idle, cfg.max_sessions),
+            service,
+            env,
+            limiter,
+            theme_css,
+            cfg,
+        })
+    }
+
+    /// The routes (without the listener).
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/", get(home))
+            .route(
+                "/reset",
+                get(reset::start_reset_page).post(reset::start_reset),
+            )
+            .route(
+                "/unlock",
+                get(reset::start_unlock_page).post(reset::start_unlock),
+            )
+            .route("/verify", get(reset::verify_page).post(reset::verify))
+            .route("/verify/send", post(reset::send_code))
+            .route("/password", get(reset::password_page).post(reset::complete))
+            .route("/done", get(reset::done_page))
+            .route("/cancel", post(cancel))
+            .route("/language", post(language))
+            .route("/assets/portal.css", get(portal_css))
+            .route("/assets/theme.css", get(theme_css))
+            .route("/assets/portal.js", get(portal_js))
+            .route("/assets/logo", get(logo))
+            .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+            .fallback(not_found)
+            .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), guard))
+            .with_state(self)
+    }
+
+    /// The client's address: the connection's peer, or — when that is a trusted proxy —
+    /// the nearest untrusted address in `X-Forwarded-For`.
+    fn client_of(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> IpAddr {
+        let peer = peer.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let trusted = |ip: &IpAddr| self.cfg.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let forwarded: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .unwrap_or(peer)
+    }
+
+    /// The request's session (a new one when it has none or it expired) and language.
+    fn visit(&self, headers: &HeaderMap, client: IpAddr, path: &str) -> Visit {
+        let asked = i18n::negotiate(
+            headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+            i18n::supported(&self.cfg.default_language).unwrap_or("en"),
+        );
+        let loaded =
+            session::cookie_of(headers).and_then(|id| self.sessions.load(&id).map(|s| (id, s)));
+        let (id, session, is_new) = match loaded {
+            Some((id, s)) => (id, s, false),
+            None => {
+                let (id, s) = self.sessions.create(None);
+                (id, s, true)
+            }
+        };
+        Visit {
+            lang: session.lang.unwrap_or(asked),
+            id,
+            session,
+            is_new,
+            client,
+            path: path.to_string(),
+        }
+    }
+
+    /// Renders `template` with the common context and `extra`; the flash is shown once.
+    fn render(
+        &self,
+        visit: &mut Visit,
+        status: StatusCode,
+        template: &str,
+        extra: minijinja::Value,
+    ) -> Response {
+        let flash = visit.session.flash.take();
+        let (problem, notice) = match &flash {
+            Some(Flash::Problem {
+                reason,
+                key,
+                field,
+                args,
+            }) => (
+                Some(ProblemView {
+                    reason: reason.clone(),
+                    text: reason_text(visit.lang, reason, key, args),
+                    field: field.clone(),
+                }),
+                None,
+            ),
+            Some(Flash::Notice { key, args }) => (None, Some(i18n::text(visit.lang, key, args))),
+            None => (None, None),
+        };
+        let common = Common {
+            lang: visit.lang,
+            organization: &self.cfg.organization,
+            logo: self.cfg.logo.is_some(),
+            kiosk: self.cfg.kiosk,
+            kiosk_timeout: self.cfg.kiosk_timeout.as_secs(),
+            csrf: visit.session.csrf.expose(),
+            languages: i18n::LANGUAGES
+                .iter()
+                .map(|l| (*l, i18n::native_name(l)))
+                .collect(),
+            path: &visit.path,
+            problem,
+            notice,
+        };
+        let ctx = minijinja::context! { ..minijinja::Value::from(minijinja::value::Serde(&common)), ..extra };
+        let body = self.env.get_template(template).and_then(|t| t.render(ctx));
+        let page = match body {
+            Ok(body) => Html { status, body },
+            Err(e) => {
+                tracing::error!(template, error = %format!("{e:#}"), "portal template failed");
+                Html {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    body: "<!doctype html><title>Error</title><p>The page could not be shown.</p>"
+                        .into(),
+                }
+            }
+        };
+        self.finish(visit, page.into_response())
+    }
+
+    /// Saves the session and sets its cookie on `response` (when new).
+    fn finish(&self, visit: &mut Visit, mut response: Response) -> Response {
+        self.sessions
+            .save(&visit.id, std::mem::take(&mut visit.session));
+        if visit.is_new
+            && let Ok(v) = HeaderValue::from_str(&session::set_cookie(&visit.id))
+        {
+            response.headers_mut().append(header::SET_COOKIE, v);
+            visit.is_new = false;
+        }
+        response
+    }
+
+    /// A 303 to `to` (a path of this portal), the session saved.
+    fn redirect(&self, visit: &mut Visit, to: &str) -> Response {
+        self.finish(visit, Redirect::to(to).into_response())
+    }
+
+    /// A 303 back to `to` with `e` shown there.
+    fn refuse(
+        &self,
+        visit: &mut Visit,
+        to: &str,
+        field: Option<&str>,
+        e: &ServiceError,
+    ) -> Response {
+        visit.session.flash = Some(problem_of(e, field));
+        self.redirect(visit, to)
+    }
+
+    /// Checks a POST's CSRF token against the session's. A new session (no cookie, or an
+    /// expired one) has no token to match: that is refused too.
+    fn csrf_ok(&self, visit: &Visit, form: &HashMap<String, String>) -> bool {
+        use subtle::ConstantTimeEq;
+        let sent = form.get("csrf").map(String::as_bytes).unwrap_or_default();
+        let held = visit.session.csrf.expose().as_bytes();
+        !visit.is_new && !held.is_empty() && bool::from(sent.ct_eq(held))
+    }
+
+    /// The page for a refused POST: the session expired, or the form did not come from it.
+    fn forbidden(&self, visit: &mut Visit) -> Response {
+        warn!(client = %visit.client, path = %visit.path, "portal form refused: no session or a wrong CSRF token");
+        visit.session.flash = Some(Flash::problem("FORM_EXPIRED", None));
+        self.render(
+            visit,
+            StatusCode::FORBIDDEN,
+            "problem.html",
+            minijinja::context! {},
+        )
+    }
+}
+
+/// A service error as a message for the next page.
+fn problem_of(e: &ServiceError, field: Option<&str>) -> Flash {
+    let reason = e.reason();
+    let (key, args) = match e {
+        ServiceError::PasswordRules(r) => (format!("reason-{reason}"), r.args()),
+        // The directory's own refusals say which policy refused, without numbers.
+        ServiceError::PasswordRefused(_) => (format!("directory-{reason}"), Vec::new()),
+        _ => (format!("reason-{reason}"), Vec::new()),
+    };
+    Flash::Problem {
+        reason: reason.to_string(),
+        key,
+        field: field.map(str::to_string),
+        args,
+    }
+}
+
+/// The translated text of a message key; a reason without one gets the generic text.
+fn reason_text(lang: &str, reason: &str, key: &str, args: &[(&'static str, String)]) -> String {
+    if i18n::has("en", key) {
+        i18n::text(lang, key, args)
+    } else {
+        i18n::text(lang, "reason-OTHER", &[("reason", reason.to_string())])
+    }
+}
+
+/// Every request: the client's address, its budget, the origin of a POST, the audit
+/// actor, and the security headers on the answer.
+async fn guard(State(portal): State<Arc<Portal>>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo>()
+        .map(|c| c.remote.ip())
+        .or_else(|| {
+            req.extensions()
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        });
+    let client = portal.client_of(peer, req.headers());
+    let asset = req.uri().path().starts_with("/assets/");
+    let mut response = if !asset
+        && portal
+            .limiter
+            .as_ref()
+            .is_some_and(|l| l.check_key(&client).is_err())
+    {
+        warn!(%client, "portal rate limit reached");
+        let mut visit = portal.visit(req.headers(), client, req.uri().path());
+        visit.session.flash = Some(Flash::problem("CLIENT_RATE_LIMITED", None));
+        let mut r = portal.render(
+            &mut visit,
+            StatusCode::TOO_MANY_REQUESTS,
+            "problem.html",
+            minijinja::context! {},
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        r
+    } else if req.method() == Method::POST && !same_origin(&portal.cfg.origin, req.headers()) {
+        warn!(%client, path = %req.uri().path(), "portal form refused: posted from another site");
+        let mut visit = portal.visit(req.headers(), client, req.uri().path());
+        portal.forbidden(&mut visit)
+    } else {
+        let mut req = req;
+        req.extensions_mut().insert(ClientAddr(client));
+        crate::service::as_actor(format!("portal {client}"), next.run(req)).await
+    };
+    page::secure_headers(response.headers_mut());
+    response
+}
+
+/// A POST's `Sec-Fetch-Site` and `Origin` (when the browser sends them) must say it came
+/// from the portal itself. Under `Referrer-Policy: no-referrer` browsers send a form's
+/// `Origin` as `null`: that says nothing either way (the CSRF token and the SameSite
+/// cookie still decide).
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let from = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if from("sec-fetch-site").is_some_and(|s| s != "same-origin" && s != "none") {
+        return false;
+    }
+    from("origin").is_none_or(|o| o == origin || o == "null")
+}
+
+/// The client address the guard found (in a request's extensions).
+#[derive(Clone, Copy)]
+pub(crate) struct ClientAddr(IpAddr);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientAddr>()
+            .copied()
+            .unwrap_or(ClientAddr(IpAddr::from([0, 0, 0, 0]))))
+    }
+}
+
+/// What every handler starts from.
+pub(crate) fn visit_of(
+    portal: &Portal,
+    headers: &HeaderMap,
+    client: ClientAddr,
+    path: &str,
+) -> Visit {
+    portal.visit(headers, client.0, path)
+}
+
+async fn home(
+    State(portal): State<Arc<Portal>>,
+    client: ClientAddr,
+    headers: HeaderMap,
+) -> Response {
+    let mut visit = visit_of(&portal, &headers, client, "/");
+    portal.render(
+        &mut visit,
+        StatusCode::OK,
+        "home.html",
+        minijinja::context! {},
+    )
+}
+
+async fn not_found(
+    State(portal): State<Arc<Portal>>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let mut visit = visit_of(&portal, &headers, client, uri.path());
+    visit.session.flash = Some(Flash::problem("NOT_FOUND", None));
+    portal.render(
+        &mut visit,
+        StatusCode::NOT_FOUND,
+        "problem.html",
+        minijinja::context! {},
+    )
+}
+
+/// Paths the language selector and cancel may return to.
+const BACK: &[&str] = &["/", "/reset", "/unlock", "/verify", "/password", "/done"];
+
+async fn language(
+    State(portal): State<Arc<Portal>>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let mut visit = visit_of(&portal, &headers, client, "/language");
+    if !portal.csrf_ok(&visit, &form) {
+        return portal.forbidden(&mut visit);
+    }
+    if let Some(lang) = form.get("lang").and_then(|l| i18n::supported(l)) {
+        visit.session.lang = Some(lang);
+    }
+    let back = form
+        .get("back")
+        .map(String::as_str)
+        .filter(|b| BACK.contains(b))
+        .unwrap_or("/");
+    portal.redirect(&mut visit, back)
+}
+
+async fn cancel(
+    State(portal): State<Arc<Portal>>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let mut visit = visit_of(&portal, &headers, client, "/cancel");
+    if !portal.csrf_ok(&visit, &form) {
+        return portal.forbidden(&mut visit);
+    }
+    visit.session.flow = None;
+    visit.session.done = None;
+    portal.redirect(&mut visit, "/")
+}
+
+fn asset(kind: &'static str, body: impl Into<axum::body::Body>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body.into(),
+    )
+        .into_response()
+}
+
+async fn portal_css() -> Response {
+    asset("text/css; charset=utf-8", include_str!("assets/portal.css"))
+}
+
+async fn theme_css(State(portal): State<Arc<Portal>>) -> Response {
+    asset("text/css; charset=utf-8", portal.theme_css.clone())
+}
+
+async fn portal_js() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/portal.js"),
+    )
+}
+
+async fn logo(State(portal): State<Arc<Portal>>) -> Response {
+    match &portal.cfg.logo {
+        Some((bytes, kind)) => asset(kind, bytes.clone()),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Serves the portal on `listener` until `shutdown` resolves.
+pub async fn serve(
+    cfg: PortalConfig,
+    service: Arc<Service>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let tls =
+        crate::tls::server_config(&cfg.tls_cert_pem, cfg.tls_key_pem.expose().as_bytes(), None)
+            .map_err(|e| format!("portal TLS: {e}"))?;
+    let mut tls = tls;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let limits = listener::Limits {
+        protocol: listener::Protocol::Http1And2,
+        max_connections: listener::fit_to_file_limit(cfg.max_connections),
+        max_connections_per_address: cfg.max_connections_per_address,
+        tls_handshake_timeout: std::time::Duration::from_secs(10),
+        idle_timeout: std::time::Duration::from_secs(120),
+        keepalive_interval: std::time::Duration::from_secs(30),
+        max_concurrent_streams: 32,
+        shutdown_grace: std::time::Duration::from_secs(5),
+    };
+    let portal = Arc::new(Portal::new(cfg, service)?);
+    let sweeper = {
+        let portal = portal.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                portal.sessions.sweep();
+                if let Some(l) = &portal.limiter {
+                    l.retain_recent();
+                }
+            }
+        })
+    };
+    info!(addr = ?listener.local_addr().ok(), public_url = %portal.cfg.origin, kiosk = portal.cfg.kiosk, "portal serving");
+    let app = tower::ServiceBuilder::new()
+        .layer_fn(listener::Activity::new)
+        .service(portal.clone().router());
+    listener::run(listener, Arc::new(tls), app, limits, shutdown).await;
+    sweeper.abort();
+    Ok(())
+}
