@@ -24,6 +24,12 @@ case "${1:-test}" in
   *) echo "usage: $0 [test|demo]" >&2; exit 2 ;;
 esac
 
+# tests/portal.rs fetches axe-core (the accessibility scanner) with npm: Debian's npm unless
+# some npm is already there (NodeSource's nodejs carries its own).
+if [ "${1:-test}" = test ] && ! command -v npm >/dev/null; then
+  want+=(npm)
+fi
+
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -26,20 +26,31 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+async fn env_with(tweak: impl FnOnce(&mut ssprd::config::RawConfig)) -> Env {
     support::init();
     let ldap = OpenLdap::start().await;
     let smtp = SmtpSink::start().await.expect("SMTP sink starts");
     let work = tempfile::tempdir().unwrap();
     let (mut raw, ca) =
         Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
-    raw.policy.enabled_methods = ["security_questions", "email"].map(String::from).to_vec();
+    raw.policy.enabled_methods = ["security_questions", "email", "authenticator_code"]
+        .map(String::from)
+        .to_vec();
     raw.email = support::email_to(&smtp);
+    let key = work.path().join("totp-key");
+    ssprd_testbed::write_private(&key, &"5a".repeat(32)).unwrap();
+    raw.authenticator.key = Some(ssprd::config::SecretSource::File(key));
+    raw.authenticator.issuer = "Example Test".into();
     // The email address is added after the questions: usable at once.
     raw.policy.new_method_cooloff_hours = 0;
     let port = ssprd_testbed::free_port().unwrap();
     raw.portal.enabled = true;
     raw.portal.listen = format!("127.0.0.1:{port}");
     raw.portal.public_url = format!("https://localhost:{port}/");
+    tweak(&mut raw);
     let daemon = Daemon::start(raw, ca.clone()).await;
     let c = daemon.clients().await;
     let portal_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -148,8 +159,33 @@ async fn fill(b: &Client, css: &str, value: &str) {
     find(b, css).await.send_keys(value).await.unwrap();
 }
 
+/// Clicks a link or submit button and waits for the next page to load (every click in
+/// these tests navigates): the old document's root goes stale, the new one is complete.
 async fn click(b: &Client, css: &str) {
+    let old = find(b, "html").await;
     find(b, css).await.click().await.unwrap();
+    let started = std::time::Instant::now();
+    while old.tag_name().await.is_ok() {
+        assert!(
+            started.elapsed().as_secs() < 15,
+            "{css}: no new page after the click"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    loop {
+        let state = b
+            .execute("return document.readyState", vec![])
+            .await
+            .unwrap_or_default();
+        if state == "complete" {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 15,
+            "{css}: the page did not load"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
 }
 
 /// The browser console since the last call (a chromedriver extension: `/se/log`).
@@ -174,6 +210,66 @@ async fn console(driver: &Chromedriver, b: &Client) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// axe-core (the accessibility engine), fetched once with npm into the target dir.
+fn axe_source() -> String {
+    static AXE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    AXE.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("axe-core");
+        let file = dir.join("node_modules/axe-core/axe.min.js");
+        if !file.exists() {
+            let out = std::process::Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--no-package-lock"])
+                .args(["--loglevel=error", "--prefix"])
+                .arg(&dir)
+                .arg("axe-core@4.14")
+                .output()
+                .expect("npm runs (scripts/install-test-deps.sh installs it)");
+            assert!(
+                out.status.success(),
+                "npm install axe-core: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::read_to_string(file).expect("axe.min.js")
+    })
+    .clone()
+}
+
+/// axe-core's serious and critical violations of WCAG 2.1 A and AA (and its best
+/// practices) on the current page: (axe's version, the violations).
+async fn violations(b: &Client) -> (Value, Value) {
+    let version = b
+        .execute(&format!("{}\n;return axe.version;", axe_source()), vec![])
+        .await
+        .unwrap();
+    let found = b
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {resultTypes: ['violations'],
+                                runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']})
+               .then(r => done(r.violations
+                   .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                   .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                               nodes: v.nodes.map(n => n.html)}))),
+                     e => done({error: String(e)}));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (version, found)
+}
+
+/// The current page has no serious or critical accessibility violation.
+async fn accessible(b: &Client, page: &str) {
+    let (version, found) = violations(b).await;
+    assert_eq!(
+        found,
+        json!([]),
+        "axe-core {version} on {page}: serious or critical violations"
+    );
+    println!("axe-core {version}: {page}: no serious or critical violation");
+}
+
 fn driver_or_fail() {
     assert!(
         Chromedriver::available(),
@@ -193,8 +289,10 @@ async fn forgot_password_with_an_emailed_code_in_a_browser() {
     b.goto(&format!("{}/", e.portal)).await.unwrap();
     assert_eq!(text(&b, "h1").await, "How can we help?");
     shots.take(&b, "home").await;
+    accessible(&b, "home").await;
     click(&b, "a[href='/reset']").await;
     assert_eq!(text(&b, "h1").await, "Reset your password");
+    accessible(&b, "reset: name").await;
     fill(&b, "#login", &login).await;
     shots.take(&b, "name").await;
     click(&b, "#continue").await;
@@ -207,6 +305,7 @@ async fn forgot_password_with_an_emailed_code_in_a_browser() {
     assert!(text(&b, ".notice").await.contains("We sent a code"));
     let code = support::wait_for(|| e.smtp.code_since(&email, 8, before)).await;
     shots.take(&b, "code-sent").await;
+    accessible(&b, "reset: methods, code sent").await;
     // A wrong code first: refused, with the error summary linked to the field.
     fill(&b, "#email-code", "00000000").await;
     click(&b, "#verify-email").await;
@@ -217,6 +316,7 @@ async fn forgot_password_with_an_emailed_code_in_a_browser() {
         "{wrong}"
     );
     shots.take(&b, "wrong-code").await;
+    accessible(&b, "reset: a refused code").await;
     fill(&b, "#email-code", &code).await;
     click(&b, "#verify-email").await;
 
@@ -233,12 +333,14 @@ async fn forgot_password_with_an_emailed_code_in_a_browser() {
     let refused = text(&b, "#error-summary").await;
     assert!(refused.contains("you used it before"), "{refused}");
     shots.take(&b, "directory-refusal").await;
+    accessible(&b, "reset: new password, refused").await;
     let new = "Browser-Chosen-5678";
     fill(&b, "#new_password", new).await;
     fill(&b, "#confirm_password", new).await;
     click(&b, "#set-password").await;
     assert_eq!(text(&b, "h1").await, "Done");
     shots.take(&b, "done").await;
+    accessible(&b, "reset: done").await;
     assert!(e.ldap.can_bind(&login, new).await, "the new password binds");
     assert!(!e.ldap.can_bind(&login, PASSWORD).await);
 
@@ -491,4 +593,208 @@ async fn headers_cookie_csrf_and_links_hold_from_outside() {
     .unwrap();
     assert_eq!(r.headers()["location"], "/verify");
     e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_every_method_then_reset_with_the_authenticator() {
+    driver_or_fail();
+    let e = env().await;
+    let login = unique("webreg");
+    e.ldap.create_user(&login, PASSWORD).await;
+    let email = format!("{login}@example.org");
+    let driver = Chromedriver::start().await.expect("chromedriver starts");
+    let b = browser(&driver, "en-GB,en", true).await;
+    let mut shots = Shots::new("register");
+
+    b.goto(&format!("{}/", e.portal)).await.unwrap();
+    click(&b, "a[href='/methods']").await;
+    assert_eq!(text(&b, "h1").await, "My methods");
+    accessible(&b, "my methods: sign in").await;
+    fill(&b, "#login", &login).await;
+    fill(&b, "#password", "Not-The-Password-1").await;
+    click(&b, "#sign-in").await;
+    assert!(
+        text(&b, "#error-summary")
+            .await
+            .contains("user name or password is not correct")
+    );
+    fill(&b, "#login", &login).await;
+    fill(&b, "#password", PASSWORD).await;
+    click(&b, "#sign-in").await;
+    assert!(
+        text(&b, "#status").await.contains("Register"),
+        "not complete yet"
+    );
+    assert_eq!(
+        text(&b, ".registered + p, h2 + p").await,
+        "Nothing is registered yet."
+    );
+    shots.take(&b, "signed-in").await;
+
+    // Security questions: the first three of the bank are preselected.
+    let mut chosen = Vec::new();
+    for i in 0..3 {
+        let id = find(&b, &format!("#question-{i}"))
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap();
+        fill(&b, &format!("#answer-{i}"), &answer_for(&id)).await;
+        chosen.push(id);
+    }
+    click(&b, "#save-questions").await;
+    assert_eq!(
+        text(&b, ".notice").await,
+        "Your security questions are saved."
+    );
+
+    // Email, confirmed with the code from the mail sink.
+    let before = e.smtp.messages_to(&email).len();
+    fill(&b, "#email-value", &email).await;
+    click(&b, "#add-email").await;
+    let code = support::wait_for(|| e.smtp.code_since(&email, 8, before)).await;
+    fill(&b, "#email-code", &code).await;
+    click(&b, "#confirm-email").await;
+    assert_eq!(text(&b, ".notice").await, "Confirmed and registered.");
+
+    // An authenticator: the QR code is an image the browser decodes; the key is typed.
+    click(&b, "#enroll-authenticator").await;
+    let width = b
+        .execute(
+            "return document.querySelector('img.qr').naturalWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(width.as_u64().unwrap() > 100, "QR image: {width}");
+    shots.take(&b, "authenticator").await;
+    accessible(&b, "my methods: enrolling an authenticator").await;
+    let key = text(&b, "#manual-key").await;
+    let secret =
+        ssprd::method::totp::secret_from_uri(&format!("otpauth://totp/x?secret={key}")).unwrap();
+    let now = ssprd::service::now();
+    fill(
+        &b,
+        "#authenticator-code",
+        &ssprd::method::totp::code_at(&secret, now),
+    )
+    .await;
+    click(&b, "#confirm-authenticator").await;
+    assert_eq!(
+        text(&b, ".notice").await,
+        "Your authenticator app is registered."
+    );
+    let registered = text(&b, ".registered").await;
+    for m in ["Security questions", "Email", "Authenticator app"] {
+        assert!(registered.contains(m), "{registered}");
+    }
+    assert!(text(&b, "#status").await.contains("complete"));
+    shots.take(&b, "registered").await;
+    accessible(&b, "my methods: all registered").await;
+    click(&b, "#sign-out").await;
+    assert_eq!(text(&b, "h1").await, "How can we help?");
+
+    // Reset with the authenticator (its next code: the one just used is spent).
+    click(&b, "a[href='/reset']").await;
+    fill(&b, "#login", &login).await;
+    click(&b, "#continue").await;
+    fill(
+        &b,
+        "#authenticator_code-code",
+        &ssprd::method::totp::code_at(&secret, now + 30),
+    )
+    .await;
+    click(&b, "#verify-authenticator_code").await;
+    assert_eq!(text(&b, "h1").await, "Choose a new password");
+    fill(&b, "#new_password", "Authenticated-9876").await;
+    fill(&b, "#confirm_password", "Authenticated-9876").await;
+    click(&b, "#set-password").await;
+    assert_eq!(text(&b, "h1").await, "Done");
+    assert!(e.ldap.can_bind(&login, "Authenticated-9876").await);
+    b.close().await.unwrap();
+    drop(driver);
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kiosk_returns_to_the_start_after_its_timeout() {
+    driver_or_fail();
+    let mut e = env_with(|raw| {
+        raw.portal.kiosk = true;
+        raw.portal.kiosk_timeout_secs = 10;
+    })
+    .await;
+    let (login, _) = e.user("kiosk").await;
+    let driver = Chromedriver::start().await.expect("chromedriver starts");
+    let b = browser(&driver, "en-GB,en", true).await;
+    let mut shots = Shots::new("kiosk");
+
+    b.goto(&format!("{}/", e.portal)).await.unwrap();
+    let body = find(&b, "body").await;
+    assert_eq!(body.attr("class").await.unwrap().as_deref(), Some("kiosk"));
+    assert!(
+        b.find(Locator::Css("a[href='/methods']")).await.is_err(),
+        "no registration in a kiosk"
+    );
+    click(&b, "a[href='/reset']").await;
+    fill(&b, "#login", &login).await;
+    click(&b, "#continue").await;
+    assert_eq!(text(&b, "h1").await, "Prove it is you");
+    shots.take(&b, "verify").await;
+    accessible(&b, "kiosk: methods").await;
+    // The scan does find what is wrong: a field without a label.
+    b.execute(
+        "document.querySelector('form').insertAdjacentHTML('beforeend', '<input id=planted>')",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let (_, planted) = violations(&b).await;
+    assert!(
+        planted.to_string().contains("\"label\""),
+        "axe finds the planted field: {planted}"
+    );
+    // Input keeps the page; then, without input, back to the start.
+    b.refresh().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    fill(&b, "#answer-0", "typing").await;
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert_eq!(
+        text(&b, "h1").await,
+        "Prove it is you",
+        "input restarts the timer"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        if b.current_url().await.unwrap().path() == "/"
+            && text(&b, "h1").await == "How can we help?"
+        {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "still not back at the start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    shots.take(&b, "back-at-start").await;
+    // The flow went with the session.
+    b.goto(&format!("{}/verify", e.portal)).await.unwrap();
+    assert_eq!(text(&b, "h1").await, "How can we help?");
+    let r = reqwest_get_registration_page(&e).await;
+    assert_eq!(r, 404, "no registration pages in a kiosk");
+    b.close().await.unwrap();
+    drop(driver);
+    e.stop().await;
+}
+
+async fn reqwest_get_registration_page(e: &Env) -> u16 {
+    https(e)
+        .get(format!("{}/methods", e.portal))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }

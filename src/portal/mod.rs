@@ -9,7 +9,8 @@
 //!   security headers of every response;
 //! - [`i18n`]: English, German and French (Fluent), chosen by `Accept-Language` or the
 //!   selector;
-//! - `reset`: forgot password and unlock: name → methods → new password → done.
+//! - `reset`: forgot password and unlock: name → methods → new password → done;
+//! - `methods`: "My methods", registration after signing in with the current password.
 //!
 //! Every response carries a strict Content-Security-Policy (no inline script or style,
 //! nothing from elsewhere, no framing), HSTS, `Referrer-Policy: no-referrer` and
@@ -18,6 +19,7 @@
 //! has a request budget; every action is audited as `portal <client address>`.
 
 pub mod i18n;
+mod methods;
 mod page;
 mod reset;
 mod session;
@@ -125,7 +127,22 @@ impl Portal {
             .route("/verify/send", post(reset::send_code))
             .route("/password", get(reset::password_page).post(reset::complete))
             .route("/done", get(reset::done_page))
+            .route("/methods", get(methods::page))
+            .route("/methods/sign-in", post(methods::sign_in))
+            .route("/methods/sign-out", post(methods::sign_out))
+            .route("/methods/questions", post(methods::questions))
+            .route("/methods/contact", post(methods::add_contact))
+            .route("/methods/confirm", post(methods::confirm_contact))
+            .route("/methods/authenticator", post(methods::enroll))
+            .route(
+                "/methods/authenticator/confirm",
+                post(methods::confirm_authenticator),
+            )
+            .route("/methods/authenticator.png", get(methods::qr))
+            .route("/methods/remove", post(methods::remove))
+            .route("/methods/reconfirm", post(methods::reconfirm))
             .route("/cancel", post(cancel))
+            .route("/restart", get(restart))
             .route("/language", post(language))
             .route("/assets/portal.css", get(portal_css))
             .route("/assets/theme.css", get(theme_css))
@@ -439,7 +456,15 @@ async fn not_found(
 }
 
 /// Paths the language selector and cancel may return to.
-const BACK: &[&str] = &["/", "/reset", "/unlock", "/verify", "/password", "/done"];
+const BACK: &[&str] = &[
+    "/",
+    "/reset",
+    "/unlock",
+    "/verify",
+    "/password",
+    "/done",
+    "/methods",
+];
 
 async fn language(
     State(portal): State<Arc<Portal>>,
@@ -474,6 +499,24 @@ async fn cancel(
     }
     visit.session.flow = None;
     visit.session.done = None;
+    portal.redirect(&mut visit, "/")
+}
+
+/// Back to the start with a new session (the kiosk's timeout; harmless from elsewhere: a
+/// cross-site link carries no SameSite=Strict cookie, so it ends nothing).
+async fn restart(
+    State(portal): State<Arc<Portal>>,
+    client: ClientAddr,
+    headers: HeaderMap,
+) -> Response {
+    let mut visit = visit_of(&portal, &headers, client, "/restart");
+    if !visit.is_new {
+        portal.sessions.remove(&visit.id);
+    }
+    let (id, session) = portal.sessions.create(None);
+    visit.id = id;
+    visit.session = session;
+    visit.is_new = true;
     portal.redirect(&mut visit, "/")
 }
 

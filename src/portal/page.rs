@@ -18,6 +18,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("password.html", include_str!("templates/password.html")),
     ("done.html", include_str!("templates/done.html")),
     ("problem.html", include_str!("templates/problem.html")),
+    ("sign_in.html", include_str!("templates/sign_in.html")),
+    ("methods.html", include_str!("templates/methods.html")),
 ];
 
 /// The Content-Security-Policy of every response: nothing inline, nothing from elsewhere,

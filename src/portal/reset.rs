@@ -142,7 +142,7 @@ struct QuestionView {
 }
 
 /// The text of a question of the bank in `lang` (the bank's own text for custom ones).
-fn question_text(portal: &Portal, lang: &str, id: &str) -> String {
+pub(super) fn question_text(portal: &Portal, lang: &str, id: &str) -> String {
     let key = format!("question-{}", id.replace('.', "-"));
     if super::i18n::has("en", &key) {
         return super::i18n::text(lang, &key, &[]);

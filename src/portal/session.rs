@@ -37,6 +37,18 @@ pub struct Flow {
     pub ready: bool,
 }
 
+/// A signed-in registration ("My methods") in this browser.
+#[derive(Clone)]
+pub struct Registration {
+    pub token: Secret,
+    pub login: String,
+    /// Contacts added and waiting for their code.
+    pub pending: Vec<crate::method::contact::ContactKind>,
+    /// An authenticator enrolment waiting for its first code: the QR code (PNG) and the
+    /// key for typing in.
+    pub enrolment: Option<(Vec<u8>, Secret)>,
+}
+
 /// A message for the next page: an error to show with the field it concerns, or a notice.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Flash {
@@ -73,6 +85,7 @@ pub struct Session {
     pub csrf: Secret,
     pub lang: Option<&'static str>,
     pub flow: Option<Flow>,
+    pub registration: Option<Registration>,
     pub flash: Option<Flash>,
     /// What the last finished flow did (for the done page).
     pub done: Option<Done>,
@@ -166,6 +179,10 @@ impl Sessions {
             ..Session::default()
         };
         (token(), session)
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.held.lock().expect("sessions lock").remove(&key(id));
     }
 
     /// Drops the sessions idle too long; how many are left.

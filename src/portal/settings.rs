@@ -156,7 +156,7 @@ impl RawPortal {
                 .ok()
             })
             .collect();
-        p.in_range("portal.kiosk_timeout_secs", s.kiosk_timeout_secs, 15, 3600);
+        p.in_range("portal.kiosk_timeout_secs", s.kiosk_timeout_secs, 10, 3600);
         p.in_range(
             "portal.session_idle_minutes",
             s.session_idle_minutes,

@@ -1,6 +1,20 @@
 // ssprd portal: small enhancements only; every page works without this script.
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
+  // Kiosk: back to the start (the session discarded) after the timeout without input.
+  // Without JavaScript a <noscript> refresh does the same, counted from the page load.
+  var timeout = Number(document.body.dataset.kioskTimeout || 0);
+  if (timeout > 0) {
+    var timer;
+    var arm = function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () { window.location.assign("/restart"); }, timeout * 1000);
+    };
+    ["keydown", "pointerdown", "input", "touchstart"].forEach(function (e) {
+      document.addEventListener(e, arm, { passive: true });
+    });
+    arm();
+  }
   // Move the focus to the error summary, so screen readers announce it first.
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }

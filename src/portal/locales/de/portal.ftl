@@ -128,3 +128,60 @@ question-bank-childhood_street = Wie hieß die Straße, in der Sie aufgewachsen 
 question-bank-first_concert = Welches war das erste Konzert, das Sie besucht haben?
 question-bank-oldest_cousin = Wie lautet der Vorname Ihrer ältesten Cousine oder Ihres ältesten Cousins?
 question-bank-childhood_nickname = Wie war Ihr Spitzname als Kind?
+
+home-methods = Meine Methoden
+home-methods-detail = Registrieren oder ändern Sie, wie Sie sich ausweisen.
+methods-title = Meine Methoden
+sign-in-intro = Melden Sie sich mit Ihrem aktuellen Passwort an, um Ihre registrierten Methoden zu sehen und zu ändern.
+current-password = Aktuelles Passwort
+sign-in = Anmelden
+sign-out = Abmelden
+signed-in-as = Angemeldet als { $login }.
+nudge-required = Ihre Organisation bittet Sie, { $n ->
+    [one] eine Methode
+   *[other] { $n } Methoden
+  } zu registrieren, damit Sie Ihr Passwort selbst zurücksetzen können.
+nudge-reconfirm = Bitte prüfen Sie, ob Ihre registrierten Methoden noch stimmen, und bestätigen Sie sie.
+reconfirm = Sie stimmen noch
+status-complete = Ihre Registrierung ist vollständig: Sie können Ihr Passwort selbst zurücksetzen.
+status-incomplete = Registrieren Sie { $n ->
+    [one] eine Methode
+   *[other] { $n } Methoden
+  }, um Ihr Passwort selbst zurücksetzen zu können.
+registered-title = Registriert
+nothing-registered = Noch nichts registriert.
+remove = Entfernen
+remove-method = { $method } entfernen
+contact-email = E-Mail-Adresse
+contact-mobile = Mobiltelefon
+contact-office = Bürotelefon
+contact-value-email = Ihre E-Mail-Adresse (nicht die dienstliche, wenn Sie auch ohne Zugang zu Ihrer Post zurücksetzen wollen)
+contact-value-mobile = Ihre Mobilnummer mit Ländervorwahl (+49 …)
+contact-value-office = Ihre Büronummer mit Ländervorwahl
+questions-intro = Wählen Sie Fragen, deren Antworten nur Sie kennen und nicht vergessen. Groß- und Kleinschreibung spielt keine Rolle.
+question-n = Frage { $n }
+question-label = Frage
+answer-label = Ihre Antwort
+save-questions = Fragen speichern
+confirm = Bestätigen
+set-up-authenticator = Authenticator-App einrichten
+scan-intro = Scannen Sie diesen Code mit Ihrer Authenticator-App und geben Sie dann den angezeigten Code ein.
+qr-alt = QR-Code für Ihre Authenticator-App
+manual-key = Oder geben Sie diesen Schlüssel in der App ein:
+notice-questions-saved = Ihre Sicherheitsfragen sind gespeichert.
+notice-contact-code-sent = Wir haben einen Code gesendet. Geben Sie ihn unten zur Bestätigung ein.
+notice-contact-confirmed = Bestätigt und registriert.
+notice-scan-code = Scannen Sie den Code und geben Sie den ersten Code Ihrer App ein.
+notice-authenticator-added = Ihre Authenticator-App ist registriert.
+notice-method-removed = Die Methode ist entfernt.
+notice-reconfirmed = Danke: Ihre Methoden sind bestätigt.
+reason-REGISTRATION_TOKEN_INVALID = Ihre Anmeldung ist abgelaufen. Melden Sie sich erneut an.
+reason-WRONG_QUESTION_COUNT = Beantworten Sie jede der Fragen.
+reason-UNKNOWN_QUESTION = Wählen Sie Fragen aus der Liste.
+reason-DUPLICATE_QUESTION = Wählen Sie jedes Mal eine andere Frage.
+reason-ANSWER_TOO_SHORT = Eine Antwort ist zu kurz.
+reason-ANSWER_TOO_LONG = Eine Antwort ist zu lang.
+reason-DUPLICATE_ANSWER = Geben Sie auf jede Frage eine andere Antwort.
+reason-EMAIL_INVALID = Das ist keine gültige E-Mail-Adresse.
+reason-PHONE_INVALID = Das ist keine gültige Telefonnummer: Geben Sie sie mit Ländervorwahl an, zum Beispiel +49 30 1234567.
+reason-CONTACT_INVALID = Diese Adresse oder Nummer ist nicht gültig.

@@ -129,3 +129,60 @@ question-bank-childhood_street = What was the name of the street you grew up on?
 question-bank-first_concert = What was the first concert you attended?
 question-bank-oldest_cousin = What is the first name of your oldest cousin?
 question-bank-childhood_nickname = What was your childhood nickname?
+
+home-methods = My methods
+home-methods-detail = Register or change the ways you prove it is you.
+methods-title = My methods
+sign-in-intro = Sign in with your current password to see and change your registered methods.
+current-password = Current password
+sign-in = Sign in
+sign-out = Sign out
+signed-in-as = Signed in as { $login }.
+nudge-required = Your organisation asks you to register { $n ->
+    [one] a method
+   *[other] { $n } methods
+  } so you can reset your password yourself.
+nudge-reconfirm = Please check that your registered methods are still right, and confirm them.
+reconfirm = They are still right
+status-complete = Your registration is complete: you can reset your password yourself.
+status-incomplete = Register { $n ->
+    [one] one method
+   *[other] { $n } methods
+  } to be able to reset your password yourself.
+registered-title = Registered
+nothing-registered = Nothing is registered yet.
+remove = Remove
+remove-method = Remove { $method }
+contact-email = Email address
+contact-mobile = Mobile phone
+contact-office = Office phone
+contact-value-email = Your email address (not your work address, if you want to reset when you cannot get at your mail)
+contact-value-mobile = Your mobile number, with the country code (+44 …)
+contact-value-office = Your office number, with the country code
+questions-intro = Choose questions whose answers only you know and will not forget. Answers are not case-sensitive.
+question-n = Question { $n }
+question-label = Question
+answer-label = Your answer
+save-questions = Save questions
+confirm = Confirm
+set-up-authenticator = Set up an authenticator app
+scan-intro = Scan this code with your authenticator app, then type the code it shows.
+qr-alt = QR code for your authenticator app
+manual-key = Or type this key into the app:
+notice-questions-saved = Your security questions are saved.
+notice-contact-code-sent = We sent a code. Type it below to confirm.
+notice-contact-confirmed = Confirmed and registered.
+notice-scan-code = Scan the code, then type the first code your app shows.
+notice-authenticator-added = Your authenticator app is registered.
+notice-method-removed = The method is removed.
+notice-reconfirmed = Thank you: your methods are confirmed.
+reason-REGISTRATION_TOKEN_INVALID = Your sign-in has expired. Sign in again.
+reason-WRONG_QUESTION_COUNT = Answer each of the questions.
+reason-UNKNOWN_QUESTION = Choose questions from the list.
+reason-DUPLICATE_QUESTION = Choose a different question each time.
+reason-ANSWER_TOO_SHORT = An answer is too short.
+reason-ANSWER_TOO_LONG = An answer is too long.
+reason-DUPLICATE_ANSWER = Give a different answer to each question.
+reason-EMAIL_INVALID = That is not a valid email address.
+reason-PHONE_INVALID = That is not a valid phone number: give it with the country code, for example +44 20 7946 0000.
+reason-CONTACT_INVALID = That address or number is not valid.

@@ -128,3 +128,60 @@ question-bank-childhood_street = Quel était le nom de la rue où vous avez gran
 question-bank-first_concert = Quel a été le premier concert auquel vous avez assisté ?
 question-bank-oldest_cousin = Quel est le prénom de votre cousin(e) le/la plus âgé(e) ?
 question-bank-childhood_nickname = Quel était votre surnom d’enfance ?
+
+home-methods = Mes méthodes
+home-methods-detail = Enregistrez ou modifiez les moyens de prouver votre identité.
+methods-title = Mes méthodes
+sign-in-intro = Connectez-vous avec votre mot de passe actuel pour voir et modifier vos méthodes enregistrées.
+current-password = Mot de passe actuel
+sign-in = Se connecter
+sign-out = Se déconnecter
+signed-in-as = Connecté(e) en tant que { $login }.
+nudge-required = Votre organisation vous demande d’enregistrer { $n ->
+    [one] une méthode
+   *[other] { $n } méthodes
+  } pour pouvoir réinitialiser vous-même votre mot de passe.
+nudge-reconfirm = Vérifiez que vos méthodes enregistrées sont toujours justes, puis confirmez-les.
+reconfirm = Elles sont toujours justes
+status-complete = Votre enregistrement est complet : vous pouvez réinitialiser vous-même votre mot de passe.
+status-incomplete = Enregistrez { $n ->
+    [one] une méthode
+   *[other] { $n } méthodes
+  } pour pouvoir réinitialiser vous-même votre mot de passe.
+registered-title = Enregistré
+nothing-registered = Rien n’est encore enregistré.
+remove = Supprimer
+remove-method = Supprimer { $method }
+contact-email = Adresse e-mail
+contact-mobile = Téléphone mobile
+contact-office = Téléphone de bureau
+contact-value-email = Votre adresse e-mail (pas l’adresse professionnelle, si vous voulez pouvoir réinitialiser sans accès à votre messagerie)
+contact-value-mobile = Votre numéro de mobile, avec l’indicatif du pays (+33 …)
+contact-value-office = Votre numéro de bureau, avec l’indicatif du pays
+questions-intro = Choisissez des questions dont vous seul(e) connaissez la réponse et que vous n’oublierez pas. Les majuscules ne comptent pas.
+question-n = Question { $n }
+question-label = Question
+answer-label = Votre réponse
+save-questions = Enregistrer les questions
+confirm = Confirmer
+set-up-authenticator = Configurer une application d’authentification
+scan-intro = Scannez ce code avec votre application d’authentification, puis saisissez le code qu’elle affiche.
+qr-alt = Code QR pour votre application d’authentification
+manual-key = Ou saisissez cette clé dans l’application :
+notice-questions-saved = Vos questions de sécurité sont enregistrées.
+notice-contact-code-sent = Nous avons envoyé un code. Saisissez-le ci-dessous pour confirmer.
+notice-contact-confirmed = Confirmé et enregistré.
+notice-scan-code = Scannez le code, puis saisissez le premier code affiché par l’application.
+notice-authenticator-added = Votre application d’authentification est enregistrée.
+notice-method-removed = La méthode est supprimée.
+notice-reconfirmed = Merci : vos méthodes sont confirmées.
+reason-REGISTRATION_TOKEN_INVALID = Votre connexion a expiré. Reconnectez-vous.
+reason-WRONG_QUESTION_COUNT = Répondez à chacune des questions.
+reason-UNKNOWN_QUESTION = Choisissez des questions dans la liste.
+reason-DUPLICATE_QUESTION = Choisissez une question différente à chaque fois.
+reason-ANSWER_TOO_SHORT = Une réponse est trop courte.
+reason-ANSWER_TOO_LONG = Une réponse est trop longue.
+reason-DUPLICATE_ANSWER = Donnez une réponse différente à chaque question.
+reason-EMAIL_INVALID = Cette adresse e-mail n’est pas valide.
+reason-PHONE_INVALID = Ce numéro n’est pas valide : indiquez-le avec l’indicatif du pays, par exemple +33 1 23 45 67 89.
+reason-CONTACT_INVALID = Cette adresse ou ce numéro n’est pas valide.
