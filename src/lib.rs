@@ -61,9 +61,13 @@
 //!   (`service::status`); `[outbox]`, `[prefill]`.
 //! - [`api`]: tonic adapters, client roles (`api::auth`), wire checks (`api::wire`), and the
 //!   single `ServiceError` → `Status` mapping.
-//! - [`grpc`]: the gRPC endpoint: the HTTP/2 listener with connection caps, TLS handshake and
-//!   idle timeouts (`grpc::listener`), call deadlines, client identity, roles and quotas,
-//!   health, reflection; `[server]`, `[[clients]]`.
+//! - [`listener`]: the hardened TLS listener both endpoints share: connection caps, TLS
+//!   handshake, header and idle timeouts; HTTP/2 only (gRPC) or HTTP/1.1 and 2 (portal).
+//! - [`grpc`]: the gRPC endpoint: call deadlines, client identity, roles and quotas, health,
+//!   reflection; `[server]`, `[[clients]]`.
+//! - [`portal`]: the web portal: forgot password, unlock and "My methods" pages over the
+//!   same service, server-side sessions with CSRF tokens, strict security headers, English,
+//!   German and French (Fluent), templates replaceable from a directory; `[portal]`.
 //!
 //! The process:
 //! - [`config`]: figment layers (defaults < TOML < `SSPRD_*`) and the composition of every
@@ -71,8 +75,8 @@
 //! - [`management`]: the readiness checks (which also set the gRPC health status) and the
 //!   management listener — Prometheus `/metrics`, `/healthz`, `/readyz`; `[metrics]`.
 //! - [`server`]: the daemon: builds everything from the checked configuration, runs the
-//!   sweeper, outbox worker and readiness checks, serves the endpoint and the management
-//!   listener, systemd notify and watchdog.
+//!   sweeper, outbox worker and readiness checks, serves the endpoint, the portal and the
+//!   management listener, systemd notify and watchdog.
 //! - `demo` (feature `demo`): `ssprd demo`, a throwaway slapd from the `ssprd-testbed`
 //!   workspace crate (which the tests and benchmarks use too) and the daemon.
 //! - [`setup`]: `ssprd setup`, the guided first run: the directory's answers and the
