@@ -146,7 +146,7 @@ organization = "ssprd demo"
 ssprd demo is running.
   directory : throwaway slapd (pid {pid}) at {uri}, user "{DEMO_USER}" with password "{DEMO_PASSWORD}"
   daemon    : gRPC+TLS on 127.0.0.1:{port} (reflection on), config {cfgp}
-  portal    : https://localhost:{portal_port}/ — forgot password and unlock in a browser
+  portal    : https://localhost:{portal_port}/ — My methods (register), forgot password, unlock
               (its certificate is from the demo's throwaway CA, {ca}: the browser warns
               until you trust that file or accept the warning)
   metrics   : http://127.0.0.1:{metrics_port}/metrics (and /healthz, /readyz)
