@@ -22,6 +22,7 @@ struct Env {
     portal_addr: std::net::SocketAddr,
     ca_pem: String,
     c: support::Clients,
+    certs: support::Certs,
     _work: tempfile::TempDir,
 }
 
@@ -50,6 +51,7 @@ async fn env_with(tweak: impl FnOnce(&mut ssprd::config::RawConfig)) -> Env {
     raw.portal.enabled = true;
     raw.portal.listen = format!("127.0.0.1:{port}");
     raw.portal.public_url = format!("https://localhost:{port}/");
+    let certs = support::Certs::install(&mut raw, work.path());
     tweak(&mut raw);
     let daemon = Daemon::start(raw, ca.clone()).await;
     let c = daemon.clients().await;
@@ -68,6 +70,7 @@ async fn env_with(tweak: impl FnOnce(&mut ssprd::config::RawConfig)) -> Env {
         portal_addr,
         ca_pem: ca,
         c,
+        certs,
         _work: work,
     }
 }
@@ -797,4 +800,70 @@ async fn reqwest_get_registration_page(e: &Env) -> u16 {
         .unwrap()
         .status()
         .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_a_known_then_a_must_change_password_in_a_browser() {
+    driver_or_fail();
+    let e = env().await;
+    let login = unique("webchange");
+    e.ldap.create_user(&login, PASSWORD).await;
+    let driver = Chromedriver::start().await.expect("chromedriver starts");
+    let b = browser(&driver, "en-GB,en", true).await;
+    let mut shots = Shots::new("change");
+
+    let change = async |current: &str, new: &str| {
+        b.goto(&format!("{}/", e.portal)).await.unwrap();
+        click(&b, "a[href='/change']").await;
+        assert_eq!(text(&b, "h1").await, "Change your password");
+        fill(&b, "#login", &login).await;
+        fill(&b, "#current_password", current).await;
+        fill(&b, "#new_password", new).await;
+        fill(&b, "#confirm_password", new).await;
+        click(&b, "#change-password").await;
+    };
+    // A wrong current password: refused at the field, nothing changed.
+    change("Not-My-Password-1", "Changed-Known-2468").await;
+    let refused = text(&b, "#error-summary a").await;
+    assert!(refused.contains("not correct"), "{refused}");
+    let href = find(&b, "#error-summary a")
+        .await
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(href.as_deref(), Some("#current_password"));
+    shots.take(&b, "wrong-current").await;
+    accessible(&b, "change: refused").await;
+    assert!(e.ldap.can_bind(&login, PASSWORD).await);
+
+    change(PASSWORD, "Changed-Known-2468").await;
+    assert_eq!(text(&b, "h1").await, "Done");
+    assert!(
+        text(&b, "main")
+            .await
+            .contains("Your password has been changed")
+    );
+    assert!(e.ldap.can_bind(&login, "Changed-Known-2468").await);
+
+    // An administrator resets it and requires a change: the given password is changed here.
+    e.daemon
+        .as_ref()
+        .unwrap()
+        .admin(&e.certs.admin)
+        .reset_user_password(ssprd::api::pb::ResetUserPasswordRequest {
+            username: login.clone(),
+            new_password: "Helpdesk-Gave-1357".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("admin reset");
+    assert!(e.ldap.must_change(&login, "Helpdesk-Gave-1357").await);
+    change("Helpdesk-Gave-1357", "My-Own-Again-9753").await;
+    assert_eq!(text(&b, "h1").await, "Done");
+    shots.take(&b, "changed-after-admin-reset").await;
+    assert!(e.ldap.can_bind(&login, "My-Own-Again-9753").await);
+    assert!(!e.ldap.must_change(&login, "My-Own-Again-9753").await);
+    b.close().await.unwrap();
+    drop(driver);
+    e.stop().await;
 }

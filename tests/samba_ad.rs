@@ -43,6 +43,8 @@ async fn samba_ad_end_to_end() {
     scenarios::long_and_unicode_passwords(&ad, &mut c).await;
     eprintln!("== must_change");
     scenarios::must_change(&ad, &work.path().join("mustchange")).await;
+    eprintln!("== change_password");
+    scenarios::change_password(&ad, &work.path().join("change")).await;
     eprintln!("== sign_in_never_locks");
     std::fs::create_dir_all(work.path().join("signin")).unwrap();
     scenarios::sign_in_never_locks(&ad, &work.path().join("signin")).await;

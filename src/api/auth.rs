@@ -89,6 +89,7 @@ const RESET: (&str, &[&str]) = (
         "GetPasswordPolicy",
         "CompleteReset",
         "UnlockAccount",
+        "ChangePassword",
     ],
 );
 const REGISTRATION: (&str, &[&str]) = (

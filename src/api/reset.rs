@@ -159,6 +159,23 @@ impl ResetService for ResetApi {
         }))
     }
 
+    async fn change_password(
+        &self,
+        req: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let r = req.into_inner();
+        let current = Secret::new(r.current_password);
+        let new = Secret::new(r.new_password);
+        let changed = self
+            .service
+            .change_password(&r.username, &current, &new)
+            .await?;
+        Ok(Response::new(pb::ChangePasswordResponse {
+            was_expired: changed.was_expired,
+            was_must_change: changed.was_must_change,
+        }))
+    }
+
     async fn unlock_account(
         &self,
         req: Request<pb::UnlockAccountRequest>,

@@ -524,6 +524,96 @@ impl LdapDirectory {
         result
     }
 
+    #[instrument(skip_all, fields(flavour = ?self.cfg.flavour, ?state))]
+    async fn op_change_password(
+        &self,
+        user: &DirectoryUser,
+        current: &Secret,
+        new: &Secret,
+        state: BindOutcome,
+    ) -> Result<(), DirectoryError> {
+        let t = self.timeout();
+        if self.is_ad() {
+            // A change, not a reset: the old value's delete proves the old password.
+            let mut conn = self.lease(Kind::Service).await?;
+            if !conn.tls {
+                return Err(DirectoryError::InsecureTransport);
+            }
+            let mods = vec![
+                Mod::Delete(
+                    b"unicodePwd".to_vec(),
+                    set(ad::unicode_pwd(current).to_vec()),
+                ),
+                Mod::Add(b"unicodePwd".to_vec(), set(ad::unicode_pwd(new).to_vec())),
+            ];
+            let res = self.modify(&mut conn, &user.dn, mods, vec![]).await?;
+            conn.done();
+            return if res.rc == rc::SUCCESS {
+                Ok(())
+            } else {
+                Err(self.refusal(&res))
+            };
+        }
+        if state == BindOutcome::Expired {
+            // Expired without grace binds: the user cannot bind to change it; the service
+            // account sets it, and clears the "must change" the policy then sets.
+            self.op_set_password(user, new, false).await?;
+            let mut conn = self.lease(Kind::Service).await?;
+            let res = self
+                .modify(
+                    &mut conn,
+                    &user.dn,
+                    vec![Mod::Replace(b"pwdReset".to_vec(), HashSet::new())],
+                    vec![],
+                )
+                .await?;
+            conn.done();
+            return match res.rc {
+                rc::SUCCESS | rc::NO_SUCH_ATTRIBUTE => Ok(()),
+                rc::INSUFFICIENT_ACCESS => Err(DirectoryError::NotPermitted(
+                    "clear the change-at-next-sign-in flag (pwdReset)",
+                )),
+                other => Err(DirectoryError::Protocol(format!(
+                    "clearing pwdReset: result {other}"
+                ))),
+            };
+        }
+        // The user's own change, bound as the user: the policy's rules for a user's change
+        // apply, and it clears pwdReset. The connection is not pooled again afterwards.
+        let mut conn = self.lease(Kind::UserBinds).await?;
+        let res = conn
+            .ldap
+            .with_timeout(t)
+            .with_controls(vec![ppolicy_request()])
+            .simple_bind(&user.dn, current.expose())
+            .await
+            .map_err(op_error)?;
+        if res.rc != rc::SUCCESS {
+            return Err(DirectoryError::Protocol(format!(
+                "bind as the user to change the password: result {}",
+                res.rc
+            )));
+        }
+        let exop = PasswordModify {
+            user_id: None,
+            old_pass: Some(current.expose()),
+            new_pass: Some(new.expose()),
+        };
+        let res = conn
+            .ldap
+            .with_timeout(t)
+            .with_controls(vec![ppolicy_request()])
+            .extended(exop)
+            .await
+            .map_err(op_error)?
+            .1;
+        if res.rc == rc::SUCCESS {
+            Ok(())
+        } else {
+            Err(self.refusal(&res))
+        }
+    }
+
     #[instrument(skip_all)]
     async fn op_password_policy(
         &self,
@@ -1027,6 +1117,17 @@ impl Directory for LdapDirectory {
         user: &DirectoryUser,
     ) -> Result<DirectoryPasswordPolicy, DirectoryError> {
         self.bounded(self.op_password_policy(user)).await
+    }
+
+    async fn change_password(
+        &self,
+        user: &DirectoryUser,
+        current: &Secret,
+        new: &Secret,
+        state: BindOutcome,
+    ) -> Result<(), DirectoryError> {
+        self.bounded(self.op_change_password(user, current, new, state))
+            .await
     }
 
     async fn lockout(&self, user: &DirectoryUser) -> Result<Lockout, DirectoryError> {

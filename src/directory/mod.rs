@@ -162,6 +162,21 @@ pub trait Directory: Send + Sync + 'static {
         password: &Secret,
         must_change: bool,
     ) -> Result<(), DirectoryError>;
+    /// The user's own change of a password they know (`current`, checked before by a bind
+    /// that answered `state`: Ok, MustChange or Expired). The directory applies its rules
+    /// for a user's own change (history, minimum age, quality) and clears "must change":
+    /// OpenLDAP — Password Modify with the old password, bound as the user; a password
+    /// expired without grace binds (the user cannot bind) is set by the service account
+    /// and `pwdReset` cleared; AD — `unicodePwd` delete of the old value and add of the new
+    /// in one modify, on the service account's connection (the Change Password right, which
+    /// AD grants to everyone, with the old password as proof).
+    async fn change_password(
+        &self,
+        user: &DirectoryUser,
+        current: &Secret,
+        new: &Secret,
+        state: BindOutcome,
+    ) -> Result<(), DirectoryError>;
     /// Every user under the search base (paged), with the first value of each of `attrs`
     /// the entry has.
     async fn list_users(&self, attrs: &[String]) -> Result<UserListing, DirectoryError>;
@@ -266,6 +281,19 @@ impl Directory for WithinDeadline {
         within(
             "set_password",
             self.0.set_password(user, password, must_change),
+        )
+        .await
+    }
+    async fn change_password(
+        &self,
+        user: &DirectoryUser,
+        current: &Secret,
+        new: &Secret,
+        state: BindOutcome,
+    ) -> Result<(), DirectoryError> {
+        within(
+            "change_password",
+            self.0.change_password(user, current, new, state),
         )
         .await
     }

@@ -10,6 +10,7 @@
 //! - [`i18n`]: English, German and French (Fluent), chosen by `Accept-Language` or the
 //!   selector;
 //! - `reset`: forgot password and unlock: name → methods → new password → done;
+//! - `change`: change a known (or expired, or must-change) password;
 //! - `methods`: "My methods", registration after signing in with the current password.
 //!
 //! Every response carries a strict Content-Security-Policy (no inline script or style,
@@ -18,6 +19,7 @@
 //! carry the session's CSRF token and may not come from another site; each client address
 //! has a request budget; every action is audited as `portal <client address>`.
 
+mod change;
 pub mod i18n;
 mod methods;
 mod page;
@@ -127,6 +129,7 @@ impl Portal {
             .route("/verify/send", post(reset::send_code))
             .route("/password", get(reset::password_page).post(reset::complete))
             .route("/done", get(reset::done_page))
+            .route("/change", get(change::page).post(change::change))
             .route("/methods", get(methods::page))
             .route("/methods/sign-in", post(methods::sign_in))
             .route("/methods/sign-out", post(methods::sign_out))

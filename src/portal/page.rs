@@ -17,6 +17,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("verify.html", include_str!("templates/verify.html")),
     ("password.html", include_str!("templates/password.html")),
     ("done.html", include_str!("templates/done.html")),
+    ("change.html", include_str!("templates/change.html")),
     ("problem.html", include_str!("templates/problem.html")),
     ("sign_in.html", include_str!("templates/sign_in.html")),
     ("methods.html", include_str!("templates/methods.html")),

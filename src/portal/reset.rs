@@ -24,13 +24,15 @@ fn start_path(purpose: Purpose) -> &'static str {
     match purpose {
         Purpose::Reset => "/reset",
         Purpose::Unlock => "/unlock",
+        Purpose::Change => "/change",
     }
 }
 
-fn purpose_name(purpose: Purpose) -> &'static str {
+pub(super) fn purpose_name(purpose: Purpose) -> &'static str {
     match purpose {
         Purpose::Reset => "reset",
         Purpose::Unlock => "unlock",
+        Purpose::Change => "change",
     }
 }
 
@@ -360,7 +362,7 @@ async fn verified(
         return portal.redirect(visit, "/verify");
     }
     match purpose {
-        Purpose::Reset => portal.redirect(visit, "/password"),
+        Purpose::Reset | Purpose::Change => portal.redirect(visit, "/password"),
         Purpose::Unlock => match portal.service.unlock_account(id.expose()).await {
             Ok(()) => {
                 visit.session.flow = None;

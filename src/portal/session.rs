@@ -20,6 +20,8 @@ pub const COOKIE: &str = "__Host-ssprd";
 pub enum Purpose {
     Reset,
     Unlock,
+    /// A change of a known (or expired, or must-change) password.
+    Change,
 }
 
 /// A reset flow in progress in this browser.

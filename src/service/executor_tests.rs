@@ -87,6 +87,15 @@ impl Directory for ScriptedDirectory {
             Write::Lost => Err(lost()),
         }
     }
+    async fn change_password(
+        &self,
+        user: &DirectoryUser,
+        _: &Secret,
+        new: &Secret,
+        _: BindOutcome,
+    ) -> Result<(), DirectoryError> {
+        self.set_password(user, new, false).await
+    }
     async fn list_users(&self, _: &[String]) -> Result<UserListing, DirectoryError> {
         Ok(Vec::new())
     }

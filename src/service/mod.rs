@@ -13,6 +13,7 @@
 
 pub mod admin;
 mod cas;
+mod change;
 pub mod health;
 mod notify;
 pub mod status;
@@ -434,6 +435,7 @@ pub struct RegistrationStatus {
 }
 
 pub use crate::flow::reset::{Challenge, Verification};
+pub use change::Changed;
 
 /// An enrolment to show to the user once.
 pub struct AuthenticatorEnrolment {

@@ -973,3 +973,86 @@ pub async fn sign_in_never_locks(dir: &dyn TestDirectory, work: &Path) {
     }
     d.stop().await;
 }
+
+/// ChangePassword: a wrong current password and an unknown user answer alike and change
+/// nothing; a known password is changed; the directory's history for a user's own change
+/// applies; after an administrator's reset that requires a change, the given password is
+/// changed and no change is required any more.
+pub async fn change_password(dir: &dyn TestDirectory, work: &Path) {
+    let (mut raw, ca) = Daemon::config(work, dir.directory_config(&work.join("dir")));
+    let certs = super::Certs::install(&mut raw, work);
+    let d = Daemon::start(raw, ca).await;
+    let mut c = d.clients().await;
+    let mut admin = d.admin(&certs.admin);
+    let req = |user: &str, current: &str, new: &str| pb::ChangePasswordRequest {
+        username: user.into(),
+        current_password: current.into(),
+        new_password: new.into(),
+    };
+    let login = unique("change");
+    let (first, second, third) = (
+        "Change-First-1234",
+        "Change-Second-5678",
+        "Change-Third-9753",
+    );
+    dir.create_user(&login, first).await;
+
+    for (user, current) in [
+        (login.clone(), "Wrong-Current-1"),
+        (unique("nobody"), first),
+    ] {
+        let e = c
+            .reset
+            .change_password(req(&user, current, second))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+        assert_eq!(reason(&e), "INVALID_CREDENTIALS");
+    }
+    assert!(dir.can_bind(&login, first).await, "nothing changed");
+
+    let r = c
+        .reset
+        .change_password(req(&login, first, second))
+        .await
+        .expect("a known password is changed")
+        .into_inner();
+    assert!(!r.was_expired && !r.was_must_change, "{r:?}");
+    assert!(dir.can_bind(&login, second).await);
+    assert!(!dir.can_bind(&login, first).await);
+
+    let e = c
+        .reset
+        .change_password(req(&login, second, first))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(
+        ["PASSWORD_IN_HISTORY", "PASSWORD_POLICY_NOT_MET"].contains(&reason(&e).as_str()),
+        "the directory's history refuses it: {e:?}"
+    );
+    assert!(dir.can_bind(&login, second).await);
+
+    admin
+        .reset_user_password(pb::ResetUserPasswordRequest {
+            username: login.clone(),
+            new_password: "Admin-Given-2468".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("admin reset");
+    assert!(dir.must_change(&login, "Admin-Given-2468").await);
+    let r = c
+        .reset
+        .change_password(req(&login, "Admin-Given-2468", third))
+        .await
+        .expect("a must-change password is changed")
+        .into_inner();
+    assert!(r.was_must_change && !r.was_expired, "{r:?}");
+    assert!(dir.can_bind(&login, third).await);
+    assert!(
+        !dir.must_change(&login, third).await,
+        "no change required any more"
+    );
+    d.stop().await;
+}

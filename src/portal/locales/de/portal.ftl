@@ -185,3 +185,10 @@ reason-DUPLICATE_ANSWER = Geben Sie auf jede Frage eine andere Antwort.
 reason-EMAIL_INVALID = Das ist keine gültige E-Mail-Adresse.
 reason-PHONE_INVALID = Das ist keine gültige Telefonnummer: Geben Sie sie mit Ländervorwahl an, zum Beispiel +49 30 1234567.
 reason-CONTACT_INVALID = Diese Adresse oder Nummer ist nicht gültig.
+
+home-change = Ich möchte mein Passwort ändern
+home-change-detail = Sie kennen Ihr aktuelles Passwort, oder es ist abgelaufen, oder Sie müssen es ändern.
+change-title = Passwort ändern
+change-intro = Geben Sie Ihr aktuelles und das neue Passwort ein. Das geht auch, wenn das Passwort abgelaufen ist oder nach einem Zurücksetzen geändert werden muss.
+change-submit = Passwort ändern
+done-change = Ihr Passwort wurde geändert. Melden Sie sich mit dem neuen Passwort an.

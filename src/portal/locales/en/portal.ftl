@@ -186,3 +186,10 @@ reason-DUPLICATE_ANSWER = Give a different answer to each question.
 reason-EMAIL_INVALID = That is not a valid email address.
 reason-PHONE_INVALID = That is not a valid phone number: give it with the country code, for example +44 20 7946 0000.
 reason-CONTACT_INVALID = That address or number is not valid.
+
+home-change = I want to change my password
+home-change-detail = You know your current password, or it has expired, or you must change it.
+change-title = Change your password
+change-intro = Enter your current password and the new one. This works for a password that has expired or that you must change after a reset, too.
+change-submit = Change password
+done-change = Your password has been changed. Sign in with your new password.

@@ -185,3 +185,10 @@ reason-DUPLICATE_ANSWER = Donnez une réponse différente à chaque question.
 reason-EMAIL_INVALID = Cette adresse e-mail n’est pas valide.
 reason-PHONE_INVALID = Ce numéro n’est pas valide : indiquez-le avec l’indicatif du pays, par exemple +33 1 23 45 67 89.
 reason-CONTACT_INVALID = Cette adresse ou ce numéro n’est pas valide.
+
+home-change = Je veux changer mon mot de passe
+home-change-detail = Vous connaissez votre mot de passe actuel, ou il a expiré, ou vous devez le changer.
+change-title = Changer votre mot de passe
+change-intro = Saisissez votre mot de passe actuel et le nouveau. Cela fonctionne aussi pour un mot de passe expiré ou à changer après une réinitialisation.
+change-submit = Changer le mot de passe
+done-change = Votre mot de passe a été modifié. Connectez-vous avec le nouveau.
