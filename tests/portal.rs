@@ -293,6 +293,33 @@ async fn forgot_password_with_an_emailed_code_in_a_browser() {
     assert_eq!(text(&b, "h1").await, "How can we help?");
     shots.take(&b, "home").await;
     accessible(&b, "home").await;
+    // 320 px wide (a small phone, or 400 % zoom): nothing scrolls sideways.
+    b.set_window_size(320, 640).await.unwrap();
+    for path in ["/", "/reset", "/change", "/methods"] {
+        b.goto(&format!("{}{path}", e.portal)).await.unwrap();
+        let fits = b
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let why = b
+            .execute(
+                "return [window.innerWidth, document.documentElement.scrollWidth,
+                  [...document.querySelectorAll('body *')]
+                    .filter(e => e.getBoundingClientRect().right > window.innerWidth)
+                    .map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right))
+                    .slice(0, 8)]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, json!(true), "{path} fits 320 px: {why}");
+    }
+    b.goto(&format!("{}/", e.portal)).await.unwrap();
+    shots.take(&b, "home-320px").await;
+    b.set_window_size(1024, 900).await.unwrap();
     click(&b, "a[href='/reset']").await;
     assert_eq!(text(&b, "h1").await, "Reset your password");
     accessible(&b, "reset: name").await;

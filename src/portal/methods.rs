@@ -215,11 +215,20 @@ where
     match run(portal.clone(), reg, form).await {
         Ok((reg, notice)) => {
             visit.session.registration = Some(reg);
+            // Where the next step is typed, when there is one: the notice is shown there.
+            let at = match notice {
+                "notice-contact-code-sent" => field.map(|f| f.replace("-value", "")),
+                "notice-scan-code" => Some("authenticator".to_string()),
+                _ => None,
+            };
+            let to = at
+                .as_ref()
+                .map_or("/methods".to_string(), |a| format!("/methods#{a}-title"));
             visit.session.flash = Some(Flash::Notice {
                 key: notice,
-                args: Vec::new(),
+                args: at.map(|a| vec![("at", a)]).unwrap_or_default(),
             });
-            portal.redirect(&mut visit, "/methods")
+            portal.redirect(&mut visit, &to)
         }
         Err(e @ ServiceError::RegistrationTokenInvalid) => ended(&portal, &mut visit, &e),
         Err(e) => portal.refuse(&mut visit, "/methods", field, &e),

@@ -82,6 +82,8 @@ struct Common<'a> {
     path: &'a str,
     problem: Option<ProblemView>,
     notice: Option<String>,
+    /// The section the notice belongs to (shown there rather than at the top).
+    notice_at: Option<String>,
 }
 
 /// An error shown at the top of a page, linked to its field.
@@ -216,6 +218,13 @@ impl Portal {
         extra: minijinja::Value,
     ) -> Response {
         let flash = visit.session.flash.take();
+        let notice_at = match &flash {
+            Some(Flash::Notice { args, .. }) => args
+                .iter()
+                .find(|(k, _)| *k == "at")
+                .map(|(_, v)| v.clone()),
+            _ => None,
+        };
         let (problem, notice) = match &flash {
             Some(Flash::Problem {
                 reason,
@@ -247,6 +256,7 @@ impl Portal {
             path: &visit.path,
             problem,
             notice,
+            notice_at,
         };
         let ctx = minijinja::context! { ..minijinja::Value::from(minijinja::value::Serde(&common)), ..extra };
         let body = self.env.get_template(template).and_then(|t| t.render(ctx));

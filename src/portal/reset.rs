@@ -263,9 +263,10 @@ pub(super) async fn send_code(
             visit.session.flow = Some(flow);
             visit.session.flash = Some(Flash::Notice {
                 key: "notice-code-sent",
-                args: vec![("hint", hint)],
+                args: vec![("hint", hint), ("at", method.name().to_string())],
             });
-            portal.redirect(&mut visit, "/verify")
+            // Straight to the method, where the code is typed.
+            portal.redirect(&mut visit, &format!("/verify#method-{}", method.name()))
         }
         Err(e) => after_error(&portal, &mut visit, e, "/verify", None),
     }
