@@ -803,7 +803,9 @@ fn print_status(st: &pb::SetupStatus, json: bool) {
                 "complete_registrations": st.complete_registrations,
                 "require_registration": st.require_registration,
                 "mutual_tls": st.mutual_tls, "reflection": st.reflection,
-                "metrics_listen": st.metrics_listen, "ready": st.ready, "checks": checks,
+                "metrics_listen": st.metrics_listen,
+                "portal_url": st.portal_url, "portal_kiosk": st.portal_kiosk,
+                "ready": st.ready, "checks": checks,
                 "outbox_backlog": st.outbox_backlog,
                 "outbox_oldest_seconds": st.outbox_oldest_seconds,
                 "next_steps": st.next_steps,
@@ -864,6 +866,14 @@ fn print_status(st: &pb::SetupStatus, json: bool) {
                 "off".to_string()
             } else {
                 st.metrics_listen.clone()
+            },
+        ),
+        (
+            "web portal",
+            match (st.portal_url.as_str(), st.portal_kiosk) {
+                ("", _) => "off".to_string(),
+                (url, false) => url.to_string(),
+                (url, true) => format!("{url} (kiosk)"),
             },
         ),
         ("ready", yes(st.ready)),

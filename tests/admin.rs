@@ -1142,6 +1142,8 @@ async fn setup_status_from_not_started_to_rolled_out() {
     assert!(steps.contains("not enabled for anyone yet"), "{steps}");
     assert!(steps.contains("reflection is on"), "{steps}");
     assert!(steps.contains("[metrics] listen"), "{steps}");
+    assert!(s.portal_url.is_empty() && !s.portal_kiosk);
+    assert!(steps.contains("enable [portal]"), "{steps}");
     assert!(
         !steps.contains("registered"),
         "nobody is asked to register before the rollout: {steps}"

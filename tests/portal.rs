@@ -613,6 +613,23 @@ async fn headers_cookie_csrf_and_links_hold_from_outside() {
         assert!(!url.contains('?'), "{url}");
     }
 
+    // The setup status names the portal, and no longer asks for one.
+    let st = e
+        .daemon
+        .as_ref()
+        .unwrap()
+        .admin(&e.certs.admin)
+        .get_setup_status(ssprd::api::pb::GetSetupStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(st.portal_url, e.portal);
+    assert!(
+        !st.next_steps.join("\n").contains("[portal]"),
+        "{:?}",
+        st.next_steps
+    );
+
     // An unknown user gets the same pages.
     let r = post(
         vec![("login", unique("nobody")), ("csrf", csrf.clone())],

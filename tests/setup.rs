@@ -144,6 +144,12 @@ async fn a_first_run_on_a_terminal_gives_a_daemon_an_admin_can_reach_and_a_secon
         "Host names clients use to reach ssprd",
         "sspr.test.internal",
     );
+    let portal_port = ssprd_testbed::free_port().unwrap();
+    reply(
+        &mut p,
+        "The web portal's address users open in a browser, https://host[:port]/ (\"none\": no portal) [none]:",
+        &format!("https://portal.test.internal:{portal_port}/"),
+    );
     reply(
         &mut p,
         "Organisation name, shown in emails and authenticator apps [example.org]:",
@@ -214,6 +220,8 @@ async fn a_first_run_on_a_terminal_gives_a_daemon_an_admin_can_reach_and_a_secon
     assert_eq!(raw.directory.bind_dn, SERVICE_DN);
     assert_eq!(raw.email.host, "mail.test.internal");
     assert_eq!(raw.authenticator.issuer, "Example Test");
+    assert!(raw.portal.enabled);
+    assert_eq!(raw.portal.listen, format!("0.0.0.0:{portal_port}"));
     assert!(
         text.contains("# Least-privilege service account"),
         "the comments stay"
@@ -234,6 +242,23 @@ async fn a_first_run_on_a_terminal_gives_a_daemon_an_admin_can_reach_and_a_secon
         out.contains("selected groups: cn=sspr-pilot,ou=groups,dc=example,dc=org"),
         "{out}"
     );
+    assert!(
+        out.contains(&format!("https://portal.test.internal:{portal_port}")),
+        "{out}"
+    );
+    // The portal answers at its address, with the server certificate, which names it.
+    let ca = reqwest::Certificate::from_pem(&read(etc.join("tls/ca.crt"))).unwrap();
+    let page = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .resolve("portal.test.internal", ([127, 0, 0, 1], portal_port).into())
+        .build()
+        .unwrap()
+        .get(format!("https://portal.test.internal:{portal_port}/"))
+        .send()
+        .await
+        .expect("the portal answers over TLS with the setup's certificate");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Example Test"));
     drop(daemon);
 
     // A second run with every answer as a flag, on the terminal: only the keys and
@@ -274,6 +299,8 @@ async fn a_first_run_on_a_terminal_gives_a_daemon_an_admin_can_reach_and_a_secon
             "--admin-name",
             "ssprd-admin",
             "--scope",
+            "none",
+            "--portal-url",
             "none",
         ],
     );

@@ -409,6 +409,8 @@ impl AdminService for AdminApi {
             mutual_tls: s.exposure.mutual_tls,
             reflection: s.exposure.reflection,
             metrics_listen: s.exposure.metrics_listen.clone().unwrap_or_default(),
+            portal_url: s.exposure.portal_url.clone().unwrap_or_default(),
+            portal_kiosk: s.exposure.portal_kiosk,
             ready: r.ready(),
             checks: vec![
                 check("store", &r.store),

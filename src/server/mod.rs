@@ -114,6 +114,8 @@ pub async fn build_service(
                 mutual_tls: cfg.server.client_ca_pem.is_some(),
                 reflection: cfg.server.reflection,
                 metrics_listen: cfg.metrics.listen.map(|a| a.to_string()),
+                portal_url: cfg.portal.as_ref().map(|p| p.origin.clone()),
+                portal_kiosk: cfg.portal.as_ref().is_some_and(|p| p.kiosk),
             },
             outbox_stuck_after_secs: cfg.metrics.outbox_stuck_after_secs,
         },

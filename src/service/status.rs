@@ -20,6 +20,10 @@ pub struct Exposure {
     pub reflection: bool,
     /// The management listener's address, when it is on.
     pub metrics_listen: Option<String>,
+    /// The web portal's public address, when it is on.
+    pub portal_url: Option<String>,
+    /// The portal is a kiosk (no registration pages).
+    pub portal_kiosk: bool,
 }
 
 /// Who may use self-service now.
@@ -154,6 +158,14 @@ pub fn next_steps(s: &SetupStatus) -> Vec<String> {
                 .into(),
         );
     }
+    if s.exposure.portal_url.is_none() {
+        out.push(
+            "Users have no web page to reset, change or register: enable [portal] (its \
+             public_url and a certificate their browsers trust), unless your own kiosk or \
+             portal clients of the API serve them."
+                .into(),
+        );
+    }
     out
 }
 
@@ -226,6 +238,8 @@ mod tests {
                 mutual_tls: true,
                 reflection: false,
                 metrics_listen: Some("127.0.0.1:9850".into()),
+                portal_url: Some("https://sspr.example.org".into()),
+                portal_kiosk: false,
             },
             readiness: ready(),
             next_steps: Vec::new(),
@@ -289,6 +303,9 @@ mod tests {
         let mut s = done();
         s.exposure.metrics_listen = None;
         assert!(next_steps(&s)[0].contains("[metrics] listen"));
+        let mut s = done();
+        s.exposure.portal_url = None;
+        assert!(next_steps(&s)[0].contains("enable [portal]"));
     }
 
     #[test]

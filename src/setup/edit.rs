@@ -18,6 +18,15 @@ pub struct Email {
     pub ca_file: Option<PathBuf>,
 }
 
+/// The web portal: its public address and where it listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Portal {
+    /// `https://host[:port]/`.
+    pub public_url: String,
+    /// The port it listens on (all addresses).
+    pub port: u16,
+}
+
 /// Who may use self-service: `[policy] scope` and `scope_groups`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rollout {
@@ -45,6 +54,8 @@ pub struct Settings {
     /// The common name of the first admin client certificate.
     pub admin_name: String,
     pub rollout: Rollout,
+    /// None: the portal is off.
+    pub portal: Option<Portal>,
 }
 
 /// The user search every flavour starts with.
@@ -168,6 +179,20 @@ pub fn apply(text: &str, s: &Settings) -> Result<String, String> {
         }
     }
 
+    match &s.portal {
+        Some(p) => {
+            let portal = section(&mut doc, "portal")?;
+            set(portal, "enabled", true);
+            set(portal, "listen", format!("0.0.0.0:{}", p.port));
+            set(portal, "public_url", p.public_url.as_str());
+        }
+        None => {
+            if doc.contains_key("portal") {
+                set(section(&mut doc, "portal")?, "enabled", false);
+            }
+        }
+    }
+
     if let ClientEntry::OtherRole(r) = client(&mut doc, &s.admin_name, "admin")? {
         return Err(format!(
             "a [[clients]] entry gives {:?} the role {r:?}: choose another admin name",
@@ -276,6 +301,7 @@ mod tests {
             client_ca_file: "/etc/ssprd/tls/ca.crt".into(),
             admin_name: "ssprd-admin".into(),
             rollout: Rollout::All,
+            portal: None,
         }
     }
 
@@ -354,6 +380,26 @@ mod tests {
         // Then taken away on a second run.
         let raw = parse(&apply(&once, &settings()).unwrap());
         assert!(!raw.policy.enabled_methods.iter().any(|m| m == "email"));
+    }
+
+    #[test]
+    fn the_portal_is_turned_on_and_off() {
+        let s = Settings {
+            portal: Some(Portal {
+                public_url: "https://sspr.corp.test/".into(),
+                port: 8443,
+            }),
+            ..settings()
+        };
+        let on = apply(TEMPLATE, &s).unwrap();
+        let raw = parse(&on);
+        assert!(raw.portal.enabled);
+        assert_eq!(raw.portal.public_url, "https://sspr.corp.test/");
+        assert_eq!(raw.portal.listen, "0.0.0.0:8443");
+        assert!(on.contains("# The web portal"), "its comments stay");
+        let raw = parse(&apply(&on, &settings()).unwrap());
+        assert!(!raw.portal.enabled, "turned off on a later run");
+        assert_eq!(raw.portal.public_url, "https://sspr.corp.test/");
     }
 
     #[test]

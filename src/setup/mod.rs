@@ -117,6 +117,10 @@ pub struct SetupArgs {
     /// The common name of the first admin client certificate.
     #[arg(long)]
     pub admin_name: Option<String>,
+    /// The web portal's address, https://host[:port]/ (port 8443 when none is given:
+    /// the daemon listens there); "none" for no portal.
+    #[arg(long)]
+    pub portal_url: Option<String>,
     /// Who may reset their password: "all", "none" (not started), or the DNs of groups
     /// separated by ";" (their members, nested membership counts).
     #[arg(long)]
@@ -355,6 +359,7 @@ fn conversation(config: &Path, args: &SetupArgs, ask: &Ask) -> Result<(), Stop> 
         client_ca_file: layout.ca_cert(),
         admin_name: site.admin_name.clone(),
         rollout: site.rollout,
+        portal: site.portal,
     };
     let new_text = edit::apply(
         existing_text.as_deref().unwrap_or(edit::TEMPLATE),
@@ -619,6 +624,7 @@ struct Site {
     email: Option<Email>,
     rollout: Rollout,
     admin_name: String,
+    portal: Option<edit::Portal>,
 }
 
 fn this_server(ask: &Ask, args: &SetupArgs, prior: &Prior, base_dn: &str) -> Result<Site, Stop> {
@@ -642,6 +648,34 @@ fn this_server(ask: &Ask, args: &SetupArgs, prior: &Prior, base_dn: &str) -> Res
             }
         },
     )?;
+    let portal = ask.answer(
+        args.portal_url.clone(),
+        "portal-url",
+        "The web portal's address users open in a browser, https://host[:port]/ (\"none\": no portal)",
+        Some(
+            prior
+                .get(|r| {
+                    if r.portal.enabled {
+                        r.portal.public_url.clone()
+                    } else {
+                        String::new()
+                    }
+                })
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "none".into()),
+        ),
+        portal_url,
+    )?;
+    // The portal is served with the server certificate (until the admin gives it one
+    // browsers trust): it names the portal's host too.
+    if let Some(p) = &portal
+        && let Some(host) = url::Url::parse(&p.public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+        && !hosts.contains(&host)
+    {
+        hosts.push(host);
+    }
     for h in ["localhost", "127.0.0.1"] {
         if !hosts.iter().any(|x| x == h) {
             hosts.push(h.into());
@@ -786,7 +820,30 @@ fn this_server(ask: &Ask, args: &SetupArgs, prior: &Prior, base_dn: &str) -> Res
         email,
         rollout,
         admin_name,
+        portal,
     })
+}
+
+/// A portal address: `none`, or https://host[:port]/ (the port it listens on: the one
+/// given, else 8443).
+fn portal_url(s: &str) -> Result<Option<edit::Portal>, String> {
+    let s = s.trim();
+    if s.is_empty() || s == "none" {
+        return Ok(None);
+    }
+    let u = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL ({e})"))?;
+    if u.scheme() != "https" || u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{s:?}: give https://host[:port]/"));
+    }
+    if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
+        return Err(format!(
+            "{s:?}: the portal is served at the root; give no path"
+        ));
+    }
+    Ok(Some(edit::Portal {
+        public_url: u.to_string(),
+        port: u.port().unwrap_or(8443),
+    }))
 }
 
 /// What to do with each key and certificate: kept unless the admin says otherwise.
@@ -1051,6 +1108,22 @@ fn next_steps(
             "Email codes are off: set [email] (or run the setup again) to offer them.".into(),
         );
     }
+    if let Some(p) = &s.portal {
+        steps.push(format!(
+            "The portal ({}) uses the server certificate from the setup's CA, which browsers \
+             do not trust: give it one from your organisation's or a public CA ([portal] \
+             tls_cert_file and tls_key), or trust {} on managed devices.",
+            p.public_url,
+            l.ca_cert().display()
+        ));
+        if url::Url::parse(&p.public_url).is_ok_and(|u| u.port().is_none()) {
+            steps.push(format!(
+                "The portal listens on port {}: forward 443 to it, or serve it behind your \
+                 reverse proxy ([portal] trusted_proxies).",
+                p.port
+            ));
+        }
+    }
     steps.push(format!(
         "Kiosks and portals trust {} and need a client certificate from that CA: ssprd \
          client-cert{admin_flags} kiosk-01 --role kiosk",
@@ -1065,6 +1138,28 @@ fn next_steps(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn portal_addresses_are_https_origins() {
+        let p = portal_url("https://sspr.corp.test/").unwrap().unwrap();
+        assert_eq!(
+            (p.public_url.as_str(), p.port),
+            ("https://sspr.corp.test/", 8443)
+        );
+        let p = portal_url("https://sspr.corp.test:9443").unwrap().unwrap();
+        assert_eq!(
+            (p.public_url.as_str(), p.port),
+            ("https://sspr.corp.test:9443/", 9443)
+        );
+        assert_eq!(portal_url("none").unwrap(), None);
+        for bad in [
+            "http://sspr.corp.test/",
+            "https://sspr.corp.test/reset",
+            "sspr",
+        ] {
+            assert!(portal_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn domains_come_from_dc_parts() {
