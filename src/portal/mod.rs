@@ -63,8 +63,8 @@ pub(crate) struct Visit {
     id: String,
     session: Session,
     is_new: bool,
+    /// The session's chosen language, else the browser's `Accept-Language`.
     lang: &'static str,
-    /// What the browser's `Accept-Language` asks for (the selector's default).
     client: IpAddr,
     path: String,
 }
