@@ -911,3 +911,124 @@ async fn change_a_known_then_a_must_change_password_in_a_browser() {
     drop(driver);
     e.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlock_with_two_methods_in_a_browser() {
+    driver_or_fail();
+    let mut e = env_with(|raw| {
+        raw.policy.methods_required = 2;
+        raw.policy.questions_not_only_method = false;
+    })
+    .await;
+    let (login, email) = e.user("webunlock").await;
+    e.ldap.lock(&login).await;
+    assert!(e.ldap.locked_out(&login).await);
+    let driver = Chromedriver::start().await.expect("chromedriver starts");
+    let b = browser(&driver, "en-GB,en", true).await;
+    let mut shots = Shots::new("unlock-two-methods");
+
+    b.goto(&format!("{}/", e.portal)).await.unwrap();
+    click(&b, "a[href='/unlock']").await;
+    assert_eq!(text(&b, "h1").await, "Unlock your account");
+    fill(&b, "#login", &login).await;
+    click(&b, "#continue").await;
+    assert!(
+        text(&b, "main > p")
+            .await
+            .contains("Verify 2 of the methods")
+    );
+    for input in b
+        .find_all(Locator::Css("input[data-question]"))
+        .await
+        .unwrap()
+    {
+        let id = input.attr("data-question").await.unwrap().unwrap();
+        input.send_keys(&answer_for(&id)).await.unwrap();
+    }
+    click(&b, "#verify-security_questions").await;
+    assert_eq!(
+        text(&b, ".notice").await,
+        "That is verified. Now verify one more method."
+    );
+    assert!(
+        b.find(Locator::Css("#verify-security_questions"))
+            .await
+            .is_err(),
+        "a verified method is not offered again"
+    );
+    shots.take(&b, "one-more").await;
+    accessible(&b, "unlock: one more method").await;
+    let before = e.smtp.messages_to(&email).len();
+    click(&b, "#send-email").await;
+    let code = support::wait_for(|| e.smtp.code_since(&email, 8, before)).await;
+    fill(&b, "#email-code", &code).await;
+    click(&b, "#verify-email").await;
+    assert_eq!(text(&b, "h1").await, "Done");
+    assert!(text(&b, "main").await.contains("Your account is unlocked"));
+    shots.take(&b, "unlocked").await;
+    assert!(!e.ldap.locked_out(&login).await, "unlocked");
+    assert!(
+        e.ldap.can_bind(&login, PASSWORD).await,
+        "with the same password"
+    );
+    b.close().await.unwrap();
+    drop(driver);
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_behind_a_trusted_proxy_has_a_budget_and_is_audited() {
+    let mut e = env_with(|raw| {
+        raw.portal.requests_per_minute_per_address = 5;
+        raw.portal.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let (login, _) = e.user("webproxy").await;
+    let http = https(&e);
+    let get = |from: &'static str| {
+        http.get(format!("{}/", e.portal))
+            .header("x-forwarded-for", format!("198.51.100.7, {from}"))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(get("203.0.113.9").await.unwrap().status(), 200);
+    }
+    let r = get("203.0.113.9").await.unwrap();
+    assert_eq!(r.status(), 429, "the sixth request in a minute");
+    assert_eq!(r.headers()["retry-after"], "60");
+    assert!(r.text().await.unwrap().contains("Too many requests"));
+    // Another client behind the same proxy has its own budget (the nearest untrusted
+    // address counts, not the one it claims further left).
+    let r = get("203.0.113.10").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let session = cookie.split(';').next().unwrap().to_string();
+    let csrf = csrf_of(&r.text().await.unwrap());
+    let r = http
+        .post(format!("{}/reset", e.portal))
+        .header("x-forwarded-for", "203.0.113.10")
+        .header("cookie", session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("login={login}&csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    // The reset it started is audited with that client's address.
+    let mut audit = e
+        .daemon
+        .as_ref()
+        .unwrap()
+        .admin(&e.certs.admin)
+        .query_audit(ssprd::api::pb::QueryAuditRequest {
+            kind: "reset.start".into(),
+            username: login.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let rec = audit.message().await.unwrap().expect("the reset's record");
+    assert_eq!(rec.actor, "portal 203.0.113.10");
+    e.stop().await;
+}

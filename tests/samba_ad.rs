@@ -173,6 +173,11 @@ async fn setup(ad: &SambaAd, work: &std::path::Path) {
         "Host names clients use to reach ssprd",
         "sspr.example.test",
     );
+    reply(
+        &mut p,
+        "The web portal's address users open in a browser",
+        "none",
+    );
     reply(&mut p, "Organisation name", "Example AD");
     reply(&mut p, "SMTP server for email codes", "none");
     reply(&mut p, "Who may reset their password", "");

@@ -333,6 +333,14 @@ fn problem_of(e: &ServiceError, field: Option<&str>) -> Flash {
         ServiceError::PasswordRules(r) => (format!("reason-{reason}"), r.args()),
         // The directory's own refusals say which policy refused, without numbers.
         ServiceError::PasswordRefused(_) => (format!("directory-{reason}"), Vec::new()),
+        // The service's own length limit, checked before the rules.
+        ServiceError::InvalidArgument {
+            reason: "PASSWORD_TOO_LONG",
+            ..
+        } => (
+            format!("reason-{reason}"),
+            vec![("n", crate::service::MAX_PASSWORD_CHARS.to_string())],
+        ),
         _ => (format!("reason-{reason}"), Vec::new()),
     };
     Flash::Problem {
@@ -609,4 +617,104 @@ pub async fn serve(
     listener::run(listener, Arc::new(tls), app, limits, shutdown).await;
     sweeper.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::PolicyReason;
+    use crate::password::Refusal;
+
+    /// Every reason a service error can carry has a text of its own in every language.
+    #[test]
+    fn every_service_reason_has_a_text() {
+        let invalid = |reason: &'static str| ServiceError::InvalidArgument {
+            field: "f",
+            reason,
+            message: String::new(),
+        };
+        let mut errors = vec![
+            ServiceError::InvalidCredentials,
+            ServiceError::RegistrationTokenInvalid,
+            ServiceError::FlowInvalid,
+            ServiceError::NotVerified(String::new()),
+            ServiceError::MethodNotEnabled("email"),
+            ServiceError::MethodNotAvailable,
+            ServiceError::DeliveryUnavailable,
+            ServiceError::DeliveryRefused,
+            ServiceError::DeliveryNotConfigured,
+            ServiceError::TooManyCodes,
+            ServiceError::NothingToConfirm(""),
+            ServiceError::CodeInvalid,
+            ServiceError::CodeExpired,
+            ServiceError::TooManyAttempts,
+            ServiceError::Blocked,
+            ServiceError::DirectoryUnavailable,
+            ServiceError::DirectoryFailed,
+            ServiceError::StoreUnavailable,
+            ServiceError::NotInScope,
+            ServiceError::AlreadyCompleted,
+            ServiceError::OutcomePending,
+            ServiceError::ClientRateLimited,
+            ServiceError::Contended,
+        ];
+        for r in [
+            PolicyReason::TooShort,
+            PolicyReason::TooLong,
+            PolicyReason::InHistory,
+            PolicyReason::InsufficientQuality,
+            PolicyReason::TooYoung,
+            PolicyReason::DoesNotMeetPolicy,
+            PolicyReason::ChangeNotAllowed,
+            PolicyReason::Other,
+        ] {
+            errors.push(ServiceError::PasswordRefused(r));
+        }
+        for r in [
+            Refusal::TooShort(12),
+            Refusal::TooLong(64),
+            Refusal::Banned,
+            Refusal::Common,
+            Refusal::ContainsName,
+            Refusal::TooWeak(3),
+            Refusal::Breached,
+        ] {
+            errors.push(ServiceError::PasswordRules(r));
+        }
+        // The refusals of the forms' own fields.
+        for reason in [
+            "USERNAME_REQUIRED",
+            "USERNAME_INVALID",
+            "PASSWORD_REQUIRED",
+            "PASSWORD_TOO_LONG",
+            "PASSWORD_INVALID_CHARACTER",
+            "METHOD_ALREADY_VERIFIED",
+            "WRONG_QUESTIONS",
+            "NOT_A_CODE_METHOD",
+            "WRONG_QUESTION_COUNT",
+            "UNKNOWN_QUESTION",
+            "DUPLICATE_QUESTION",
+            "ANSWER_TOO_SHORT",
+            "ANSWER_TOO_LONG",
+            "DUPLICATE_ANSWER",
+            "EMAIL_INVALID",
+            "PHONE_INVALID",
+            "CONTACT_INVALID",
+        ] {
+            errors.push(invalid(reason));
+        }
+        for e in &errors {
+            let Flash::Problem {
+                reason, key, args, ..
+            } = problem_of(e, None)
+            else {
+                unreachable!()
+            };
+            for lang in i18n::LANGUAGES {
+                assert!(i18n::has(lang, &key), "{lang} has no {key} ({e:?})");
+                let text = reason_text(lang, &reason, &key, &args);
+                assert!(!text.contains('{'), "{lang} {key}: {text}");
+            }
+        }
+    }
 }
