@@ -26,36 +26,7 @@ async fn an_expired_password_is_changed() {
     ldap.create_user(&login, "Created-Pass-0000").await;
 
     // A policy whose passwords expire after 2 s, with no grace binds, for this user.
-    let mut root = ldap.slapd.root_bind().await.unwrap();
-    let policy = format!("cn=short,ou=policies,{}", ssprd_testbed::SUFFIX);
-    root.add(
-        &policy,
-        vec![
-            ("objectClass", ["top", "device", "pwdPolicy"].into()),
-            ("cn", ["short"].into()),
-            ("pwdAttribute", ["userPassword"].into()),
-            ("pwdMaxAge", ["2"].into()),
-            ("pwdGraceAuthNLimit", ["0"].into()),
-            ("pwdInHistory", ["5"].into()),
-            ("pwdLockout", ["TRUE"].into()),
-            ("pwdMaxFailure", ["3"].into()),
-        ],
-    )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
-    root.modify(
-        &ldap.user_dn(&login),
-        vec![ldap3::Mod::Replace(
-            "pwdPolicySubentry",
-            [policy.as_str()].into(),
-        )],
-    )
-    .await
-    .unwrap()
-    .success()
-    .unwrap();
+    ldap.expire_after(&login, 2).await;
     // The user's own change starts the clock (pwdChangedTime) under that policy.
     c.reset
         .change_password(pb::ChangePasswordRequest {

@@ -1032,3 +1032,43 @@ async fn the_client_behind_a_trusted_proxy_has_a_budget_and_is_audited() {
     assert_eq!(rec.actor, "portal 203.0.113.10");
     e.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_an_expired_password_in_a_browser() {
+    driver_or_fail();
+    let e = env().await;
+    let login = unique("webexpired");
+    e.ldap.create_user(&login, PASSWORD).await;
+    e.ldap.expire_after(&login, 2).await;
+    let driver = Chromedriver::start().await.expect("chromedriver starts");
+    let b = browser(&driver, "de-DE,de", true).await;
+    let mut shots = Shots::new("change-expired");
+    let change = async |current: &str, new: &str| {
+        b.goto(&format!("{}/change", e.portal)).await.unwrap();
+        fill(&b, "#login", &login).await;
+        fill(&b, "#current_password", current).await;
+        fill(&b, "#new_password", new).await;
+        fill(&b, "#confirm_password", new).await;
+        click(&b, "#change-password").await;
+    };
+    // A first change starts the 2 s clock; then the password expires.
+    change(PASSWORD, "Bald-Abgelaufen-1234").await;
+    assert_eq!(text(&b, "h1").await, "Erledigt");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(
+        !e.ldap.can_bind(&login, "Bald-Abgelaufen-1234").await,
+        "expired"
+    );
+    change("Bald-Abgelaufen-1234", "Wieder-Gueltig-5678").await;
+    assert_eq!(text(&b, "h1").await, "Erledigt");
+    assert!(
+        text(&b, "main")
+            .await
+            .contains("Ihr Passwort wurde geändert")
+    );
+    shots.take(&b, "changed").await;
+    assert!(e.ldap.can_bind(&login, "Wieder-Gueltig-5678").await);
+    b.close().await.unwrap();
+    drop(driver);
+    e.stop().await;
+}

@@ -563,6 +563,46 @@ impl OpenLdap {
         format!("uid={login},{}", ssprd_testbed::PEOPLE)
     }
 
+    /// Puts the user under a password policy whose passwords expire `secs` seconds after
+    /// they are set, with no grace binds (`cn=expire-<secs>,ou=policies`, created once).
+    /// The clock starts at the user's next password change.
+    pub async fn expire_after(&self, login: &str, secs: u32) {
+        let mut root = self.slapd.root_bind().await.unwrap();
+        let policy = format!("cn=expire-{secs},ou=policies,{}", ssprd_testbed::SUFFIX);
+        let cn = format!("expire-{secs}");
+        let age = secs.to_string();
+        let added = root
+            .add(
+                &policy,
+                vec![
+                    ("objectClass", ["top", "device", "pwdPolicy"].into()),
+                    ("cn", [cn.as_str()].into()),
+                    ("pwdAttribute", ["userPassword"].into()),
+                    ("pwdMaxAge", [age.as_str()].into()),
+                    ("pwdGraceAuthNLimit", ["0"].into()),
+                    ("pwdInHistory", ["5"].into()),
+                    ("pwdLockout", ["TRUE"].into()),
+                    ("pwdMaxFailure", ["3"].into()),
+                ],
+            )
+            .await
+            .unwrap();
+        // 68: it exists already.
+        assert!(added.rc == 0 || added.rc == 68, "{added:?}");
+        root.modify(
+            &Self::dn(login),
+            vec![ldap3::Mod::Replace(
+                "pwdPolicySubentry",
+                [policy.as_str()].into(),
+            )],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        let _ = root.unbind().await;
+    }
+
     /// A bind over LDAPS with the harness's own ldap3 connection.
     pub async fn bind(&self, dn: &str, password: &str) -> Result<(), BoxError> {
         let tls = client_tls(&self.slapd.ca_pem);
