@@ -593,6 +593,18 @@ async fn headers_cookie_csrf_and_links_hold_from_outside() {
     .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/verify");
+    // A reset flow gives the session a new id: the old one is worth nothing now.
+    let renewed = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let renewed = renewed.split(';').next().unwrap().to_string();
+    assert_ne!(renewed, session);
+    let r = http
+        .get(format!("{}/verify", e.portal))
+        .header("cookie", session.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the old id has no flow");
+    let session = renewed;
     let verify = http
         .get(format!("{}/verify", e.portal))
         .header("cookie", session.clone())
@@ -631,6 +643,7 @@ async fn headers_cookie_csrf_and_links_hold_from_outside() {
     );
 
     // An unknown user gets the same pages.
+    let csrf = csrf_of(&verify);
     let r = post(
         vec![("login", unique("nobody")), ("csrf", csrf.clone())],
         Some(session.clone()),

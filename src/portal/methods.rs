@@ -177,6 +177,7 @@ pub(super) async fn sign_in(
     let password = Secret::new(form.remove("password").unwrap_or_default());
     match portal.service.begin_registration(&login, &password).await {
         Ok((token, _, status)) => {
+            portal.rotate(&mut visit);
             visit.session.registration = Some(Registration {
                 token: Secret::new(token),
                 login: status.login,

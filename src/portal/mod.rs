@@ -287,6 +287,18 @@ impl Portal {
         response
     }
 
+    /// Gives the session a new id and CSRF token (its state kept) when it gains a power —
+    /// a sign-in, a reset flow — so an id planted or seen before is worth nothing.
+    fn rotate(&self, visit: &mut Visit) {
+        if !visit.is_new {
+            self.sessions.remove(&visit.id);
+        }
+        let (id, fresh) = self.sessions.create(visit.session.lang);
+        visit.id = id;
+        visit.session.csrf = fresh.csrf;
+        visit.is_new = true;
+    }
+
     /// A 303 to `to` (a path of this portal), the session saved.
     fn redirect(&self, visit: &mut Visit, to: &str) -> Response {
         self.finish(visit, Redirect::to(to).into_response())

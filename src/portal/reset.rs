@@ -109,6 +109,7 @@ async fn start(
     visit.session.done = None;
     match portal.service.start_reset(login).await {
         Ok(started) => {
+            portal.rotate(&mut visit);
             visit.session.flow = Some(Flow {
                 id: Secret::new(started.flow_id),
                 purpose,
