@@ -48,10 +48,7 @@ async fn env_with(phones: bool, tweak: impl FnOnce(&mut RawConfig)) -> Env {
         .to_vec();
     raw.policy.questions_not_only_method = true;
     raw.email = support::email_to(&smtp);
-    let key = work.path().join("totp-key");
-    ssprd_testbed::write_private(&key, &"5a".repeat(32)).unwrap();
-    raw.authenticator.key = Some(SecretSource::File(key));
-    raw.authenticator.issuer = "Example Test".into();
+    support::authenticator_in(&mut raw, work.path());
     let hook = if phones {
         let hook = WebhookServer::start().await.expect("webhook server starts");
         raw.policy.enabled_methods = ssprd::method::Method::ALL

@@ -41,10 +41,7 @@ async fn env_with(tweak: impl FnOnce(&mut ssprd::config::RawConfig)) -> Env {
         .map(String::from)
         .to_vec();
     raw.email = support::email_to(&smtp);
-    let key = work.path().join("totp-key");
-    ssprd_testbed::write_private(&key, &"5a".repeat(32)).unwrap();
-    raw.authenticator.key = Some(ssprd::config::SecretSource::File(key));
-    raw.authenticator.issuer = "Example Test".into();
+    support::authenticator_in(&mut raw, work.path());
     // The email address is added after the questions: usable at once.
     raw.policy.new_method_cooloff_hours = 0;
     let port = ssprd_testbed::free_port().unwrap();

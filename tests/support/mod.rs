@@ -130,6 +130,15 @@ pub fn email_to(smtp: &ssprd_testbed::SmtpSink) -> ssprd::config::RawEmail {
     }
 }
 
+/// Turns authenticator apps on in `raw`: a sealing key written under `dir`, issuer
+/// "Example Test" (the policy's enabled methods are the caller's to set).
+pub fn authenticator_in(raw: &mut RawConfig, dir: &Path) {
+    let key = dir.join("totp-key");
+    ssprd_testbed::write_private(&key, &"5a".repeat(32)).unwrap();
+    raw.authenticator.key = Some(SecretSource::File(key));
+    raw.authenticator.issuer = "Example Test".into();
+}
+
 /// The daemon under test.
 pub struct Daemon {
     pub addr: std::net::SocketAddr,
