@@ -191,11 +191,15 @@ impl RawConfig {
         // then checked against what can be delivered.
         let methods = self.policy.methods(&mut p);
         let phone = [Method::MobileSms, Method::MobileVoice, Method::OfficeVoice];
-        let email = self.email.validate(&mut p, methods.names(Method::Email));
+        let texts = self.email.texts(&mut p);
+        let email = self
+            .email
+            .validate(&mut p, methods.names(Method::Email), texts.clone());
         let gateway = self.gateway.validate(
             &mut p,
             phone.into_iter().any(|m| methods.names(m)),
             &self.email.organization,
+            texts,
         );
         let mut organisation = vec![self.email.organization.clone()];
         if self.authenticator.issuer != self.email.organization {

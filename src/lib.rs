@@ -17,6 +17,8 @@
 //! - [`problems`]: the list of configuration problems every section's check adds to.
 //! - [`deadline`]: the deadline of the request being served, which work for it answers
 //!   before.
+//! - [`language`]: the languages ssprd speaks (portal pages, messages) and how a tag is
+//!   read.
 //! - [`failpoint`]: crash and fault points for the crash and fault tests (debug builds only).
 //! - [`tls`]: the rustls configurations (the client side shared by outbound connections, the
 //!   gRPC server's), the one crypto provider, PEM files.
@@ -35,7 +37,9 @@
 //!   checked without changing anything (`directory::rights`, `ssprd check-directory`);
 //!   `[directory]`.
 //! - [`delivery`]: outbound codes and notifications: email (SMTP), SMS/voice (signed webhook),
-//!   each message with an id that stays the same on every attempt; `[email]`, `[gateway]`.
+//!   each message with an id that stays the same on every attempt, in the recipient's
+//!   language (`delivery::text`: a catalogue per language, the admin's templates);
+//!   `[email]`, `[gateway]`.
 //! - [`store`]: one trait per capability (registrations, sessions, flows, account counters,
 //!   audit log, policy, outbox, keys, upkeep, atomic batches) and [`store::Store`], their
 //!   union; the sled backend (group commit: concurrent writers share flushes) and an
@@ -102,6 +106,7 @@ pub mod directory;
 pub mod failpoint;
 pub mod flow;
 pub mod grpc;
+pub mod language;
 pub mod listener;
 pub mod lockout;
 pub mod logging;

@@ -112,6 +112,7 @@ async fn each_role_may_make_its_calls_only() {
     let begin = pb::BeginRegistrationRequest {
         username: login.clone(),
         password: PW.into(),
+        ..Default::default()
     };
     let reset_as = |cert| pb::reset_service_client::ResetServiceClient::new(d.channel_as(cert));
     let reg_as =
@@ -810,6 +811,7 @@ async fn migration_states_decide_the_methods() {
                 .begin_registration(pb::BeginRegistrationRequest {
                     username: login.clone(),
                     password: PW.into(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -862,6 +864,7 @@ async fn registration_required_and_reconfirmation() {
             reg.begin_registration(pb::BeginRegistrationRequest {
                 username: login,
                 password: PW.into(),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -768,7 +768,7 @@ async fn contact_registration_rules() {
     );
     assert!(
         e.smtp
-            .wait_for(&new, &["was removed: authenticator_code"])
+            .wait_for(&new, &["was removed: authenticator app"])
             .await
             .is_some(),
         "removal notified: {:?}",
@@ -943,6 +943,73 @@ async fn phones_through_the_gateway() {
     e.c.complete(&s.flow_id, "Voice-Reset-9012", false)
         .await
         .unwrap();
+    assert_eq!(last.body["language"], "en", "nobody chose a language");
+
+    // A user who registers in French (a kiosk says so in BeginRegistration) gets the
+    // confirmation code and later the reset code in French; the gateway is told the
+    // language too, for its voice. A tag that is not a language tag is refused.
+    let (login, pw) = e.user("phonefr").await;
+    let refused =
+        e.c.reg
+            .begin_registration(pb::BeginRegistrationRequest {
+                username: login.clone(),
+                password: pw.clone(),
+                language: "fr_CA<script>".into(),
+            })
+            .await
+            .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert_eq!(reason(&refused), "LANGUAGE_INVALID");
+    let token =
+        e.c.reg
+            .begin_registration(pb::BeginRegistrationRequest {
+                username: login.clone(),
+                password: pw,
+                language: "fr-CA".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .registration_token;
+    let mobile_fr = "+15550000077";
+    e.register_phone(
+        &token,
+        pb::ContactKind::MobilePhone,
+        "+1 555 000 0077",
+        mobile_fr,
+        false,
+    )
+    .await;
+    let to_fr = |hook: &WebhookServer| -> Vec<serde_json::Value> {
+        hook.received()
+            .into_iter()
+            .filter(|r| r.body["to"] == mobile_fr)
+            .map(|r| r.body)
+            .collect()
+    };
+    let confirm = &to_fr(e.hook())[0];
+    assert_eq!(confirm["language"], "fr");
+    assert!(
+        confirm["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Votre code de confirmation Example Test est "),
+        "{confirm}"
+    );
+    let s = e.c.start(&login).await;
+    e.send(&s.flow_id, pb::Method::MobileSms).await.unwrap();
+    let code = to_fr(e.hook()).pop().unwrap();
+    assert_eq!(
+        (code["purpose"].as_str(), code["language"].as_str()),
+        (Some("reset_code"), Some("fr"))
+    );
+    assert!(
+        code["text"]
+            .as_str()
+            .unwrap()
+            .contains("Votre code de réinitialisation du mot de passe Example Test est"),
+        "{code}"
+    );
 
     // Every request was accepted by the server's signature check; check it here too.
     let secret = ssprd::secret::Secret::new(e.hook().secret.clone());

@@ -96,6 +96,7 @@ async fn plain_ldap_never_carries_passwords() {
         .begin_registration(ssprd::api::pb::BeginRegistrationRequest {
             username: login.clone(),
             password: pw.into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -258,6 +259,7 @@ async fn no_bind_with_empty_passwords_and_no_untrusted_directory() {
             .begin_registration(pb::BeginRegistrationRequest {
                 username: login.clone(),
                 password: pw.into(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -280,6 +282,7 @@ async fn no_bind_with_empty_passwords_and_no_untrusted_directory() {
         .begin_registration(pb::BeginRegistrationRequest {
             username: login.clone(),
             password: "Empty-Pass-1234".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -8,7 +8,7 @@ mod support;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use ssprd_testbed::{Chromedriver, SmtpSink};
+use ssprd_testbed::{Chromedriver, Mail, SmtpSink};
 use std::path::PathBuf;
 use support::{Daemon, OpenLdap, TestDirectory, answer_for, unique};
 
@@ -386,7 +386,7 @@ async fn forgot_password_with_an_emailed_code_in_a_browser() {
 async fn german_pages_and_security_questions_without_javascript() {
     driver_or_fail();
     let mut e = env().await;
-    let (login, _) = e.user("webde").await;
+    let (login, old_email) = e.user("webde").await;
     let driver = Chromedriver::start().await.expect("chromedriver starts");
     let b = browser(&driver, "de-DE,de", false).await;
     let mut shots = Shots::new("questions-de-nojs");
@@ -395,6 +395,36 @@ async fn german_pages_and_security_questions_without_javascript() {
     let html = b.find(Locator::Css("html")).await.unwrap();
     assert_eq!(html.attr("lang").await.unwrap().as_deref(), Some("de"));
     assert_eq!(text(&b, "h1").await, "Wobei können wir helfen?");
+
+    // My methods, in German: a new email address, confirmed by a code that is sent in
+    // German. The user's language is remembered with the change: the old address hears
+    // of it in German, and so does the new one after the reset below.
+    click(&b, "a[href='/methods']").await;
+    fill(&b, "#login", &login).await;
+    fill(&b, "#password", PASSWORD).await;
+    click(&b, "#sign-in").await;
+    let new_email = format!("{login}.de@example.org");
+    fill(&b, "#email-value", &new_email).await;
+    click(&b, "#add-email").await;
+    let code = support::wait_for(|| e.smtp.code_since(&new_email, 8, 0)).await;
+    let mail = Mail::parse(&e.smtp.messages_to(&new_email)[0]);
+    assert!(
+        mail.subject
+            .starts_with("Bestätigen Sie Ihre Kontaktangabe bei"),
+        "{mail:?}"
+    );
+    assert!(mail.text.contains(&format!("lautet {code}.")), "{mail:?}");
+    fill(&b, "#email-code", &code).await;
+    click(&b, "#confirm-email").await;
+    e.smtp
+        .wait_for(
+            &old_email,
+            &["Eine Bestätigungsmethode", "wurde geändert: E-Mail."],
+        )
+        .await
+        .expect("the old address is told, in German");
+    click(&b, "#sign-out").await;
+
     click(&b, "a[href='/reset']").await;
     assert_eq!(text(&b, "h1").await, "Passwort zurücksetzen");
     fill(&b, "#login", &login).await;
@@ -438,6 +468,16 @@ async fn german_pages_and_security_questions_without_javascript() {
     assert_eq!(text(&b, "h1").await, "Erledigt");
     shots.take(&b, "done").await;
     assert!(e.ldap.can_bind(&login, "Ohne-Skript-4321").await);
+    e.smtp
+        .wait_for(
+            &new_email,
+            &[
+                "Self-Service an Ihrem Konto",
+                "das Passwort wurde zurückgesetzt",
+            ],
+        )
+        .await
+        .expect("the notice of the reset speaks the remembered language");
 
     // The selector switches to French for this session.
     b.goto(&format!("{}/", e.portal)).await.unwrap();

@@ -108,6 +108,7 @@ async fn no_secret_reaches_logs_debug_or_errors() {
         .begin_registration(pb::BeginRegistrationRequest {
             username: login.into(),
             password: old.into(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -143,6 +144,7 @@ async fn no_secret_reaches_logs_debug_or_errors() {
             .begin_registration(pb::BeginRegistrationRequest {
                 username: login.into(),
                 password: wrong_pw.into(),
+                ..Default::default()
             })
             .await
             .unwrap_err(),

@@ -60,6 +60,7 @@ fn notice(n: u32) -> OutboxItem {
         attempts: 0,
         next_at: 0,
         last_error: String::new(),
+        language: Some("de".into()),
     }
 }
 

@@ -86,7 +86,7 @@ impl RegistrationService for RegistrationApi {
         let password = Secret::new(r.password);
         let (token, expires_at, status) = self
             .service
-            .begin_registration(&r.username, &password)
+            .begin_registration(&r.username, &password, &r.language)
             .await?;
         Ok(Response::new(pb::BeginRegistrationResponse {
             registration_token: token,

@@ -4,8 +4,9 @@
 //!
 //! ```json
 //! {"id":"<message id>","channel":"sms"|"voice","to":"+15550000012",
-//!  "purpose":"reset_code"|"confirm_contact"|"method_changed"|"account_recovered",
-//!  "code":"12345678","minutes":5,"organization":"Example Corp",
+//!  "purpose":"reset_code"|"confirm_contact"|"method_changed"|"account_recovered"|
+//!             "admin_reset"|"admin_alert",
+//!  "code":"12345678","minutes":5,"organization":"Example Corp","language":"en"|"de"|"fr",
 //!  "text":"Your Example Corp password reset code is 12345678. It expires in 5 minutes."}
 //! ```
 //!
@@ -15,7 +16,7 @@
 //! timestamps older than a few minutes. 2xx = delivered; 429 and 5xx and network errors are
 //! retried with exponential backoff; other 4xx = the recipient is refused.
 
-use super::{Channel, Content, DeliveryError, Notice};
+use super::{Channel, Content, DeliveryError};
 use crate::secret::Secret;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -30,6 +31,7 @@ pub struct GatewayConfig {
     pub timeout: Duration,
     pub retries: u32,
     pub organization: String,
+    pub texts: std::sync::Arc<super::text::Texts>,
 }
 
 pub struct Gateway {
@@ -44,59 +46,6 @@ pub fn signature(secret: &Secret, timestamp: u64, body: &[u8]) -> String {
     m.update(b".");
     m.update(body);
     format!("v1={}", hex::encode(m.finalize().into_bytes()))
-}
-
-fn text(org: &str, content: &Content) -> (&'static str, String, String, u64) {
-    match content {
-        Content::ResetCode { code, minutes } => (
-            "reset_code",
-            code.expose().to_string(),
-            format!(
-                "Your {org} password reset code is {}. It expires in {minutes} minutes.",
-                code.expose()
-            ),
-            *minutes,
-        ),
-        Content::ConfirmContact { code, minutes } => (
-            "confirm_contact",
-            code.expose().to_string(),
-            format!(
-                "Your {org} confirmation code is {}. It expires in {minutes} minutes.",
-                code.expose()
-            ),
-            *minutes,
-        ),
-        Content::Notice(Notice::AccountRecovered { what }) => (
-            "account_recovered",
-            String::new(),
-            format!(
-                "Self-service on your {org} account: {what}. If this was not you, call your helpdesk."
-            ),
-            0,
-        ),
-        Content::Notice(Notice::MethodChanged { method, change }) => (
-            "method_changed",
-            String::new(),
-            format!(
-                "A verification method of your {org} account was {change}: {method}. If this was not you, call your helpdesk."
-            ),
-            0,
-        ),
-        Content::Notice(Notice::AdminResetInstructions { login, .. }) => (
-            "admin_reset",
-            String::new(),
-            format!(
-                "An administrator reset the password of your {org} account {login}. If you did not ask for this, call your helpdesk."
-            ),
-            0,
-        ),
-        Content::Notice(Notice::AdminAlert { login, what }) => (
-            "admin_alert",
-            String::new(),
-            format!("{org} administrator account {login}: {what}."),
-            0,
-        ),
-    }
 }
 
 impl Gateway {
@@ -117,6 +66,7 @@ impl Gateway {
         &self,
         to: &Channel,
         content: &Content,
+        language: Option<&str>,
         id: &str,
     ) -> Result<(), DeliveryError> {
         let (channel, number) = match to {
@@ -124,21 +74,25 @@ impl Gateway {
             Channel::Voice(n) => ("voice", n),
             Channel::Email(_) => return Err(DeliveryError::NotConfigured("email via gateway")),
         };
-        let (purpose, code, text, minutes) = text(&self.cfg.organization, content);
+        let sms = self
+            .cfg
+            .texts
+            .sms(language, &self.cfg.organization, content);
         let body = zeroize::Zeroizing::new(
             serde_json::to_vec(&serde_json::json!({
                 "id": id,
                 "channel": channel,
                 "to": number,
-                "purpose": purpose,
-                "code": code,
-                "minutes": minutes,
+                "purpose": sms.purpose,
+                "code": sms.code.as_str(),
+                "minutes": sms.minutes,
                 "organization": self.cfg.organization,
-                "text": text,
+                "language": sms.language,
+                "text": sms.text.as_str(),
             }))
             .expect("JSON of strings"),
         );
-        drop((code, text));
+        drop(sms);
         let mut delay = Duration::from_millis(200);
         let mut last = String::new();
         for attempt in 0..=self.cfg.retries {

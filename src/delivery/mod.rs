@@ -1,12 +1,15 @@
 //! Outbound messages: one-time codes and notifications, by email (SMTP, [`smtp`]) and by SMS
 //! or voice call through a signed HTTPS webhook ([`gateway`]).
 //!
-//! Message text comes only from configuration (organisation name, templates) and from values
-//! the server made (codes, lifetimes): never from request metadata.
+//! Message text comes only from configuration (organisation name, templates), from the
+//! built-in texts of each language ([`text`]) and from values the server made (codes,
+//! lifetimes): never from request metadata. A message goes out in the language the user
+//! chose, else in `[email] language`.
 
 pub mod gateway;
 pub mod settings;
 pub mod smtp;
+pub mod text;
 
 use crate::method::contact::{self, ContactKind};
 use crate::secret::Secret;
@@ -71,13 +74,19 @@ pub enum DeliveryError {
     NotConfigured(&'static str),
 }
 
-/// Sends messages. `id` names the message: every attempt to send the same message carries
-/// the same id (SMTP `Message-ID`, the gateway's `X-Ssprd-Message-Id`), so a receiver can
-/// drop a duplicate.
+/// Sends messages. `language` is the recipient's choice (a language tag; `None`: the
+/// configured default). `id` names the message: every attempt to send the same message
+/// carries the same id (SMTP `Message-ID`, the gateway's `X-Ssprd-Message-Id`), so a
+/// receiver can drop a duplicate.
 #[async_trait::async_trait]
 pub trait Deliver: Send + Sync + 'static {
-    async fn deliver(&self, to: &Channel, content: &Content, id: &str)
-    -> Result<(), DeliveryError>;
+    async fn deliver(
+        &self,
+        to: &Channel,
+        content: &Content,
+        language: Option<&str>,
+        id: &str,
+    ) -> Result<(), DeliveryError>;
 }
 
 /// Routes each channel to its provider, and counts every attempt:
@@ -93,15 +102,16 @@ impl Deliver for Dispatcher {
         &self,
         to: &Channel,
         content: &Content,
+        language: Option<&str>,
         id: &str,
     ) -> Result<(), DeliveryError> {
         let sent = match to {
             Channel::Email(addr) => match &self.email {
-                Some(m) => m.send(addr, content, id).await,
+                Some(m) => m.send(addr, content, language, id).await,
                 None => Err(DeliveryError::NotConfigured("email")),
             },
             Channel::Sms(_) | Channel::Voice(_) => match &self.gateway {
-                Some(g) => g.send(to, content, id).await,
+                Some(g) => g.send(to, content, language, id).await,
                 None => Err(DeliveryError::NotConfigured("SMS and voice")),
             },
         };

@@ -1,11 +1,12 @@
 //! The `[email]` and `[gateway]` sections: how codes and notifications leave the daemon.
 
 use super::gateway::GatewayConfig;
-use super::smtp::Templates;
+use super::text::Texts;
 use crate::problems::Problems;
 use crate::secret::{Secret, SecretSource};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How ssprd talks TLS to the SMTP server (always TLS).
@@ -34,9 +35,11 @@ pub struct RawEmail {
     pub from: String,
     /// Shown in messages.
     pub organization: String,
-    /// Directory with `<template>.{subject,txt,html}` overrides (reset_code, confirm_contact,
-    /// method_changed, account_recovered).
+    /// Directory with `[<lang>/]<template>.{subject,txt,html}` overrides (reset_code,
+    /// confirm_contact, method_changed, account_recovered, admin_reset, admin_alert).
     pub templates_dir: Option<PathBuf>,
+    /// Language of messages (email, SMS, calls) to users who chose none: en, de or fr.
+    pub language: String,
     pub timeout_ms: u64,
 }
 
@@ -52,6 +55,7 @@ impl Default for RawEmail {
             from: String::new(),
             organization: "ssprd".into(),
             templates_dir: None,
+            language: "en".into(),
             timeout_ms: 10_000,
         }
     }
@@ -94,14 +98,43 @@ pub struct EmailConfig {
     pub credentials: Option<(String, Secret)>,
     pub from: lettre::message::Mailbox,
     pub organization: String,
-    pub templates: super::smtp::Templates,
+    pub texts: Arc<Texts>,
     pub timeout: Duration,
 }
 
 impl RawEmail {
+    /// The texts of messages: the built-in ones of each language with the templates of
+    /// `templates_dir` (checked into `p` whether or not email is enabled: SMS and calls
+    /// use them too).
+    pub fn texts(&self, p: &mut Problems) -> Arc<Texts> {
+        let default = crate::language::supported(&self.language)
+            .filter(|l| *l == self.language)
+            .unwrap_or_else(|| {
+                p.bad(
+                    "email.language",
+                    format!(
+                        "{:?} is not one of {}",
+                        self.language,
+                        crate::language::LANGUAGES.join(", ")
+                    ),
+                );
+                "en"
+            });
+        let texts = Texts::load(self.templates_dir.as_deref(), default).unwrap_or_else(|er| {
+            p.bad("email.templates_dir", er);
+            Texts::load(None, default).expect("built-in texts")
+        });
+        Arc::new(texts)
+    }
+
     /// Checks the section into `p` when email is configured or `enabled` (a policy names
     /// the email method); `None` when neither.
-    pub fn validate(&self, p: &mut Problems, enabled: bool) -> Option<EmailConfig> {
+    pub fn validate(
+        &self,
+        p: &mut Problems,
+        enabled: bool,
+        texts: Arc<Texts>,
+    ) -> Option<EmailConfig> {
         let e = self;
         if !enabled && e.host.trim().is_empty() {
             return None;
@@ -142,10 +175,6 @@ impl RawEmail {
                     .map(|pw| (e.username.clone(), pw)),
             }
         };
-        let templates = Templates::load(e.templates_dir.as_deref()).unwrap_or_else(|er| {
-            p.bad("email.templates_dir", er);
-            Templates::load(None).expect("built-in templates")
-        });
         p.in_range("email.timeout_ms", e.timeout_ms, 100, 60_000);
         Some(EmailConfig {
             host: e.host.trim().to_string(),
@@ -155,7 +184,7 @@ impl RawEmail {
             credentials,
             from,
             organization: e.organization.clone(),
-            templates,
+            texts,
             timeout: Duration::from_millis(e.timeout_ms),
         })
     }
@@ -170,6 +199,7 @@ impl RawGateway {
         p: &mut Problems,
         enabled: bool,
         organization: &str,
+        texts: Arc<Texts>,
     ) -> Option<GatewayConfig> {
         let g = self;
         if !enabled && g.url.is_empty() {
@@ -205,6 +235,7 @@ impl RawGateway {
             timeout: Duration::from_millis(g.timeout_ms),
             retries: g.retries,
             organization: organization.to_string(),
+            texts,
         })
     }
 }

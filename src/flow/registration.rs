@@ -3,6 +3,7 @@
 //! becomes usable for reset, and how each change applies to the stored registration. The
 //! executor (`service::registration`) signs the user in, hashes, sends, stores and audits.
 
+use crate::delivery::text::phrase;
 use crate::method::contact::ContactKind;
 use crate::method::{Method, questions};
 use crate::policy::{CodePolicy, QuestionBank};
@@ -271,7 +272,13 @@ pub fn alters(reg: &Registration, change: &Change) -> bool {
 /// for a re-confirmation, which changes no method, and for an administrator's change,
 /// audited and announced as the administrator's.
 pub fn described(change: &Change, before: Option<&Registration>) -> Option<(Method, &'static str)> {
-    let had = |present: bool| if present { "changed" } else { "added" };
+    let had = |present: bool| {
+        if present {
+            phrase::CHANGED
+        } else {
+            phrase::ADDED
+        }
+    };
     Some(match change {
         Change::Questions(_) => (
             Method::SecurityQuestions,
@@ -292,7 +299,7 @@ pub fn described(change: &Change, before: Option<&Registration>) -> Option<(Meth
             Method::AuthenticatorCode,
             had(before.is_some_and(|b| b.authenticator.is_some())),
         ),
-        Change::Remove(m) => (*m, "removed"),
+        Change::Remove(m) => (*m, phrase::REMOVED),
         Change::Reconfirmed(_)
         | Change::AdminContact { .. }
         | Change::AlternateEmail(_)

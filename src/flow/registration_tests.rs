@@ -16,6 +16,7 @@ fn session(established: bool) -> RegistrationSession {
         admin: false,
         pending_contacts: vec![],
         pending_authenticator: None,
+        language: None,
     }
 }
 

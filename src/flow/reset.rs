@@ -9,6 +9,7 @@
 //! wrong proofs, or another flow of the user reset the password); or expired.
 
 use super::{AfterFailure, after_failure, decoy_registration, draw_questions, is_live};
+use crate::delivery::text::phrase;
 use crate::method::Method;
 use crate::method::contact::{self, ContactKind};
 use crate::policy::{CodePolicy, MethodPolicy, QuestionBank, QuestionPolicy, ResetPolicy};
@@ -556,9 +557,9 @@ pub fn write_kind(flow: &ResetFlow) -> &'static str {
 /// What the user's contacts are told a flow's write did.
 pub fn written_what(flow: &ResetFlow, unlocked: bool) -> &'static str {
     match (flow.by_admin, unlocked) {
-        (true, _) => "the password was reset by an administrator",
-        (false, true) => "the password was reset and the account unlocked",
-        (false, false) => "the password was reset",
+        (true, _) => phrase::RESET_BY_ADMIN,
+        (false, true) => phrase::RESET_AND_UNLOCKED,
+        (false, false) => phrase::PASSWORD_RESET,
     }
 }
 

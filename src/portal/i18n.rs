@@ -17,23 +17,7 @@ fluent_templates::static_loader! {
     };
 }
 
-/// The languages the portal speaks, the first being the fallback.
-pub const LANGUAGES: &[&str] = &["en", "de", "fr"];
-
-/// Each language's own name, for the selector.
-pub fn native_name(lang: &str) -> &'static str {
-    match lang {
-        "de" => "Deutsch",
-        "fr" => "Français",
-        _ => "English",
-    }
-}
-
-/// One of [`LANGUAGES`], when `tag` names it (`de`, `de-CH`, `FR`…).
-pub fn supported(tag: &str) -> Option<&'static str> {
-    let primary = tag.split(['-', '_']).next()?.trim().to_ascii_lowercase();
-    LANGUAGES.iter().copied().find(|l| *l == primary)
-}
+pub use crate::language::{LANGUAGES, native_name, supported};
 
 /// The best of [`LANGUAGES`] for an `Accept-Language` header, or `fallback`.
 pub fn negotiate(accept_language: Option<&str>, fallback: &'static str) -> &'static str {

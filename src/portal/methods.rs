@@ -175,7 +175,12 @@ pub(super) async fn sign_in(
         .map(|l| l.trim().to_string())
         .unwrap_or_default();
     let password = Secret::new(form.remove("password").unwrap_or_default());
-    match portal.service.begin_registration(&login, &password).await {
+    // The page's language becomes the user's: their messages will speak it.
+    match portal
+        .service
+        .begin_registration(&login, &password, visit.lang)
+        .await
+    {
         Ok((token, _, status)) => {
             portal.rotate(&mut visit);
             visit.session.registration = Some(Registration {

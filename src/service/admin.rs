@@ -8,6 +8,7 @@
 
 use super::reset::WriteOptions;
 use super::{RegistrationStatus, Service, ServiceError, check_login, check_new_password};
+use crate::delivery::text::phrase;
 use crate::delivery::{Channel, Notice};
 use crate::directory::DirectoryUser;
 use crate::flow::registration::{self, Change};
@@ -345,15 +346,15 @@ impl Service {
         };
         let (before, _) = self.admin_update(&user, change).await?;
         let (label, method) = match what {
-            AdminContact::AlternateEmail => ("alternate_email", "alternate email"),
+            AdminContact::AlternateEmail => ("alternate_email", phrase::ALTERNATE_EMAIL),
             AdminContact::Contact(ContactKind::Email) => ("email", "email"),
-            AdminContact::Contact(ContactKind::Mobile) => ("mobile", "mobile phone"),
-            AdminContact::Contact(ContactKind::Office) => ("office", "office phone"),
+            AdminContact::Contact(ContactKind::Mobile) => ("mobile", phrase::MOBILE_PHONE),
+            AdminContact::Contact(ContactKind::Office) => ("office", phrase::OFFICE_PHONE),
         };
         let change = if normalised.is_some() {
-            "set by an administrator"
+            phrase::SET_BY_ADMIN
         } else {
-            "removed by an administrator"
+            phrase::REMOVED_BY_ADMIN
         };
         self.audit(
             "admin.set_contact",
@@ -496,13 +497,13 @@ impl Service {
                     login: user.login.clone(),
                     must_change: req.must_change,
                 },
+                reg.as_ref().and_then(|r| r.language.as_deref()),
             )
             .await;
             instructions_queued = true;
         }
         if standing.admin {
-            self.alert_admins(&user.login, "the password was reset by an administrator")
-                .await;
+            self.alert_admins(&user.login, phrase::RESET_BY_ADMIN).await;
         }
         Ok(AdminResetOutcome {
             generated: generated.then_some(password),
@@ -528,7 +529,7 @@ impl Service {
             self.notify_contacts(
                 &reg,
                 Notice::AccountRecovered {
-                    what: "the account was unlocked by an administrator".into(),
+                    what: phrase::UNLOCKED_BY_ADMIN.into(),
                 },
             )
             .await;

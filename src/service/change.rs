@@ -85,7 +85,7 @@ impl Service {
                     self.contact_items(
                         &reg,
                         &crate::delivery::Notice::AccountRecovered {
-                            what: "the password was changed".into(),
+                            what: crate::delivery::text::phrase::PASSWORD_CHANGED.into(),
                         },
                     )
                 })

@@ -125,7 +125,13 @@ struct RecordingDelivery(Mutex<Vec<Channel>>);
 
 #[async_trait::async_trait]
 impl Deliver for RecordingDelivery {
-    async fn deliver(&self, to: &Channel, _: &Content, _: &str) -> Result<(), DeliveryError> {
+    async fn deliver(
+        &self,
+        to: &Channel,
+        _: &Content,
+        _: Option<&str>,
+        _: &str,
+    ) -> Result<(), DeliveryError> {
         self.0.lock().unwrap().push(to.clone());
         Ok(())
     }

@@ -120,6 +120,7 @@ mod tests {
                 attempts: 3,
                 next_at: created_at + 60,
                 last_error: String::new(),
+                language: None,
             },
         )
     }

@@ -84,18 +84,30 @@ pub(super) fn contact_channel(kind: ContactKind, value: &str) -> Channel {
 impl Service {
     /// Queues `notice` for `to` in the outbox. A store failure is logged: the change that
     /// caused the notification stands.
-    pub(super) async fn notify(&self, user: &str, to: Channel, notice: Notice) {
-        let item = self.outbox_item(user, to, notice);
+    /// `language` is the recipient's (`None`: the configured default).
+    pub(super) async fn notify(
+        &self,
+        user: &str,
+        to: Channel,
+        notice: Notice,
+        language: Option<&str>,
+    ) {
+        let item = self.outbox_item(user, to, notice, language);
         match self.store.enqueue(&item).await {
             Ok(_) => self.outbox_wake.notify_one(),
             Err(e) => warn!(error = %e, "notification not queued"),
         }
     }
 
-    /// Queues `notice` for every confirmed contact of `reg` (email, SMS to the mobile, a
-    /// call to the office phone).
-    /// A new outbox item: `notice` for `to`, due now, with a message id of its own.
-    pub(super) fn outbox_item(&self, user: &str, to: Channel, notice: Notice) -> OutboxItem {
+    /// A new outbox item: `notice` for `to` in `language`, due now, with a message id of
+    /// its own.
+    pub(super) fn outbox_item(
+        &self,
+        user: &str,
+        to: Channel,
+        notice: Notice,
+        language: Option<&str>,
+    ) -> OutboxItem {
         let t = self.now();
         OutboxItem {
             id: super::new_token(),
@@ -106,11 +118,12 @@ impl Service {
             attempts: 0,
             next_at: t,
             last_error: String::new(),
+            language: language.map(str::to_string),
         }
     }
 
-    /// Outbox items with `notice` for every confirmed contact of `reg` (queued by the
-    /// caller, e.g. in a batch).
+    /// Outbox items with `notice` for every confirmed contact of `reg`, in the user's
+    /// language (queued by the caller, e.g. in a batch).
     pub(super) fn contact_items(&self, reg: &Registration, notice: &Notice) -> Vec<OutboxItem> {
         reg.contacts
             .iter()
@@ -119,6 +132,7 @@ impl Service {
                     &reg.login,
                     contact_channel(c.kind, &c.value),
                     notice.clone(),
+                    reg.language.as_deref(),
                 )
             })
             .collect()
@@ -129,12 +143,15 @@ impl Service {
         self.outbox_wake.notify_one();
     }
 
+    /// Queues `notice` for every confirmed contact of `reg` (email, SMS to the mobile, a
+    /// call to the office phone), in the user's language.
     pub(super) async fn notify_contacts(&self, reg: &Registration, notice: Notice) {
         for c in &reg.contacts {
             self.notify(
                 &reg.login,
                 contact_channel(c.kind, &c.value),
                 notice.clone(),
+                reg.language.as_deref(),
             )
             .await;
         }
@@ -154,6 +171,7 @@ impl Service {
                     login: login.to_string(),
                     what: what.to_string(),
                 },
+                None,
             )
             .await;
         }
@@ -184,7 +202,12 @@ impl Service {
             };
             let result = self
                 .deliver
-                .deliver(&item.to, &Content::Notice(item.notice.clone()), &id)
+                .deliver(
+                    &item.to,
+                    &Content::Notice(item.notice.clone()),
+                    item.language.as_deref(),
+                    &id,
+                )
                 .await;
             crate::failpoint::hit("outbox.after_send");
             let give_up = t.saturating_sub(item.created_at) >= policy.give_up_after_secs;

@@ -20,12 +20,16 @@ use tracing::instrument;
 impl Service {
     /// Proves the user by a bind with the current password; opens a registration session.
     #[instrument(skip_all)]
+    /// `language` is the language the user speaks (a tag such as `de-CH`; empty: not
+    /// said): each change they make remembers it for their messages.
     pub async fn begin_registration(
         &self,
         login: &str,
         password: &Secret,
+        language: &str,
     ) -> Result<(String, u64, RegistrationStatus), ServiceError> {
         let login = check_login(login)?;
+        let language = check_language(language)?;
         if password.is_empty() {
             return Err(ServiceError::InvalidCredentials);
         }
@@ -75,6 +79,7 @@ impl Service {
             admin: standing.admin,
             pending_contacts: vec![],
             pending_authenticator: None,
+            language: language.map(str::to_string),
         };
         self.store
             .put_session(&TokenHash::of(&token), &session)
@@ -129,7 +134,12 @@ impl Service {
         change: Change,
     ) -> Result<(Option<Registration>, Registration), ServiceError> {
         let (before, after) = self
-            .modify_registration(&s.user_id, &s.login, |r| registration::apply(r, &change))
+            .modify_registration(&s.user_id, &s.login, |r| {
+                registration::apply(r, &change);
+                if s.language.is_some() {
+                    r.language.clone_from(&s.language);
+                }
+            })
             .await?;
         if let Some((method, what)) = registration::described(&change, before.as_ref()) {
             self.after_change(s, &before, method, what).await;
@@ -157,8 +167,13 @@ impl Service {
                 .usable(before, &self.methods_or_none(s.admin))
                 .is_empty()
         {
+            // The old channels, in the language the user speaks now.
+            let mut before = before.clone();
+            if s.language.is_some() {
+                before.language.clone_from(&s.language);
+            }
             self.notify_contacts(
-                before,
+                &before,
                 crate::delivery::Notice::MethodChanged {
                     method: method.name().to_string(),
                     change: change.to_string(),
@@ -252,7 +267,7 @@ impl Service {
             minutes: self.limits.codes.ttl_secs / 60,
         };
         self.deliver
-            .deliver(&to, &content, &super::new_token())
+            .deliver(&to, &content, s.language.as_deref(), &super::new_token())
             .await?;
         if !self.store.swap_session(&h, &s, &next).await? {
             return Err(ServiceError::RegistrationTokenInvalid);
@@ -397,4 +412,21 @@ impl Service {
         let (_, after) = self.update_registration(&s, Change::Remove(method)).await?;
         Ok(self.status(&s.login, Some(&after), &self.methods_or_none(s.admin)))
     }
+}
+
+/// The language of a request: `None` when not given or not one ssprd speaks (messages then
+/// use the default); a tag that is not a language tag is refused (LANGUAGE_INVALID).
+fn check_language(tag: &str) -> Result<Option<&'static str>, ServiceError> {
+    let tag = tag.trim();
+    if tag.is_empty() {
+        return Ok(None);
+    }
+    if !crate::language::well_formed(tag) {
+        return Err(ServiceError::invalid(
+            "language",
+            "LANGUAGE_INVALID",
+            "not a language tag such as \"en\" or \"de-CH\"",
+        ));
+    }
+    Ok(crate::language::supported(tag))
 }

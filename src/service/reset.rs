@@ -5,6 +5,7 @@ use super::{
     check_new_password, new_token, sending, token_hash,
 };
 use crate::delivery::Content;
+use crate::delivery::text::phrase;
 use crate::directory::{BindOutcome, DirectoryError, DirectoryUser};
 use crate::flow::{self, reset, write};
 use crate::method::{Method, code, questions, totp};
@@ -396,8 +397,8 @@ impl Service {
         let job = if flow.decoy {
             sending::Job::Decoy
         } else {
+            let reg = reg.as_ref();
             let value = reg
-                .as_ref()
                 .and_then(|r| r.contact(kind))
                 .map(|c| c.value.clone())
                 .ok_or(ServiceError::MethodNotAvailable)?;
@@ -407,6 +408,7 @@ impl Service {
                     code,
                     minutes: self.limits.codes.ttl_secs / 60,
                 },
+                language: reg.and_then(|r| r.language.clone()),
             }
         };
         let (next, expires_at) =
@@ -1042,7 +1044,7 @@ impl Service {
             return Err(e.into());
         }
         let record = self.audit_event("unlock", &flow.login, "success", "");
-        self.finish(&h, &flow, "the account was unlocked", false, record)
+        self.finish(&h, &flow, phrase::UNLOCKED, false, record)
             .await?;
         Ok(())
     }

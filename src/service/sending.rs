@@ -42,6 +42,8 @@ pub(super) enum Job {
     Real {
         to: Channel,
         content: Content,
+        /// The user's language (`None`: the configured default).
+        language: Option<String>,
     },
     /// Nothing is sent; the outcome and its delay are drawn from recent real deliveries.
     Decoy,
@@ -144,9 +146,13 @@ impl Service {
         let recent = self.deliveries.recent.clone();
         self.deliveries.spawn(async move {
             let outcome = match job {
-                Job::Real { to, content } => {
+                Job::Real {
+                    to,
+                    content,
+                    language,
+                } => {
                     let started = tokio::time::Instant::now();
-                    let outcome = deliver_once(&*deliver, &to, &content).await;
+                    let outcome = deliver_once(&*deliver, &to, &content, language.as_deref()).await;
                     let mut recent = recent.lock().expect("lock");
                     let past = recent.entry(target.method).or_default();
                     if past.len() == RECENT {
@@ -170,12 +176,20 @@ impl Service {
     }
 }
 
-async fn deliver_once(deliver: &dyn Deliver, to: &Channel, content: &Content) -> Outcome {
+async fn deliver_once(
+    deliver: &dyn Deliver,
+    to: &Channel,
+    content: &Content,
+    language: Option<&str>,
+) -> Outcome {
     let id = super::new_token();
-    deliver.deliver(to, content, &id).await.map_err(|e| {
-        warn!(error = %e, "code delivery failed");
-        Undelivered::from(&e)
-    })
+    deliver
+        .deliver(to, content, language, &id)
+        .await
+        .map_err(|e| {
+            warn!(error = %e, "code delivery failed");
+            Undelivered::from(&e)
+        })
 }
 
 #[cfg(test)]

@@ -99,6 +99,10 @@ pub struct Registration {
     /// reset method.
     #[serde(default)]
     pub alternate_email: Option<String>,
+    /// The language the user chose when registering (one of
+    /// [`crate::language::LANGUAGES`]): their emails, texts and calls speak it.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 impl Registration {
@@ -114,6 +118,7 @@ impl Registration {
             updated_at: t,
             reconfirmed_at: t,
             alternate_email: None,
+            language: None,
         }
     }
 
@@ -162,6 +167,10 @@ pub struct RegistrationSession {
     /// Sealed TOTP secret of an enrolment not yet confirmed by a first code.
     #[serde(default)]
     pub pending_authenticator: Option<String>,
+    /// The language the user speaks in this session (one of
+    /// [`crate::language::LANGUAGES`]), remembered with every change they make.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// The lifecycle state of a reset flow.
@@ -342,6 +351,9 @@ pub struct OutboxItem {
     pub next_at: u64,
     #[serde(default)]
     pub last_error: String,
+    /// The recipient's language (`None`: the configured default).
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// Store errors. `Unavailable` is an IO problem (disk full, flush failure) that the

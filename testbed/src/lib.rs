@@ -706,16 +706,21 @@ impl SmtpSink {
             .collect()
     }
 
-    /// Waits (up to 15 s) for a message to `to` whose text (quoted-printable soft breaks
-    /// removed) contains every one of `needles`; notifications go through the daemon's
-    /// outbox, so they arrive shortly after the call that caused them.
+    /// Waits (up to 15 s) for a message to `to` whose raw text (quoted-printable soft
+    /// breaks removed) or decoded subject and parts ([`Mail`]) contain every one of
+    /// `needles`; notifications go through the daemon's outbox, so they arrive shortly
+    /// after the call that caused them.
     pub async fn wait_for(&self, to: &str, needles: &[&str]) -> Option<String> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(m) = self
                 .messages_to(to)
                 .into_iter()
-                .map(|m| m.replace("=\r\n", "").replace("=\n", ""))
+                .map(|m| {
+                    let mail = Mail::parse(&m);
+                    let raw = m.replace("=\r\n", "").replace("=\n", "");
+                    format!("{raw}\n{}\n{}\n{}", mail.subject, mail.text, mail.html)
+                })
                 .find(|m| needles.iter().all(|n| m.contains(n)))
             {
                 return Some(m);
@@ -743,14 +748,35 @@ impl SmtpSink {
     }
 }
 
-/// The `len`-digit code in a message (the digits after "code is").
+/// The `len`-digit code in a message: the first word of exactly `len` digits in its
+/// decoded text part, whatever its language (a login with digits is not such a word).
 fn code_in(message: &str, len: usize) -> Option<String> {
-    let body = message.replace("=\r\n", "").replace("=\n", "");
-    body.match_indices("code is ").find_map(|(i, pat)| {
-        let rest = body[i + pat.len()..].trim_start_matches("<b>");
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        (digits.len() == len).then_some(digits)
-    })
+    let text = Mail::parse(message).text;
+    text.split(|c: char| !c.is_alphanumeric())
+        .find(|w| w.len() == len && w.chars().all(|c| c.is_ascii_digit()))
+        .map(str::to_string)
+}
+
+/// A message as its reader sees it: the subject and the parts, decoded (RFC 2047 words,
+/// quoted-printable, base64, charsets) by mail-parser.
+#[derive(Debug, Default, Clone)]
+pub struct Mail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Mail {
+    pub fn parse(raw: &str) -> Self {
+        let Some(m) = mail_parser::MessageParser::default().parse(raw.as_bytes()) else {
+            return Self::default();
+        };
+        Self {
+            subject: m.subject().unwrap_or_default().to_string(),
+            text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+            html: m.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+        }
+    }
 }
 
 impl Drop for SmtpSink {

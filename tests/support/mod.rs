@@ -344,6 +344,7 @@ impl Clients {
             .begin_registration(pb::BeginRegistrationRequest {
                 username: login.into(),
                 password: password.into(),
+                ..Default::default()
             })
             .await
             .expect("BeginRegistration")

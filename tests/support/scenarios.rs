@@ -358,6 +358,7 @@ pub async fn registration_errors(dir: &dyn TestDirectory, c: &mut Clients) {
             .begin_registration(pb::BeginRegistrationRequest {
                 username: user.into(),
                 password: pass.into(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -601,6 +602,7 @@ pub async fn administration(dir: &dyn TestDirectory, work: &Path) {
         .begin_registration(pb::BeginRegistrationRequest {
             username: outer.clone(),
             password: pw.into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -872,6 +874,7 @@ async fn wrong_sign_ins(d: &Daemon, login: &str, clients: usize, rounds: usize) 
                     .begin_registration(pb::BeginRegistrationRequest {
                         username: login,
                         password: format!("Wrong-Guess-{i}"),
+                        ..Default::default()
                     })
                     .await
                     .unwrap_err()
@@ -932,6 +935,7 @@ pub async fn sign_in_never_locks(dir: &dyn TestDirectory, work: &Path) {
                 .begin_registration(pb::BeginRegistrationRequest {
                     username: login.clone(),
                     password: pw.into(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap_err();
