@@ -916,6 +916,30 @@ async fn change_a_known_then_a_must_change_password_in_a_browser() {
         fill(&b, "#confirm_password", new).await;
         click(&b, "#change-password").await;
     };
+    // Before typing: the local rules, and a word that the directory may add its own; the
+    // length rule is marked as met while the new password is typed.
+    b.goto(&format!("{}/change", e.portal)).await.unwrap();
+    let rules = text(&b, "#rules").await;
+    assert!(
+        rules.contains("have at least 8 characters")
+            && rules.contains("differ from your last 5 passwords")
+            && rules.contains("rules of its own"),
+        "{rules}"
+    );
+    let met = async || {
+        b.execute(
+            "return document.querySelector('[data-min-length]').classList.contains('met')",
+            vec![],
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(met().await, json!(false));
+    fill(&b, "#new_password", "Long-Enough-Password-1").await;
+    assert_eq!(met().await, json!(true));
+    shots.take(&b, "rules").await;
+    accessible(&b, "change: rules").await;
+
     // A wrong current password: refused at the field, nothing changed.
     change("Not-My-Password-1", "Changed-Known-2468").await;
     let refused = text(&b, "#error-summary a").await;

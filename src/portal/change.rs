@@ -19,11 +19,15 @@ pub(super) async fn page(
     headers: HeaderMap,
 ) -> Response {
     let mut visit = visit_of(&portal, &headers, client, "/change");
+    // The user is not known yet: the directory's default policy with the local rules, and
+    // a word that the user's own may differ (a refusal on submit says which rule).
+    let (min_length, max_length, rules) =
+        super::reset::rules_of(&portal.service.default_password_policy().await);
     portal.render(
         &mut visit,
         StatusCode::OK,
         "change.html",
-        minijinja::context! {},
+        minijinja::context! { min_length, max_length, rules },
     )
 }
 

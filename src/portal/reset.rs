@@ -414,36 +414,36 @@ pub(super) async fn password_page(
     if !flow.ready || flow.purpose != Purpose::Reset {
         return portal.redirect(&mut visit, "/verify");
     }
-    let policy = portal.service.password_policy(flow.id.expose()).await.ok();
-    let rules = policy.map(|p| {
-        let mut rules = vec![("rule-min-length", p.min_length)];
-        if p.complexity_required {
-            rules.push(("rule-complexity", 0));
-        }
-        if p.history > 0 {
-            rules.push(("rule-history", p.history));
-        }
-        if p.names_refused {
-            rules.push(("rule-no-name", 0));
-        }
-        if p.common_checked {
-            rules.push(("rule-not-common", 0));
-        }
-        if p.breached_checked {
-            rules.push(("rule-not-breached", 0));
-        }
-        if p.min_strength > 0 {
-            rules.push(("rule-strength", p.min_strength));
-        }
-        (p.min_length, p.max_length, rules)
-    });
-    let (min_length, max_length, rules) = rules.unwrap_or((1, 256, Vec::new()));
+    // The directory down: the local rules, and the directory says the rest on submit.
+    let policy = match portal.service.password_policy(flow.id.expose()).await {
+        Ok(p) => p,
+        Err(_) => portal.service.local_password_policy(),
+    };
+    let (min_length, max_length, rules) = rules_of(&policy);
     portal.render(
         &mut visit,
         StatusCode::OK,
         "password.html",
         minijinja::context! { min_length, max_length, rules, login => flow.login },
     )
+}
+
+/// The rules to list before the user types a new password: (minimum length, maximum
+/// length, each rule's message key and its number).
+pub(super) fn rules_of(
+    p: &crate::service::EffectivePasswordPolicy,
+) -> (u32, u32, Vec<(&'static str, u32)>) {
+    let mut rules = vec![("rule-min-length", p.min_length)];
+    let flags = [
+        (p.complexity_required, "rule-complexity", 0),
+        (p.history > 0, "rule-history", p.history),
+        (p.names_refused, "rule-no-name", 0),
+        (p.common_checked, "rule-not-common", 0),
+        (p.breached_checked, "rule-not-breached", 0),
+        (p.min_strength > 0, "rule-strength", p.min_strength),
+    ];
+    rules.extend(flags.into_iter().filter(|f| f.0).map(|(_, k, n)| (k, n)));
+    (p.min_length.max(1), p.max_length, rules)
 }
 
 pub(super) async fn complete(

@@ -1016,22 +1016,57 @@ impl Service {
         flow_id: &str,
     ) -> Result<super::EffectivePasswordPolicy, ServiceError> {
         let (_, flow) = self.live_flow(flow_id).await?;
-        let dir = self
-            .directory
-            .password_policy(&Self::user_of(&flow))
-            .await?;
-        let local = &self.password;
+        self.merged_policy(&Self::user_of(&flow)).await
+    }
+
+    /// The rules for a user not known yet (the portal's change page, before the name is
+    /// typed): the local rules merged with the directory's default policy, which most
+    /// users have; the local rules alone while the directory cannot be asked.
+    pub async fn default_password_policy(&self) -> super::EffectivePasswordPolicy {
+        let nobody = DirectoryUser {
+            dn: String::new(),
+            id: String::new(),
+            login: String::new(),
+            display_name: String::new(),
+            locked: false,
+            disabled: false,
+            admin_count: false,
+        };
+        match self.merged_policy(&nobody).await {
+            Ok(p) => p,
+            Err(_) => self.local_password_policy(),
+        }
+    }
+
+    /// The local rules merged with the directory's policy for `user`.
+    async fn merged_policy(
+        &self,
+        user: &DirectoryUser,
+    ) -> Result<super::EffectivePasswordPolicy, ServiceError> {
+        let dir = self.directory.password_policy(user).await?;
+        let local = self.local_password_policy();
         Ok(super::EffectivePasswordPolicy {
-            min_length: (local.min_length as u32).max(dir.min_length),
-            max_length: local.max_length as u32,
+            min_length: local.min_length.max(dir.min_length),
             history: dir.history,
             complexity_required: dir.complexity,
+            ..local
+        })
+    }
+
+    /// The local rules (`[password]`) alone.
+    pub fn local_password_policy(&self) -> super::EffectivePasswordPolicy {
+        let local = &self.password;
+        super::EffectivePasswordPolicy {
+            min_length: local.min_length as u32,
+            max_length: local.max_length as u32,
+            history: 0,
+            complexity_required: false,
             banned_terms_checked: !local.banned.is_empty(),
             names_refused: local.reject_names,
             min_strength: local.min_strength.map_or(0, u32::from),
             breached_checked: local.breached.is_some(),
             common_checked: local.common.is_some(),
-        })
+        }
     }
 
     /// Unlocks the account without a password change.

@@ -28,4 +28,12 @@ document.addEventListener("DOMContentLoaded", function () {
     pw.addEventListener("input", check);
     again.addEventListener("input", check);
   }
+  // Mark the length rule as met while the new password is typed.
+  var length = document.querySelector("[data-min-length]");
+  if (pw && length) {
+    var min = Number(length.dataset.minLength);
+    pw.addEventListener("input", function () {
+      length.classList.toggle("met", pw.value.length >= min);
+    });
+  }
 });

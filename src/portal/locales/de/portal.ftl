@@ -52,6 +52,7 @@ rule-history = sich von Ihren letzten { $n } Passwörtern unterscheiden
 rule-no-name = weder Ihren Benutzernamen noch Ihren Namen enthalten
 rule-not-common = kein häufig verwendetes Passwort sein
 rule-not-breached = in keiner Liste geleakter Passwörter stehen
+rules-directory-more = Für Ihr Konto können eigene Regeln gelten; verletzt das neue Passwort eine davon, sagen wir Ihnen, welche.
 rule-strength = schwer zu erraten sein (Stärke { $n } von 4 oder mehr)
 new-password = Neues Passwort
 confirm-password = Neues Passwort wiederholen

@@ -54,6 +54,7 @@ rule-no-name = not contain your user name or your name
 rule-not-common = not be a commonly used password
 rule-not-breached = not appear in a list of leaked passwords
 rule-strength = be hard to guess (strength { $n } of 4 or more)
+rules-directory-more = Your account may have rules of its own; if the new password breaks one, you will be told which.
 new-password = New password
 confirm-password = New password again
 unlock-too = Also unlock my account if it is locked

@@ -52,6 +52,7 @@ rule-history = différer de vos { $n } derniers mots de passe
 rule-no-name = ne contenir ni votre identifiant ni votre nom
 rule-not-common = ne pas être un mot de passe courant
 rule-not-breached = ne figurer dans aucune liste de mots de passe divulgués
+rules-directory-more = Votre compte peut avoir ses propres règles ; si le nouveau mot de passe en enfreint une, nous vous dirons laquelle.
 rule-strength = être difficile à deviner (force { $n } sur 4 ou plus)
 new-password = Nouveau mot de passe
 confirm-password = Confirmer le nouveau mot de passe
