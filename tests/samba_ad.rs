@@ -45,6 +45,8 @@ async fn samba_ad_end_to_end() {
     scenarios::must_change(&ad, &work.path().join("mustchange")).await;
     eprintln!("== change_password");
     scenarios::change_password(&ad, &work.path().join("change")).await;
+    eprintln!("== change_expired");
+    scenarios::change_expired(&ad, &work.path().join("expired")).await;
     eprintln!("== sign_in_never_locks");
     std::fs::create_dir_all(work.path().join("signin")).unwrap();
     scenarios::sign_in_never_locks(&ad, &work.path().join("signin")).await;

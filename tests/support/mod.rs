@@ -43,6 +43,13 @@ pub trait TestDirectory: Send + Sync {
     /// True when the directory will make the user change `password` at next sign-in
     /// (OpenLDAP `pwdReset: TRUE`, AD bind refused with `data 773`).
     async fn must_change(&self, login: &str, password: &str) -> bool;
+    /// Makes the user's current password, `password`, expired now, with no grace binds.
+    /// A password set afterwards is valid again: on OpenLDAP for 2 s (the policy's maximum
+    /// age), on AD for two days.
+    async fn expire_password(&self, login: &str, password: &str);
+    /// True when the directory refuses a bind with `password` because it has expired
+    /// (OpenLDAP: refused under the expiring policy; AD: `data 532`).
+    async fn expired(&self, login: &str, password: &str) -> bool;
     /// The DN of a user made by `create_user`.
     fn user_dn(&self, login: &str) -> String;
     /// Creates a group holding `members` (DNs of users or groups); returns its DN.
@@ -576,7 +583,7 @@ impl OpenLdap {
     /// Puts the user under a password policy whose passwords expire `secs` seconds after
     /// they are set, with no grace binds (`cn=expire-<secs>,ou=policies`, created once).
     /// The clock starts at the user's next password change.
-    pub async fn expire_after(&self, login: &str, secs: u32) {
+    async fn expiring_policy(&self, login: &str, secs: u32) {
         let mut root = self.slapd.root_bind().await.unwrap();
         let policy = format!("cn=expire-{secs},ou=policies,{}", ssprd_testbed::SUFFIX);
         let cn = format!("expire-{secs}");
@@ -682,6 +689,28 @@ impl TestDirectory for OpenLdap {
         for i in 0..3 {
             let _ = self.bind(&Self::dn(login), &format!("wrong-{i}")).await;
         }
+    }
+
+    async fn expire_password(&self, login: &str, password: &str) {
+        // Under a policy with a maximum age of 2 s, the password set again by the manager
+        // (which starts the clock: pwdChangedTime) is expired 3 s later.
+        self.expiring_policy(login, 2).await;
+        let mut root = self.slapd.root_bind().await.unwrap();
+        root.modify(
+            &Self::dn(login),
+            vec![ldap3::Mod::Replace("userPassword", [password].into())],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        let _ = root.unbind().await;
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    }
+
+    async fn expired(&self, login: &str, password: &str) -> bool {
+        // slapd says only "invalid credentials" (49) to an expired password without grace.
+        !self.can_bind(login, password).await
     }
 
     async fn must_change(&self, login: &str, password: &str) -> bool {

@@ -383,6 +383,94 @@ impl TestDirectory for SambaAd {
         }
     }
 
+    async fn expire_password(&self, login: &str, password: &str) {
+        // A fine-grained password policy (PSO) for the user whose passwords expire after
+        // two days (Samba treats a maximum age under one day as "never"), then the same
+        // password set again with pwdLastSet three days back: over LDAP pwdLastSet takes
+        // only 0 and -1, so this goes through the DC's database with the control Samba
+        // uses to import passwords (DSDB_CONTROL_PASSWORD_BYPASS_LAST_SET).
+        let mut ldap = self.admin_bind().await;
+        let name = format!("expire-{login}");
+        let dn = format!("CN={name},CN=Password Settings Container,CN=System,{BASE}");
+        let interval = |s: i64| (-s * 10_000_000).to_string();
+        let user = format!("CN={login},{PEOPLE}");
+        let attrs: Vec<(&str, HashSet<&str>)> = vec![
+            ("objectClass", HashSet::from(["msDS-PasswordSettings"])),
+            ("cn", HashSet::from([name.as_str()])),
+            ("msDS-PasswordSettingsPrecedence", HashSet::from(["1"])),
+            (
+                "msDS-PasswordReversibleEncryptionEnabled",
+                HashSet::from(["FALSE"]),
+            ),
+            ("msDS-PasswordHistoryLength", HashSet::from(["5"])),
+            ("msDS-PasswordComplexityEnabled", HashSet::from(["TRUE"])),
+            ("msDS-MinimumPasswordLength", HashSet::from(["8"])),
+            ("msDS-MinimumPasswordAge", HashSet::from(["0"])),
+            ("msDS-LockoutThreshold", HashSet::from(["0"])),
+        ];
+        let (max_age, window) = (interval(2 * 86_400), interval(1800));
+        let mut attrs = attrs;
+        attrs.push(("msDS-MaximumPasswordAge", HashSet::from([max_age.as_str()])));
+        attrs.push((
+            "msDS-LockoutObservationWindow",
+            HashSet::from([window.as_str()]),
+        ));
+        attrs.push(("msDS-LockoutDuration", HashSet::from([window.as_str()])));
+        attrs.push(("msDS-PSOAppliesTo", HashSet::from([user.as_str()])));
+        let added = ldap.add(&dn, attrs).await.unwrap();
+        // 68: the user has it already.
+        assert!(added.rc == 0 || added.rc == 68, "{added:?}");
+        let _ = ldap.unbind().await;
+        let script = r#"
+import sys, time, ldb, samba.param
+from samba.samdb import SamDB
+from samba.auth import system_session
+lp = samba.param.LoadParm()
+lp.load(sys.argv[1])
+db = SamDB(url=lp.samdb_url(), session_info=system_session(), lp=lp)
+m = ldb.Message()
+m.dn = ldb.Dn(db, sys.argv[2])
+password = ('"%s"' % sys.stdin.read()).encode("utf-16-le")
+m["unicodePwd"] = ldb.MessageElement(password, ldb.FLAG_MOD_REPLACE, "unicodePwd")
+three_days_ago = int((time.time() - 3 * 86400 + 11644473600) * 10**7)
+m["pwdLastSet"] = ldb.MessageElement(str(three_days_ago), ldb.FLAG_MOD_REPLACE, "pwdLastSet")
+db.modify(m, controls=["local_oid:1.3.6.1.4.1.7165.4.3.20:0"])
+"#;
+        let mut child = Command::new("/usr/bin/python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&self.conf)
+            .arg(&user)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "backdating pwdLastSet: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    async fn expired(&self, login: &str, password: &str) -> bool {
+        let mut ldap = self.connect().await.unwrap();
+        let res = ldap
+            .simple_bind(&format!("{login}@example.test"), password)
+            .await
+            .unwrap();
+        let _ = ldap.unbind().await;
+        res.rc == 49 && res.text.contains("data 532")
+    }
+
     async fn must_change(&self, login: &str, password: &str) -> bool {
         let mut ldap = self.connect().await.unwrap();
         let res = ldap

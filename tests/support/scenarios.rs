@@ -1060,3 +1060,44 @@ pub async fn change_password(dir: &dyn TestDirectory, work: &Path) {
     );
     d.stop().await;
 }
+
+/// ChangePassword of a password that has expired (no grace binds: OpenLDAP refuses the
+/// bind; AD with `data 532`): the service account sets it after the current password was
+/// checked; a wrong current password is refused like any other.
+pub async fn change_expired(dir: &dyn TestDirectory, work: &Path) {
+    let d = daemon(dir, work).await;
+    let mut c = d.clients().await;
+    let req = |user: &str, current: &str, new: &str| pb::ChangePasswordRequest {
+        username: user.into(),
+        current_password: current.into(),
+        new_password: new.into(),
+    };
+    let login = unique("expired");
+    let old = "Expiring-Pass-1234";
+    dir.create_user(&login, old).await;
+    dir.expire_password(&login, old).await;
+    assert!(dir.expired(&login, old).await, "expired: no bind");
+
+    let new = "Renewed-Pass-5678";
+    let r = c
+        .reset
+        .change_password(req(&login, old, new))
+        .await
+        .expect("an expired password is changed")
+        .into_inner();
+    assert!(r.was_expired && !r.was_must_change, "{r:?}");
+    assert!(dir.can_bind(&login, new).await, "the new password binds");
+    assert!(!dir.must_change(&login, new).await, "and needs no change");
+
+    // A wrong current password for an expired account is refused like any other.
+    dir.expire_password(&login, new).await;
+    assert!(dir.expired(&login, new).await, "expired again");
+    let e = c
+        .reset
+        .change_password(req(&login, "Not-The-Password-1", "Another-Pass-9753"))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&e), "INVALID_CREDENTIALS");
+    assert!(dir.expired(&login, new).await, "nothing changed");
+    d.stop().await;
+}
