@@ -1145,3 +1145,75 @@ async fn change_an_expired_password_in_a_browser() {
     drop(driver);
     e.stop().await;
 }
+
+/// A mobile number registered in My methods with its code by a call ("call me instead"),
+/// then a reset by a text message to it — through the real webhook gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mobile_confirmed_by_a_call_then_a_reset_by_text() {
+    driver_or_fail();
+    let hook = support::gateway::WebhookServer::start()
+        .await
+        .expect("webhook server starts");
+    let (url, ca, secret) = (hook.url(), hook.ca_file.clone(), hook.secret_file());
+    let mut e = env_with(|raw| {
+        raw.policy.enabled_methods = ssprd::method::Method::ALL
+            .map(|m| m.name().to_string())
+            .to_vec();
+        raw.gateway.url = url;
+        raw.gateway.ca_file = Some(ca);
+        raw.gateway.secret = Some(ssprd::secret::SecretSource::File(secret));
+    })
+    .await;
+    let (login, _) = e.user("webphone").await;
+    let driver = Chromedriver::start().await.expect("chromedriver starts");
+    let b = browser(&driver, "en-GB,en", true).await;
+    let mut shots = Shots::new("mobile-by-call");
+
+    b.goto(&format!("{}/methods", e.portal)).await.unwrap();
+    fill(&b, "#login", &login).await;
+    fill(&b, "#password", PASSWORD).await;
+    click(&b, "#sign-in").await;
+    let mobile = "+15550000123";
+    fill(&b, "#mobile-value", "+1 555 000 0123").await;
+    find(&b, "#mobile-voice").await.click().await.unwrap();
+    shots.take(&b, "call-instead").await;
+    accessible(&b, "my methods: a mobile number").await;
+    click(&b, "#add-mobile").await;
+    let call = support::wait_for(|| {
+        hook.received()
+            .into_iter()
+            .find(|r| r.body["to"] == mobile && r.body["purpose"] == "confirm_contact")
+    })
+    .await;
+    assert_eq!(call.body["channel"], "voice", "the code by a call");
+    let code = call.body["code"].as_str().unwrap().to_string();
+    fill(&b, "#mobile-code", &code).await;
+    click(&b, "#confirm-mobile").await;
+    assert_eq!(text(&b, ".notice").await, "Confirmed and registered.");
+    assert!(
+        text(&b, ".contacts").await.contains("••23"),
+        "masked number"
+    );
+    click(&b, "#sign-out").await;
+
+    // Reset by a text message to it.
+    click(&b, "a[href='/reset']").await;
+    fill(&b, "#login", &login).await;
+    click(&b, "#continue").await;
+    let seen = hook.received().len();
+    click(&b, "#send-mobile_sms").await;
+    let code = support::wait_for(|| hook.code_since(mobile, seen)).await;
+    let text_message = hook.received().pop().unwrap();
+    assert_eq!(text_message.body["channel"], "sms");
+    fill(&b, "#mobile_sms-code", &code).await;
+    click(&b, "#verify-mobile_sms").await;
+    assert_eq!(text(&b, "h1").await, "Choose a new password");
+    fill(&b, "#new_password", "Texted-Reset-2468").await;
+    fill(&b, "#confirm_password", "Texted-Reset-2468").await;
+    click(&b, "#set-password").await;
+    assert_eq!(text(&b, "h1").await, "Done");
+    assert!(e.ldap.can_bind(&login, "Texted-Reset-2468").await);
+    b.close().await.unwrap();
+    drop(driver);
+    e.stop().await;
+}

@@ -36,6 +36,7 @@ method-office_voice = Anruf auf Ihr Bürotelefon
 method-authenticator_code = Authenticator-App
 code-to = Wir senden einen Code an { $hint }.
 send-code = Code senden
+call-instead = Mich mit dem Code anrufen statt eine SMS zu senden
 send-again = Neuen Code senden
 code-label = Code
 code-hint = Der { $length }-stellige Code, den wir Ihnen gesendet haben.

@@ -37,6 +37,7 @@ method-office_voice = Call to your office phone
 method-authenticator_code = Authenticator app
 code-to = We send a code to { $hint }.
 send-code = Send code
+call-instead = Call me with the code instead of sending a text
 send-again = Send a new code
 code-label = Code
 code-hint = The { $length }-digit code we sent you.

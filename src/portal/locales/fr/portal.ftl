@@ -36,6 +36,7 @@ method-office_voice = Appel sur votre téléphone de bureau
 method-authenticator_code = Application d’authentification
 code-to = Nous envoyons un code à { $hint }.
 send-code = Envoyer le code
+call-instead = M'appeler avec le code au lieu d'envoyer un SMS
 send-again = Envoyer un nouveau code
 code-label = Code
 code-hint = Le code à { $length } chiffres que nous vous avons envoyé.
