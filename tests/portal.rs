@@ -290,6 +290,9 @@ async fn forgot_password_with_an_emailed_code_in_a_browser() {
     assert_eq!(text(&b, "h1").await, "How can we help?");
     shots.take(&b, "home").await;
     accessible(&b, "home").await;
+    b.goto(&format!("{}/no-such-page", e.portal)).await.unwrap();
+    accessible(&b, "a page that does not exist").await;
+    b.goto(&format!("{}/", e.portal)).await.unwrap();
     // 320 px wide (a small phone, or 400 % zoom): nothing scrolls sideways.
     b.set_window_size(320, 640).await.unwrap();
     for path in ["/", "/reset", "/change", "/methods"] {
@@ -834,6 +837,7 @@ async fn a_kiosk_returns_to_the_start_after_its_timeout() {
         b.find(Locator::Css("a[href='/methods']")).await.is_err(),
         "no registration in a kiosk"
     );
+    accessible(&b, "kiosk: home").await;
     click(&b, "a[href='/reset']").await;
     fill(&b, "#login", &login).await;
     click(&b, "#continue").await;
@@ -1004,6 +1008,7 @@ async fn unlock_with_two_methods_in_a_browser() {
     b.goto(&format!("{}/", e.portal)).await.unwrap();
     click(&b, "a[href='/unlock']").await;
     assert_eq!(text(&b, "h1").await, "Unlock your account");
+    accessible(&b, "unlock: name").await;
     fill(&b, "#login", &login).await;
     click(&b, "#continue").await;
     assert!(
