@@ -555,28 +555,7 @@ impl LdapDirectory {
             };
         }
         if state == BindOutcome::Expired {
-            // Expired without grace binds: the user cannot bind to change it; the service
-            // account sets it, and clears the "must change" the policy then sets.
-            self.op_set_password(user, new, false).await?;
-            let mut conn = self.lease(Kind::Service).await?;
-            let res = self
-                .modify(
-                    &mut conn,
-                    &user.dn,
-                    vec![Mod::Replace(b"pwdReset".to_vec(), HashSet::new())],
-                    vec![],
-                )
-                .await?;
-            conn.done();
-            return match res.rc {
-                rc::SUCCESS | rc::NO_SUCH_ATTRIBUTE => Ok(()),
-                rc::INSUFFICIENT_ACCESS => Err(DirectoryError::NotPermitted(
-                    "clear the change-at-next-sign-in flag (pwdReset)",
-                )),
-                other => Err(DirectoryError::Protocol(format!(
-                    "clearing pwdReset: result {other}"
-                ))),
-            };
+            return self.set_expired(user, new).await;
         }
         // The user's own change, bound as the user: the policy's rules for a user's change
         // apply, and it clears pwdReset. The connection is not pooled again afterwards.
@@ -588,6 +567,13 @@ impl LdapDirectory {
             .simple_bind(&user.dn, current.expose())
             .await
             .map_err(op_error)?;
+        if res.rc == rc::INVALID_CREDENTIALS
+            && ppolicy_error(&res) == Some(PpolicyError::PasswordExpired)
+        {
+            // The check before took the last grace bind: expired now, like above (the
+            // current password was right a moment ago).
+            return self.set_expired(user, new).await;
+        }
         if res.rc != rc::SUCCESS {
             return Err(DirectoryError::Protocol(format!(
                 "bind as the user to change the password: result {}",
@@ -611,6 +597,32 @@ impl LdapDirectory {
             Ok(())
         } else {
             Err(self.refusal(&res))
+        }
+    }
+
+    /// OpenLDAP, a password expired without grace binds left: the user cannot bind to
+    /// change it, so the service account sets it and clears the "must change" the policy
+    /// then sets.
+    async fn set_expired(&self, user: &DirectoryUser, new: &Secret) -> Result<(), DirectoryError> {
+        self.op_set_password(user, new, false).await?;
+        let mut conn = self.lease(Kind::Service).await?;
+        let res = self
+            .modify(
+                &mut conn,
+                &user.dn,
+                vec![Mod::Replace(b"pwdReset".to_vec(), HashSet::new())],
+                vec![],
+            )
+            .await?;
+        conn.done();
+        match res.rc {
+            rc::SUCCESS | rc::NO_SUCH_ATTRIBUTE => Ok(()),
+            rc::INSUFFICIENT_ACCESS => Err(DirectoryError::NotPermitted(
+                "clear the change-at-next-sign-in flag (pwdReset)",
+            )),
+            other => Err(DirectoryError::Protocol(format!(
+                "clearing pwdReset: result {other}"
+            ))),
         }
     }
 

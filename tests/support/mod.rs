@@ -580,14 +580,34 @@ impl OpenLdap {
         format!("uid={login},{}", ssprd_testbed::PEOPLE)
     }
 
-    /// Puts the user under a password policy whose passwords expire `secs` seconds after
-    /// they are set, with no grace binds (`cn=expire-<secs>,ou=policies`, created once).
-    /// The clock starts at the user's next password change.
-    async fn expiring_policy(&self, login: &str, secs: u32) {
+    /// Makes the user's current password expired now, with `grace` grace binds left (see
+    /// [`TestDirectory::expire_password`]).
+    pub async fn expire_password_with_grace(&self, login: &str, password: &str, grace: u32) {
+        // Under a policy with a maximum age of 2 s, the password set again by the manager
+        // (which starts the clock: pwdChangedTime) is expired 3 s later.
+        self.expiring_policy(login, 2, grace).await;
         let mut root = self.slapd.root_bind().await.unwrap();
-        let policy = format!("cn=expire-{secs},ou=policies,{}", ssprd_testbed::SUFFIX);
-        let cn = format!("expire-{secs}");
+        root.modify(
+            &Self::dn(login),
+            vec![ldap3::Mod::Replace("userPassword", [password].into())],
+        )
+        .await
+        .unwrap()
+        .success()
+        .unwrap();
+        let _ = root.unbind().await;
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    }
+
+    /// Puts the user under a password policy whose passwords expire `secs` seconds after
+    /// they are set, with `grace` grace binds (`cn=expire-<secs>-<grace>,ou=policies`,
+    /// created once). The clock starts at the user's next password change.
+    async fn expiring_policy(&self, login: &str, secs: u32, grace: u32) {
+        let mut root = self.slapd.root_bind().await.unwrap();
+        let cn = format!("expire-{secs}-{grace}");
+        let policy = format!("cn={cn},ou=policies,{}", ssprd_testbed::SUFFIX);
         let age = secs.to_string();
+        let grace = grace.to_string();
         let added = root
             .add(
                 &policy,
@@ -596,7 +616,7 @@ impl OpenLdap {
                     ("cn", [cn.as_str()].into()),
                     ("pwdAttribute", ["userPassword"].into()),
                     ("pwdMaxAge", [age.as_str()].into()),
-                    ("pwdGraceAuthNLimit", ["0"].into()),
+                    ("pwdGraceAuthNLimit", [grace.as_str()].into()),
                     ("pwdInHistory", ["5"].into()),
                     ("pwdLockout", ["TRUE"].into()),
                     ("pwdMaxFailure", ["3"].into()),
@@ -692,20 +712,7 @@ impl TestDirectory for OpenLdap {
     }
 
     async fn expire_password(&self, login: &str, password: &str) {
-        // Under a policy with a maximum age of 2 s, the password set again by the manager
-        // (which starts the clock: pwdChangedTime) is expired 3 s later.
-        self.expiring_policy(login, 2).await;
-        let mut root = self.slapd.root_bind().await.unwrap();
-        root.modify(
-            &Self::dn(login),
-            vec![ldap3::Mod::Replace("userPassword", [password].into())],
-        )
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-        let _ = root.unbind().await;
-        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        self.expire_password_with_grace(login, password, 0).await;
     }
 
     async fn expired(&self, login: &str, password: &str) -> bool {
