@@ -3,7 +3,8 @@
 
 mod support;
 
-use support::{TestDirectory, samba::SambaAd, scenarios};
+use support::browser::{Shots, accessible, browser, click, driver_or_fail, fill, text};
+use support::{Daemon, TestDirectory, samba::SambaAd, scenarios, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samba_ad_end_to_end() {
@@ -47,6 +48,8 @@ async fn samba_ad_end_to_end() {
     scenarios::change_password(&ad, &work.path().join("change")).await;
     eprintln!("== change_expired");
     scenarios::change_expired(&ad, &work.path().join("expired")).await;
+    eprintln!("== portal_change_expired");
+    portal_change_expired(&ad, &work.path().join("portal")).await;
     eprintln!("== sign_in_never_locks");
     std::fs::create_dir_all(work.path().join("signin")).unwrap();
     scenarios::sign_in_never_locks(&ad, &work.path().join("signin")).await;
@@ -237,4 +240,54 @@ async fn setup(ad: &SambaAd, work: &std::path::Path) {
         0,
         "nothing written"
     );
+}
+
+/// The portal's Change password page, in French, changes a password that AD has expired
+/// (`data 532`), in a real headless Chromium.
+async fn portal_change_expired(ad: &SambaAd, work: &std::path::Path) {
+    driver_or_fail();
+    let (mut raw, ca) = Daemon::config(work, ad.directory_config(&work.join("dir")));
+    let port = ssprd_testbed::free_port().unwrap();
+    raw.portal.enabled = true;
+    raw.portal.listen = format!("127.0.0.1:{port}");
+    raw.portal.public_url = format!("https://localhost:{port}/");
+    let d = Daemon::start(raw, ca).await;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let login = unique("webad");
+    let (old, new) = ("Expire-Dans-Ad-1234", "Renouvele-Ad-5678");
+    ad.create_user(&login, old).await;
+    ad.expire_password(&login, old).await;
+    assert!(ad.expired(&login, old).await, "data 532");
+
+    let driver = ssprd_testbed::Chromedriver::start()
+        .await
+        .expect("chromedriver starts");
+    let b = browser(&driver, "fr-FR,fr", true).await;
+    let mut shots = Shots::new("samba-ad-change-expired");
+    b.goto(&format!("https://localhost:{port}/change"))
+        .await
+        .unwrap();
+    assert_eq!(text(&b, "h1").await, "Changer votre mot de passe");
+    fill(&b, "#login", &login).await;
+    fill(&b, "#current_password", old).await;
+    fill(&b, "#new_password", new).await;
+    fill(&b, "#confirm_password", new).await;
+    shots.take(&b, "filled").await;
+    click(&b, "#change-password").await;
+    assert_eq!(text(&b, "h1").await, "C’est fait");
+    shots.take(&b, "done").await;
+    accessible(&b, "change on AD: done").await;
+    assert!(ad.can_bind(&login, new).await, "the new password binds");
+    assert!(!ad.expired(&login, new).await);
+    b.close().await.unwrap();
+    drop(driver);
+    d.stop().await;
 }

@@ -3,6 +3,7 @@
 //! scenarios both directories run.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod gateway;
 pub mod samba;
 pub mod scenarios;
