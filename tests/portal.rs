@@ -325,6 +325,132 @@ fn csrf_of(page: &str) -> String {
     page[at..].split('"').next().unwrap().to_string()
 }
 
+/// The verify page a fresh browser session gets after naming `login` on /reset.
+async fn verify_page_for(e: &Env, login: &str) -> String {
+    let http = https(e);
+    let r = http
+        .get(format!("{}/reset", e.portal))
+        .send()
+        .await
+        .unwrap();
+    let cookie = |r: &reqwest::Response| {
+        r.headers()
+            .get("set-cookie")
+            .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
+    };
+    let session = cookie(&r).expect("a session");
+    let csrf = csrf_of(&r.text().await.unwrap());
+    let r = http
+        .post(format!("{}/reset", e.portal))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &session)
+        .body(format!("login={login}&csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{login}");
+    assert_eq!(r.headers()["location"], "/verify", "{login}");
+    let session = cookie(&r).unwrap_or(session);
+    http.get(format!("{}/verify", e.portal))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// What a page is made of, without what differs between users anyway (masked hints,
+/// question texts, tokens): its headings, forms, fields and buttons in order.
+fn shape(page: &str) -> Vec<String> {
+    let main = &page[page.find("<main").unwrap()..page.find("</main>").unwrap()];
+    main.split('<')
+        .filter_map(|tag| {
+            let name = tag.split([' ', '>']).next()?;
+            let keep = ["h1", "h2", "form", "input", "button", "label"].contains(&name);
+            let attr = |a: &str| {
+                tag.find(&format!(" {a}=\""))
+                    .map(|i| tag[i + a.len() + 3..].split('"').next().unwrap_or_default())
+                    .unwrap_or_default()
+            };
+            let value = if attr("name") == "csrf" {
+                ""
+            } else {
+                attr("id")
+            };
+            let data_question = tag.contains("data-question");
+            keep.then(|| format!("{name} {value} {}", data_question))
+        })
+        .map(|s| {
+            // Drawn questions differ by position only in their ids.
+            s.replace(char::is_numeric, "#")
+        })
+        .collect()
+}
+
+/// A verify page's method sections by method (each its heading, form, fields and
+/// buttons), and what surrounds them.
+fn sections(shape: &[String]) -> (Vec<String>, std::collections::BTreeMap<String, Vec<String>>) {
+    let mut frame = Vec::new();
+    let mut by_method = std::collections::BTreeMap::new();
+    let mut current: Option<String> = None;
+    let cancel = shape
+        .iter()
+        .position(|s| s.starts_with("button cancel"))
+        .expect("a start-over button");
+    for (i, s) in shape.iter().enumerate() {
+        if i + 2 >= cancel {
+            frame.push(s.clone());
+        } else if let Some(m) = s.strip_prefix("h# method-") {
+            current = m.split(' ').next().map(str::to_string);
+        } else if let Some(m) = &current {
+            by_method
+                .entry(m.clone())
+                .or_insert_with(Vec::new)
+                .push(s.clone());
+        } else {
+            frame.push(s.clone());
+        }
+    }
+    (frame, by_method)
+}
+
+/// No enumeration on the portal: a registered user, one who registered nothing and a name
+/// nobody has all get a verify page of the same make — questions and email always, each
+/// method's section built alike — and a name gets the same page every time (a decoy's
+/// methods are derived from the name, as a real user's are fixed). Each fails only at
+/// verification (the service's decoys; tested over gRPC with their timing in
+/// `tests/timing.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_unregistered_and_unknown_users_get_pages_of_the_same_make() {
+    let mut e = env().await;
+    let (registered, _) = e.user("websame").await;
+    let unregistered = unique("webnone");
+    e.ldap.create_user(&unregistered, PASSWORD).await;
+    let unknown = unique("nobody");
+    let mut all = Vec::new();
+    for login in [&registered, &unregistered, &unknown] {
+        let first = shape(&verify_page_for(&e, login).await);
+        let again = shape(&verify_page_for(&e, login).await);
+        assert_eq!(first, again, "{login}: the same page every time");
+        all.push(sections(&first));
+    }
+    let (frame, methods) = &all[0];
+    for (i, (other_frame, other_methods)) in all.iter().enumerate().skip(1) {
+        assert_eq!(frame, other_frame, "case {i}: the frame");
+        for m in ["security_questions", "email"] {
+            assert!(other_methods.contains_key(m), "case {i}: {m} offered");
+        }
+        for (m, section) in other_methods {
+            if let Some(mine) = methods.get(m) {
+                assert_eq!(mine, section, "case {i}: the {m} section");
+            }
+        }
+    }
+    e.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_cookie_csrf_and_links_hold_from_outside() {
     let mut e = env().await;
