@@ -718,6 +718,7 @@ fn print_user(u: &pb::User, json: bool) {
                 "directory_disabled": u.directory_disabled,
                 "sign_in_blocked_until": u.sign_in_blocked_until,
                 "sign_in_failures": u.sign_in_failures,
+                "language": u.language,
             })
         );
         return;
@@ -767,6 +768,14 @@ fn print_user(u: &pb::User, json: bool) {
             },
         ),
         ("failed sign-ins", u.sign_in_failures.to_string()),
+        (
+            "language of messages",
+            if u.language.is_empty() {
+                "not chosen (the default)".into()
+            } else {
+                u.language.clone()
+            },
+        ),
     ]);
 }
 

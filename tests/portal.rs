@@ -242,6 +242,18 @@ async fn german_pages_and_security_questions_without_javascript() {
         )
         .await
         .expect("the old address is told, in German");
+    let seen_by_admin = e
+        .daemon
+        .as_ref()
+        .unwrap()
+        .admin(&e.certs.admin)
+        .get_user(ssprd::api::pb::GetUserRequest {
+            username: login.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(seen_by_admin.language, "de", "the helpdesk sees it too");
     click(&b, "#sign-out").await;
 
     click(&b, "a[href='/reset']").await;

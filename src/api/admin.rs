@@ -161,6 +161,7 @@ fn user_pb(u: UserView) -> pb::User {
         directory_disabled: u.directory_disabled,
         sign_in_blocked_until: u.sign_in_blocked_until as i64,
         sign_in_failures: u.sign_in_failures,
+        language: u.language,
     }
 }
 

@@ -38,6 +38,8 @@ pub struct UserView {
     /// Sign-in blocked until (0: not blocked).
     pub sign_in_blocked_until: u64,
     pub sign_in_failures: u32,
+    /// The language the user chose for messages (empty: none, the default is used).
+    pub language: String,
 }
 
 /// Contact info an administrator may set.
@@ -293,6 +295,10 @@ impl Service {
                 0
             },
             sign_in_failures: counters.sign_in.failures.len() as u32,
+            language: reg
+                .as_ref()
+                .and_then(|r| r.language.clone())
+                .unwrap_or_default(),
         })
     }
 
