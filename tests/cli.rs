@@ -265,9 +265,13 @@ fn systemd_notify_ready_watchdog_stopping() {
         .spawn()
         .unwrap();
     let mut buf = [0u8; 512];
-    let mut recv = || {
-        let n = sock.recv(&mut buf).expect("a notification");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+    let mut recv = || loop {
+        // A signal to the test process (another test's child exiting) interrupts recv.
+        match sock.recv(&mut buf) {
+            Ok(n) => return String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("a notification: {e}"),
+        }
     };
     let first = recv();
     assert!(first.contains("READY=1"), "{first}");
