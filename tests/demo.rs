@@ -1,6 +1,7 @@
 //! `ssprd demo` (cargo feature `demo`), as the README's first command runs it: the binary
-//! starts a throwaway slapd and the daemon, a gRPC client registers the demo user and resets
-//! the password, Ctrl-C stops everything and removes the work directory.
+//! starts a throwaway slapd, the daemon and its portal; a gRPC client registers the demo
+//! user and resets the password, then the portal resets it again the way a browser does;
+//! Ctrl-C stops everything and removes the work directory.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -25,10 +26,14 @@ async fn the_demo_registers_and_resets_the_demo_user_then_cleans_up() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut work = None;
     let mut metrics = None;
+    let mut portal = None;
     let mut running = false;
     let read = async {
         while let Some(line) = lines.next_line().await.unwrap() {
             running |= line.contains("ssprd demo is running");
+            if let Some(url) = line.trim().strip_prefix("portal    : https://localhost:") {
+                portal = url.split('/').next().and_then(|p| p.parse::<u16>().ok());
+            }
             if let Some(url) = line.trim().strip_prefix("metrics   : http://") {
                 metrics = url.split('/').next().and_then(|a| a.parse().ok());
             }
@@ -66,6 +71,10 @@ async fn the_demo_registers_and_resets_the_demo_user_then_cleans_up() {
         "{text}"
     );
 
+    // The portal serves the same daemon: the demo user resets again, as in a browser.
+    let portal = portal.expect("the banner names the portal");
+    portal_reset(portal, &ca, "Portal-New-Pass-7").await;
+
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap(),
         rustix::process::Signal::INT,
@@ -81,4 +90,111 @@ async fn the_demo_registers_and_resets_the_demo_user_then_cleans_up() {
         "the work dir is removed: {}",
         work.display()
     );
+}
+
+/// A reset on the demo's portal with an HTTPS client that keeps the session cookie, as a
+/// browser without JavaScript does: the name, the drawn questions answered, the new
+/// password, done.
+async fn portal_reset(port: u16, ca: &str, new_password: &str) {
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{port}");
+    let mut cookie = String::new();
+    let mut keep = |r: &reqwest::Response| {
+        if let Some(c) = r.headers().get("set-cookie") {
+            cookie = c.to_str().unwrap().split(';').next().unwrap().to_string();
+        }
+        cookie.clone()
+    };
+    let csrf = |page: &str| {
+        let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+        page[at..].split('"').next().unwrap().to_string()
+    };
+    let r = http.get(format!("{base}/reset")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let c = keep(&r);
+    let page = r.text().await.unwrap();
+    let r = http
+        .post(format!("{base}/reset"))
+        .header("cookie", &c)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[
+            ("login", "demo".to_string()),
+            ("csrf", csrf(&page)),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/verify");
+    let c = keep(&r);
+    let page = http
+        .get(format!("{base}/verify"))
+        .header("cookie", &c)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let names = ["answer-0", "answer-1", "answer-2"];
+    let mut form = vec![
+        ("method", "security_questions".to_string()),
+        ("csrf", csrf(&page)),
+    ];
+    for (i, part) in page.split("data-question=\"").skip(1).enumerate() {
+        let id = part.split('"').next().unwrap();
+        form.push((names[i], support::answer_for(id)));
+    }
+    assert_eq!(form.len(), 5, "three questions drawn: {page}");
+    let r = http
+        .post(format!("{base}/verify"))
+        .header("cookie", &c)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&form))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/password");
+    let page = http
+        .get(format!("{base}/password"))
+        .header("cookie", &c)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = http
+        .post(format!("{base}/password"))
+        .header("cookie", &c)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[
+            ("new_password", new_password.to_string()),
+            ("confirm_password", new_password.to_string()),
+            ("csrf", csrf(&page)),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/done");
+    let done = http
+        .get(format!("{base}/done"))
+        .header("cookie", &c)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(done.contains("Your password has been changed"), "{done}");
+}
+
+fn encode(form: &[(&str, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish()
 }

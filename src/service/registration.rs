@@ -19,9 +19,9 @@ use tracing::instrument;
 
 impl Service {
     /// Proves the user by a bind with the current password; opens a registration session.
-    #[instrument(skip_all)]
     /// `language` is the language the user speaks (a tag such as `de-CH`; empty: not
     /// said): each change they make remembers it for their messages.
+    #[instrument(skip_all)]
     pub async fn begin_registration(
         &self,
         login: &str,
