@@ -295,6 +295,24 @@ mod tests {
     }
 
     #[test]
+    fn the_message_language_is_one_ssprd_speaks() {
+        let mut raw = RawConfig::default();
+        for ok in ["en", "de", "fr"] {
+            raw.email.language = ok.into();
+            let err = raw.validate().unwrap_err().to_string();
+            assert!(!err.contains("email.language"), "{ok}: {err}");
+        }
+        for bad in ["es", "de-CH", ""] {
+            raw.email.language = bad.into();
+            let err = raw.validate().unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("email.language: {bad:?} is not one of en, de, fr")),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn plain_ldap_needs_an_explicit_switch() {
         let mut raw = RawConfig::default();
         raw.directory.uris = vec!["ldap://dc1:389".into()];
