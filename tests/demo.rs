@@ -131,15 +131,7 @@ async fn portal_reset(port: u16, ca: &str, new_password: &str) {
         .unwrap();
     assert_eq!(r.headers()["location"], "/verify");
     let c = keep(&r);
-    let page = http
-        .get(format!("{base}/verify"))
-        .header("cookie", &c)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fetch(&http, &format!("{base}/verify"), &c).await;
     let names = ["answer-0", "answer-1", "answer-2"];
     let mut form = vec![
         ("method", "security_questions".to_string()),
@@ -159,15 +151,7 @@ async fn portal_reset(port: u16, ca: &str, new_password: &str) {
         .await
         .unwrap();
     assert_eq!(r.headers()["location"], "/password");
-    let page = http
-        .get(format!("{base}/password"))
-        .header("cookie", &c)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fetch(&http, &format!("{base}/password"), &c).await;
     let r = http
         .post(format!("{base}/password"))
         .header("cookie", &c)
@@ -181,15 +165,7 @@ async fn portal_reset(port: u16, ca: &str, new_password: &str) {
         .await
         .unwrap();
     assert_eq!(r.headers()["location"], "/done");
-    let done = http
-        .get(format!("{base}/done"))
-        .header("cookie", &c)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let done = fetch(&http, &format!("{base}/done"), &c).await;
     assert!(done.contains("Your password has been changed"), "{done}");
 }
 
@@ -197,4 +173,11 @@ fn encode(form: &[(&str, String)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
         .finish()
+}
+
+/// The page at `url` in the session `cookie`.
+async fn fetch(http: &reqwest::Client, url: &str, cookie: &str) -> String {
+    let r = http.get(url).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    r.text().await.unwrap()
 }

@@ -299,6 +299,52 @@ fn utf16_quoted(pw: &str) -> Vec<u8> {
 }
 
 impl SambaAd {
+    /// Applies the fine-grained password settings object `name` (created when it does not
+    /// exist: maximum password age `max_age`, a negative interval in 100 ns, and a lockout
+    /// after `lockout_threshold` failures, 0 for none) to the user.
+    async fn apply_pso(&self, name: &str, login: &str, max_age: &str, lockout_threshold: u32) {
+        let mut ldap = self.admin_bind().await;
+        let dn = format!("CN={name},CN=Password Settings Container,CN=System,{BASE}");
+        let thirty_minutes = "-18000000000";
+        let threshold = lockout_threshold.to_string();
+        let attrs: Vec<(&str, HashSet<&str>)> = vec![
+            ("objectClass", HashSet::from(["msDS-PasswordSettings"])),
+            ("msDS-PasswordSettingsPrecedence", HashSet::from(["1"])),
+            (
+                "msDS-PasswordReversibleEncryptionEnabled",
+                HashSet::from(["FALSE"]),
+            ),
+            ("msDS-PasswordHistoryLength", HashSet::from(["5"])),
+            ("msDS-PasswordComplexityEnabled", HashSet::from(["TRUE"])),
+            ("msDS-MinimumPasswordLength", HashSet::from(["8"])),
+            ("msDS-MinimumPasswordAge", HashSet::from(["0"])),
+            ("msDS-MaximumPasswordAge", HashSet::from([max_age])),
+            ("msDS-LockoutThreshold", HashSet::from([threshold.as_str()])),
+            (
+                "msDS-LockoutObservationWindow",
+                HashSet::from([thirty_minutes]),
+            ),
+            ("msDS-LockoutDuration", HashSet::from([thirty_minutes])),
+        ];
+        let res = ldap.add(&dn, attrs).await.unwrap();
+        // 68: it exists already.
+        assert!(res.rc == 0 || res.rc == 68, "PSO: {res:?}");
+        let user = self.user_dn(login);
+        let res = ldap
+            .modify(
+                &dn,
+                vec![ldap3::Mod::Add(
+                    "msDS-PSOAppliesTo",
+                    HashSet::from([user.as_str()]),
+                )],
+            )
+            .await
+            .unwrap();
+        // 20: it applies to the user already.
+        assert!(res.rc == 0 || res.rc == 20, "PSO for {login}: {res:?}");
+        let _ = ldap.unbind().await;
+    }
+
     /// A connection bound as the domain administrator (for seeding test data).
     async fn admin_bind(&self) -> ldap3::Ldap {
         let mut ldap = self.connect().await.unwrap();
@@ -389,38 +435,10 @@ impl TestDirectory for SambaAd {
         // password set again with pwdLastSet three days back: over LDAP pwdLastSet takes
         // only 0 and -1, so this goes through the DC's database with the control Samba
         // uses to import passwords (DSDB_CONTROL_PASSWORD_BYPASS_LAST_SET).
-        let mut ldap = self.admin_bind().await;
-        let name = format!("expire-{login}");
-        let dn = format!("CN={name},CN=Password Settings Container,CN=System,{BASE}");
-        let interval = |s: i64| (-s * 10_000_000).to_string();
+        let two_days = (-2 * 86_400 * 10_000_000i64).to_string();
+        self.apply_pso(&format!("expire-{login}"), login, &two_days, 0)
+            .await;
         let user = format!("CN={login},{PEOPLE}");
-        let attrs: Vec<(&str, HashSet<&str>)> = vec![
-            ("objectClass", HashSet::from(["msDS-PasswordSettings"])),
-            ("cn", HashSet::from([name.as_str()])),
-            ("msDS-PasswordSettingsPrecedence", HashSet::from(["1"])),
-            (
-                "msDS-PasswordReversibleEncryptionEnabled",
-                HashSet::from(["FALSE"]),
-            ),
-            ("msDS-PasswordHistoryLength", HashSet::from(["5"])),
-            ("msDS-PasswordComplexityEnabled", HashSet::from(["TRUE"])),
-            ("msDS-MinimumPasswordLength", HashSet::from(["8"])),
-            ("msDS-MinimumPasswordAge", HashSet::from(["0"])),
-            ("msDS-LockoutThreshold", HashSet::from(["0"])),
-        ];
-        let (max_age, window) = (interval(2 * 86_400), interval(1800));
-        let mut attrs = attrs;
-        attrs.push(("msDS-MaximumPasswordAge", HashSet::from([max_age.as_str()])));
-        attrs.push((
-            "msDS-LockoutObservationWindow",
-            HashSet::from([window.as_str()]),
-        ));
-        attrs.push(("msDS-LockoutDuration", HashSet::from([window.as_str()])));
-        attrs.push(("msDS-PSOAppliesTo", HashSet::from([user.as_str()])));
-        let added = ldap.add(&dn, attrs).await.unwrap();
-        // 68: the user has it already.
-        assert!(added.rc == 0 || added.rc == 68, "{added:?}");
-        let _ = ldap.unbind().await;
         let script = r#"
 import sys, time, ldb, samba.param
 from samba.samdb import SamDB
@@ -564,49 +582,10 @@ db.modify(m, controls=["local_oid:1.3.6.1.4.1.7165.4.3.20:0"])
     }
 
     async fn set_lockout_threshold(&self, login: &str, n: u32) {
-        // A fine-grained password settings object (PSO) applied to the user, over LDAP.
-        let mut ldap = self.admin_bind().await;
-        let name = format!("lockout-{n}");
-        let dn = format!("CN={name},CN=Password Settings Container,CN=System,{BASE}");
-        let thirty_minutes = "-18000000000";
-        let n = n.to_string();
-        let attrs: Vec<(&str, HashSet<&str>)> = vec![
-            ("objectClass", HashSet::from(["msDS-PasswordSettings"])),
-            ("msDS-PasswordSettingsPrecedence", HashSet::from(["1"])),
-            (
-                "msDS-PasswordReversibleEncryptionEnabled",
-                HashSet::from(["FALSE"]),
-            ),
-            ("msDS-PasswordHistoryLength", HashSet::from(["5"])),
-            ("msDS-PasswordComplexityEnabled", HashSet::from(["TRUE"])),
-            ("msDS-MinimumPasswordLength", HashSet::from(["8"])),
-            ("msDS-MinimumPasswordAge", HashSet::from(["0"])),
-            (
-                "msDS-MaximumPasswordAge",
-                HashSet::from(["-9223372036854775808"]),
-            ),
-            ("msDS-LockoutThreshold", HashSet::from([n.as_str()])),
-            (
-                "msDS-LockoutObservationWindow",
-                HashSet::from([thirty_minutes]),
-            ),
-            ("msDS-LockoutDuration", HashSet::from([thirty_minutes])),
-        ];
-        let res = ldap.add(&dn, attrs).await.unwrap();
-        assert!(res.rc == 0 || res.rc == 68, "PSO: {res:?}");
-        let user = self.user_dn(login);
-        ldap.modify(
-            &dn,
-            vec![ldap3::Mod::Add(
-                "msDS-PSOAppliesTo",
-                HashSet::from([user.as_str()]),
-            )],
-        )
-        .await
-        .unwrap()
-        .success()
-        .unwrap();
-        let _ = ldap.unbind().await;
+        // A fine-grained password settings object (PSO) applied to the user, over LDAP;
+        // passwords never expire under it.
+        self.apply_pso(&format!("lockout-{n}"), login, "-9223372036854775808", n)
+            .await;
     }
 
     async fn locked_out(&self, login: &str) -> bool {
