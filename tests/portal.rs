@@ -10,7 +10,8 @@ use fantoccini::Locator;
 use serde_json::json;
 use ssprd_testbed::{Chromedriver, Mail, SmtpSink};
 use support::browser::{
-    Shots, accessible, browser, click, console, driver_or_fail, fill, find, text, violations,
+    Shots, accessible, browser, click, console, driver_or_fail, fill, find, submit_change, text,
+    violations,
 };
 use support::{Daemon, OpenLdap, TestDirectory, answer_for, unique};
 
@@ -868,11 +869,7 @@ async fn change_a_known_then_a_must_change_password_in_a_browser() {
         b.goto(&format!("{}/", e.portal)).await.unwrap();
         click(&b, "a[href='/change']").await;
         assert_eq!(text(&b, "h1").await, "Change your password");
-        fill(&b, "#login", &login).await;
-        fill(&b, "#current_password", current).await;
-        fill(&b, "#new_password", new).await;
-        fill(&b, "#confirm_password", new).await;
-        click(&b, "#change-password").await;
+        submit_change(&b, &login, current, new).await;
     };
     // Before typing: the local rules, and a word that the directory may add its own; the
     // length rule is marked as met while the new password is typed.
@@ -1077,11 +1074,7 @@ async fn change_an_expired_password_in_a_browser() {
     let mut shots = Shots::new("change-expired");
     let change = async |current: &str, new: &str| {
         b.goto(&format!("{}/change", e.portal)).await.unwrap();
-        fill(&b, "#login", &login).await;
-        fill(&b, "#current_password", current).await;
-        fill(&b, "#new_password", new).await;
-        fill(&b, "#confirm_password", new).await;
-        click(&b, "#change-password").await;
+        submit_change(&b, &login, current, new).await;
     };
     // A first change; then that password expires.
     change(PASSWORD, "Bald-Abgelaufen-1234").await;

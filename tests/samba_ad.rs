@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::browser::{Shots, accessible, browser, click, driver_or_fail, fill, text};
+use support::browser::{Shots, accessible, browser, driver_or_fail, submit_change, text};
 use support::{Daemon, TestDirectory, samba::SambaAd, scenarios, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,12 +276,8 @@ async fn portal_change_expired(ad: &SambaAd, work: &std::path::Path) {
         .await
         .unwrap();
     assert_eq!(text(&b, "h1").await, "Changer votre mot de passe");
-    fill(&b, "#login", &login).await;
-    fill(&b, "#current_password", old).await;
-    fill(&b, "#new_password", new).await;
-    fill(&b, "#confirm_password", new).await;
-    shots.take(&b, "filled").await;
-    click(&b, "#change-password").await;
+    shots.take(&b, "form").await;
+    submit_change(&b, &login, old, new).await;
     assert_eq!(text(&b, "h1").await, "C’est fait");
     shots.take(&b, "done").await;
     accessible(&b, "change on AD: done").await;

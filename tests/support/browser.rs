@@ -192,3 +192,12 @@ pub fn driver_or_fail() {
         "chromium and chromium-driver are not installed: run scripts/install-test-deps.sh"
     );
 }
+
+/// Fills the Change password form on the current page and submits it.
+pub async fn submit_change(b: &Client, login: &str, current: &str, new: &str) {
+    fill(b, "#login", login).await;
+    fill(b, "#current_password", current).await;
+    fill(b, "#new_password", new).await;
+    fill(b, "#confirm_password", new).await;
+    click(b, "#change-password").await;
+}

@@ -345,6 +345,18 @@ impl SambaAd {
         let _ = ldap.unbind().await;
     }
 
+    /// Whether the user's bind with `password` is refused (49) with `data` in AD's text:
+    /// `data 532` expired, `data 773` must change.
+    async fn bind_refused_with(&self, login: &str, password: &str, data: &str) -> bool {
+        let mut ldap = self.connect().await.unwrap();
+        let res = ldap
+            .simple_bind(&format!("{login}@example.test"), password)
+            .await
+            .unwrap();
+        let _ = ldap.unbind().await;
+        res.rc == 49 && res.text.contains(data)
+    }
+
     /// A connection bound as the domain administrator (for seeding test data).
     async fn admin_bind(&self) -> ldap3::Ldap {
         let mut ldap = self.connect().await.unwrap();
@@ -480,23 +492,11 @@ db.modify(m, controls=["local_oid:1.3.6.1.4.1.7165.4.3.20:0"])
     }
 
     async fn expired(&self, login: &str, password: &str) -> bool {
-        let mut ldap = self.connect().await.unwrap();
-        let res = ldap
-            .simple_bind(&format!("{login}@example.test"), password)
-            .await
-            .unwrap();
-        let _ = ldap.unbind().await;
-        res.rc == 49 && res.text.contains("data 532")
+        self.bind_refused_with(login, password, "data 532").await
     }
 
     async fn must_change(&self, login: &str, password: &str) -> bool {
-        let mut ldap = self.connect().await.unwrap();
-        let res = ldap
-            .simple_bind(&format!("{login}@example.test"), password)
-            .await
-            .unwrap();
-        let _ = ldap.unbind().await;
-        res.rc == 49 && res.text.contains("data 773")
+        self.bind_refused_with(login, password, "data 773").await
     }
 
     fn user_dn(&self, login: &str) -> String {
