@@ -72,6 +72,7 @@ async fn contract(name: &str, store: Arc<dyn Store>) {
     counters_update_atomically(store.clone()).await;
     audit_chain_holds_under_concurrency(store.clone()).await;
     batches_apply_all_or_nothing(store.clone()).await;
+    batches_create_flows_and_swap_registrations(store.clone()).await;
     policy_swap(&*store).await;
     outbox_keeps_order_until_acknowledged(&*store).await;
     server_keys_are_stable(&*store).await;
@@ -242,6 +243,7 @@ async fn batches_apply_all_or_nothing(s: Arc<dyn Store>) {
         counters: Some(("b1".into(), CounterUpdate::new(clear))),
         outbox: vec![notice(50), notice(51)],
         audit: vec![event(2_000, 50), event(2_000, 51)],
+        ..Batch::default()
     };
     assert!(s.commit(&batch).await.unwrap().is_none(), "conflict");
     assert_eq!(s.flow(&id(40)).await.unwrap(), Some(f40.clone()));
@@ -310,6 +312,56 @@ async fn batches_apply_all_or_nothing(s: Arc<dyn Store>) {
     seqs.dedup();
     assert_eq!(seqs.len(), records.len(), "one number each");
     ssprd::audit::verify(&anchor, records).expect("the chain verifies");
+}
+
+/// A batch stores new flows as `put_flow` does (listed for their user, swept when they
+/// expire) and swaps registrations like `swap_registration`, all or nothing with the rest.
+async fn batches_create_flows_and_swap_registrations(s: Arc<dyn Store>) {
+    let first = Registration::empty("b5", "bob", 10);
+    assert!(s.swap_registration(None, &first).await.unwrap());
+    let mut next = first.clone();
+    next.updated_at = 20;
+    let mut stale = first.clone();
+    stale.updated_at = 15;
+    let started = flow("b5", 700);
+    let records_before = s.audit_log().await.unwrap().1.len();
+
+    // A stale registration: the new flow is not stored either, nor the record.
+    let mut batch = Batch {
+        created: vec![(id(60), started.clone())],
+        registrations: vec![(Some(stale), next.clone())],
+        audit: vec![event(4_000, 60)],
+        ..Batch::default()
+    };
+    assert!(s.commit(&batch).await.unwrap().is_none(), "conflict");
+    assert!(s.flow(&id(60)).await.unwrap().is_none());
+    assert!(s.flows_of("b5").await.unwrap().is_empty());
+    assert_eq!(s.registration("b5").await.unwrap(), Some(first.clone()));
+    assert_eq!(s.audit_log().await.unwrap().1.len(), records_before);
+
+    batch.registrations[0].0 = Some(first.clone());
+    assert_eq!(s.commit(&batch).await.unwrap().expect("applied").len(), 1);
+    assert_eq!(s.flow(&id(60)).await.unwrap(), Some(started.clone()));
+    assert_eq!(s.flows_of("b5").await.unwrap(), vec![id(60)]);
+    assert_eq!(s.registration("b5").await.unwrap(), Some(next.clone()));
+
+    // Expected absent: created when there is none, refused when there is one.
+    let fresh = Registration::empty("b6", "carol", 30);
+    let create = Batch {
+        registrations: vec![(None, fresh.clone())],
+        ..Batch::default()
+    };
+    assert!(s.commit(&create).await.unwrap().is_some());
+    assert_eq!(s.registration("b6").await.unwrap(), Some(fresh));
+    assert!(
+        s.commit(&create).await.unwrap().is_none(),
+        "not created twice"
+    );
+
+    // A flow a batch created expires like any other, and leaves its user's list.
+    s.sweep(700).await.unwrap();
+    assert!(s.flow(&id(60)).await.unwrap().is_none());
+    assert!(s.flows_of("b5").await.unwrap().is_empty());
 }
 
 async fn policy_swap(s: &dyn Store) {

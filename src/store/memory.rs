@@ -328,6 +328,11 @@ impl Batches for MemoryStore {
                 return Ok(None);
             }
         }
+        for (old, new) in &batch.registrations {
+            if d.registrations.get(&new.user_id) != old.as_ref().map(encode).as_ref() {
+                return Ok(None);
+            }
+        }
         let counters = match &batch.counters {
             Some((key, update)) => {
                 let current: Counters = d
@@ -340,8 +345,14 @@ impl Batches for MemoryStore {
             }
             None => None,
         };
+        for (id, flow) in &batch.created {
+            d.flows.insert(id.0, encode(flow));
+        }
         for (id, _, new) in &batch.flows {
             d.flows.insert(id.0, encode(new));
+        }
+        for (_, new) in &batch.registrations {
+            d.registrations.insert(new.user_id.clone(), encode(new));
         }
         if let Some((key, value)) = counters {
             d.counters.insert(key, value);

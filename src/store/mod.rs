@@ -485,13 +485,19 @@ pub trait Outbox: Send + Sync {
     async fn remove_outbox(&self, seq: u64) -> Result<(), StoreError>;
 }
 
-/// Changes that take effect together, durably, with one flush: the end of a reset (the
-/// flow spent, the user's other flows closed, the failure counters cleared, the
-/// notifications queued, the audit record).
+/// Changes that take effect together, durably, with one flush: a flow started with its
+/// audit record; a proof accepted (the flow, the attempt given back, an authenticator's
+/// last step, the record); the end of a reset (the flow spent, the user's other flows
+/// closed, the failure counters cleared, the notifications queued, the record).
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// Flows stored new, as [`Flows::put_flow`] stores them: (id, flow).
+    pub created: Vec<(TokenHash, ResetFlow)>,
     /// Flows replaced, each only if it still equals the expected value: (id, expected, new).
     pub flows: Vec<(TokenHash, ResetFlow, ResetFlow)>,
+    /// Registrations replaced, each only if it still equals the expected value (`None`: there
+    /// is none): (expected, new), keyed by the new one's user id.
+    pub registrations: Vec<(Option<Registration>, Registration)>,
     /// An account's counters, updated by the function (user key, update).
     pub counters: Option<(String, CounterUpdate)>,
     /// Notifications queued, in order.
@@ -524,8 +530,9 @@ impl fmt::Debug for CounterUpdate {
 /// Atomic batches.
 #[async_trait::async_trait]
 pub trait Batches: Send + Sync {
-    /// Applies every change of `batch` or none. When a flow no longer equals its expected
-    /// value nothing is written and the answer is `None` (read again, decide again); else
+    /// Applies every change of `batch` or none. When a flow or a registration no longer
+    /// equals its expected value nothing is written and the answer is `None` (read again,
+    /// decide again); else
     /// the audit records appended, durable (where the backend promises durability) when
     /// this returns.
     async fn commit(

@@ -689,17 +689,44 @@ impl Batches for SledStore {
             .map(|_| self.db.generate_id().map_err(io))
             .collect::<Result<Vec<u64>, _>>()?;
         let expected: Vec<Vec<u8>> = batch.flows.iter().map(|(_, old, _)| encode(old)).collect();
+        let expected_registrations: Vec<Option<Vec<u8>>> = batch
+            .registrations
+            .iter()
+            .map(|(old, _)| old.as_ref().map(encode))
+            .collect();
+        let trees = (
+            &self.flows,
+            &self.user_flows,
+            &self.expiry,
+            &self.registrations,
+            &self.counters,
+            &self.outbox,
+            &self.audit,
+        );
         // sled runs the closure under its global write lock: no other write to these trees
         // interleaves, and the batch reaches the log as one unit.
-        let applied = (&self.flows, &self.counters, &self.outbox, &self.audit).transaction(
-            |(flows, counters, outbox, audit)| {
+        let applied = trees.transaction(
+            |(flows, user_flows, expiry, registrations, counters, outbox, audit)| {
                 for ((id, _, _), old) in batch.flows.iter().zip(&expected) {
                     if flows.get(id.0)?.as_deref() != Some(old.as_slice()) {
                         return Err(ConflictableTransactionError::Abort(Stop::Conflict));
                     }
                 }
+                for ((_, new), old) in batch.registrations.iter().zip(&expected_registrations) {
+                    if registrations.get(new.user_id.as_bytes())?.as_deref() != old.as_deref() {
+                        return Err(ConflictableTransactionError::Abort(Stop::Conflict));
+                    }
+                }
+                for (id, flow) in &batch.created {
+                    flows.insert(&id.0, encode(flow))?;
+                    user_flows.insert(Self::user_flow_key(&flow.user_key, id), &[])?;
+                    expiry.insert(Self::expiry_key(TAG_FLOW, flow.expires_at, id), &[])?;
+                }
                 for (id, _, new) in &batch.flows {
                     flows.insert(&id.0, encode(new))?;
+                }
+                for (_, new) in &batch.registrations {
+                    registrations.insert(new.user_id.as_bytes(), encode(new))?;
                 }
                 if let Some((key, update)) = &batch.counters {
                     let current: Counters = counters
