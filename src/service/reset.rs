@@ -15,6 +15,15 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tracing::{Instrument, instrument, warn};
 
+/// What settling a proof came to.
+enum Settled {
+    /// The answer to the proof.
+    Answer(Verification),
+    /// The registration the proof relied on (an authenticator's last step) changed before
+    /// the batch committed: check the proof again.
+    RegistrationChanged,
+}
+
 impl Service {
     /// What a proof's answer says about `flow` ([`reset::verification`]).
     fn verification(&self, flow: &ResetFlow, verified: bool) -> Verification {
@@ -95,8 +104,16 @@ impl Service {
             return Err(ServiceError::Blocked);
         }
         let flow_id = new_token();
-        self.store.put_flow(&TokenHash::of(&flow_id), &flow).await?;
-        self.audit("reset.start", &flow.login, "success", "").await;
+        // The flow and its record, as one atomic batch with one flush.
+        let batch = Batch {
+            created: vec![(TokenHash::of(&flow_id), flow.clone())],
+            audit: vec![self.audit_event("reset.start", &flow.login, "success", "")],
+            ..Batch::default()
+        };
+        let records = self.store.commit(&batch).await?.unwrap_or_default();
+        for r in &records {
+            self.forward_audit(r).await;
+        }
         Ok(StartedReset {
             flow_id,
             expires_at: flow.expires_at,
@@ -182,10 +199,27 @@ impl Service {
         Ok(())
     }
 
+    /// [`Self::settle_proof`] for a proof that changes no registration.
+    async fn settle(
+        &self,
+        h: &TokenHash,
+        flow: &ResetFlow,
+        attempt: u64,
+        verdict: reset::Verdict,
+    ) -> Result<Verification, ServiceError> {
+        match self.settle_proof(h, flow, attempt, verdict, None).await? {
+            Settled::Answer(v) => Ok(v),
+            // Only a registration swapped in the batch can change under it.
+            Settled::RegistrationChanged => Err(ServiceError::FlowInvalid),
+        }
+    }
+
     /// Carries out the core's [`reset::Verdict`] on a checked proof, in a fixed order.
-    /// Right: the attempt given back, the flow stored and the success audited, as one
-    /// atomic batch (compare-and-swap on the flow: of racing proofs of one flow, one wins;
-    /// the loser gives its attempt back and is told "not verified"). Wrong:
+    /// Right: the attempt given back, the flow stored, `registration` swapped (an
+    /// authenticator's last step) and the success audited, as one atomic batch
+    /// (compare-and-swap on the flow: of racing proofs of one flow, one wins; the loser
+    /// gives its attempt back and is told "not verified"; when the registration changed
+    /// instead, the proof is checked again). Wrong:
     /// the flow stored, the failure counted (evaluated and wrong, it counts even when a
     /// racing call changed the flow), then the answer.
     async fn settle_proof(
@@ -194,15 +228,21 @@ impl Service {
         flow: &ResetFlow,
         attempt: u64,
         verdict: reset::Verdict,
-    ) -> Result<Verification, ServiceError> {
+        registration: Option<(Registration, Registration)>,
+    ) -> Result<Settled, ServiceError> {
         match verdict {
             reset::Verdict::Verified { next, method } => {
                 let (t, policy) = (self.now(), self.policy.clone());
                 let give_back = CounterUpdate::new(move |c| {
                     flow::settle_attempt(c, attempt, flow::Settled::GivenBack, t, &policy)
                 });
+                let expected = registration.as_ref().map(|(old, _)| old.clone());
                 let batch = Batch {
                     flows: vec![(*h, flow.clone(), next.clone())],
+                    registrations: registration
+                        .map(|(old, new)| (Some(old), new))
+                        .into_iter()
+                        .collect(),
                     counters: Some((flow.user_key.clone(), give_back)),
                     audit: vec![self.audit_event(
                         "reset.verify",
@@ -217,12 +257,18 @@ impl Service {
                         for r in &records {
                             self.forward_audit(r).await;
                         }
-                        Ok(self.verification(&next, true))
+                        Ok(Settled::Answer(self.verification(&next, true)))
+                    }
+                    // The registration changed (a racing code took the step): check again.
+                    None if expected.is_some()
+                        && self.store.registration(&flow.user_key).await? != expected =>
+                    {
+                        Ok(Settled::RegistrationChanged)
                     }
                     None => {
                         self.give_back(flow, attempt).await?;
                         let (_, current) = self.live_flow_by_hash(h).await?;
-                        Ok(self.verification(&current, false))
+                        Ok(Settled::Answer(self.verification(&current, false)))
                     }
                 }
             }
@@ -242,7 +288,9 @@ impl Service {
                 if closed {
                     return Err(ServiceError::TooManyAttempts);
                 }
-                Ok(self.verification(next.as_ref().unwrap_or(flow), false))
+                Ok(Settled::Answer(
+                    self.verification(next.as_ref().unwrap_or(flow), false),
+                ))
             }
         }
     }
@@ -296,7 +344,7 @@ impl Service {
             &self.policy,
             &mut rand::rng(),
         );
-        self.settle_proof(&h, &flow, attempt, verdict).await
+        self.settle(&h, &flow, attempt, verdict).await
     }
 
     /// Sends a code for an email or phone method of the flow; a resend replaces the
@@ -458,11 +506,14 @@ impl Service {
             &code.mac,
         );
         let verdict = reset::code_checked(&flow, code, right);
-        self.settle_proof(&h, &flow, attempt, verdict).await
+        self.settle(&h, &flow, attempt, verdict).await
     }
 
     /// Checks an authenticator app code: ±1 step of the server clock, and only a step after
-    /// the last one accepted for this user (a code is never accepted twice).
+    /// the last one accepted for this user (a code is never accepted twice). The step
+    /// accepted is stored in the same batch as the verified flow: of two racing submissions
+    /// of one code, exactly one commits; the other checks again against the step now stored
+    /// and is refused like any used code.
     #[instrument(skip_all)]
     pub async fn verify_authenticator(
         &self,
@@ -473,58 +524,62 @@ impl Service {
         self.check_not_blocked(&flow).await?;
         reset::may_prove(&flow, Method::AuthenticatorCode)?;
         let attempt = self.take_attempt(&flow).await?;
-        let right = if flow.decoy {
-            // Same work as a real check, never a match.
-            let _ = totp::check(
-                &[0u8; 20],
-                submitted.expose(),
-                self.wall_now(),
-                Some(u64::MAX),
-            );
-            false
-        } else {
-            self.accept_totp(&flow.user_key, submitted).await?
-        };
-        let verdict = reset::authenticator_checked(&flow, right);
-        self.settle_proof(&h, &flow, attempt, verdict).await
-    }
-
-    /// Accepts a TOTP code by advancing the stored last step (compare-and-swap: of two racing
-    /// submissions of one code, exactly one succeeds).
-    async fn accept_totp(&self, user_id: &str, submitted: &Secret) -> Result<bool, ServiceError> {
-        let Some(sealer) = &self.sealer else {
-            return Ok(false);
-        };
         let mut races = super::cas::Races::new("registration");
         loop {
-            let Some(reg) = self.store.registration(user_id).await? else {
-                return Ok(false);
+            let step = if flow.decoy {
+                // Same work as a real check, never a match.
+                let _ = totp::check(
+                    &[0u8; 20],
+                    submitted.expose(),
+                    self.wall_now(),
+                    Some(u64::MAX),
+                );
+                None
+            } else {
+                self.totp_step(&flow.user_key, submitted).await?
             };
-            let Some(auth) = &reg.authenticator else {
-                return Ok(false);
-            };
-            let Some(secret) = sealer.open(&auth.sealed_secret, user_id) else {
-                warn!("authenticator secret cannot be opened (wrong totp key?)");
-                return Ok(false);
-            };
-            // Checked against the step stored now: a code a racing call accepted is refused.
-            let Some(step) = totp::check(
-                &secret,
-                submitted.expose(),
-                self.wall_now(),
-                Some(auth.last_step),
-            ) else {
-                return Ok(false);
-            };
-            let mut next: Registration = reg.clone();
-            if let Some(a) = next.authenticator.as_mut() {
-                a.last_step = step;
+            let verdict = reset::authenticator_checked(&flow, step.is_some());
+            match self.settle_proof(&h, &flow, attempt, verdict, step).await? {
+                Settled::Answer(v) => return Ok(v),
+                Settled::RegistrationChanged => races.lost().await?,
             }
-            if self.store.swap_registration(Some(&reg), &next).await? {
-                return Ok(true);
-            }
-            races.lost().await?;
         }
+    }
+
+    /// The registration with its authenticator's last step moved to the step `submitted`
+    /// matches (with the registration as read, to swap from); `None` when it matches no
+    /// step after the last one accepted, or the user has no authenticator.
+    async fn totp_step(
+        &self,
+        user_id: &str,
+        submitted: &Secret,
+    ) -> Result<Option<(Registration, Registration)>, ServiceError> {
+        let Some(sealer) = &self.sealer else {
+            return Ok(None);
+        };
+        let Some(reg) = self.store.registration(user_id).await? else {
+            return Ok(None);
+        };
+        let Some(auth) = &reg.authenticator else {
+            return Ok(None);
+        };
+        let Some(secret) = sealer.open(&auth.sealed_secret, user_id) else {
+            warn!("authenticator secret cannot be opened (wrong totp key?)");
+            return Ok(None);
+        };
+        let Some(step) = totp::check(
+            &secret,
+            submitted.expose(),
+            self.wall_now(),
+            Some(auth.last_step),
+        ) else {
+            return Ok(None);
+        };
+        let mut next = reg.clone();
+        if let Some(a) = next.authenticator.as_mut() {
+            a.last_step = step;
+        }
+        Ok(Some((reg, next)))
     }
 
     fn user_of(flow: &ResetFlow) -> DirectoryUser {
