@@ -10,8 +10,8 @@
 //!   Password Modify as the service account, verification bind as the user, flow and
 //!   counters committed, audit record) against *connect + service bind + Password Modify,
 //!   then connect + user bind*;
-//! - **StartReset** (gRPC+TLS, user search, registration read, flow stored, audit record)
-//!   against *connect + service bind + user search*.
+//! - **StartReset** (gRPC+TLS, user search, registration read, flow and audit record in one
+//!   batch) against *connect + service bind + user search*.
 //!
 //! Calls alternate between ssprd and the baseline so both see the same machine load.
 //!
@@ -20,8 +20,10 @@
 //! over gRPC+TLS, one connection per client — at concurrency 1, 8 and 32, for authenticator
 //! codes and for security questions (argon2id, bounded on purpose). The baseline, in the same
 //! run and at the same concurrency: a Password Modify as the service account and a bind as
-//! the user, each on a connection kept open. slapd's own connection counter (`cn=Monitor`)
-//! gives the LDAP connections opened per flow. The daemon runs in this process, so its
+//! the user, each on a connection kept open. slapd's own counters (`cn=Monitor`) give the
+//! LDAP connections opened and operations per flow; the daemon's `/metrics`
+//! (`ssprd_store_flush_duration_seconds_count`) its store flushes per flow (writes waiting
+//! together share one). The daemon runs in this process, so its
 //! resident memory is this process's, printed after each mode.
 //!
 //! The figures are printed, not asserted.
@@ -425,6 +427,12 @@ async fn throughput(questions: bool, concs: &[usize]) {
     let key = work.path().join("totp-key");
     ssprd_testbed::write_private(&key, &"5a".repeat(32)).unwrap();
     raw.authenticator.key = Some(ssprd::config::SecretSource::File(key));
+    // The daemon's own /metrics counts its store flushes.
+    let metrics: std::net::SocketAddr =
+        format!("127.0.0.1:{}", ssprd_testbed::free_port().unwrap())
+            .parse()
+            .unwrap();
+    raw.metrics.listen = Some(metrics.to_string());
     let clock = TestClock::default();
     let d = Daemon::start_with_clock(raw, ca, clock.clock()).await;
     let mut c = d.clients().await;
@@ -484,7 +492,7 @@ async fn throughput(questions: bool, concs: &[usize]) {
         if quick { ", quick run" } else { "" }
     );
     println!(
-        "  conc  raw modify+bind/s   authenticator flows/s (ratio; LDAP conns, ops per flow)   question flows/s (ratio; LDAP conns, ops per flow)"
+        "  conc  raw modify+bind/s   authenticator flows/s (ratio; LDAP conns, ops, store flushes per flow)   question flows/s (ratio; LDAP conns, ops, store flushes per flow)"
     );
     // What reading slapd's counters itself adds to them.
     let slapd = &ldap.slapd;
@@ -497,17 +505,23 @@ async fn throughput(questions: bool, concs: &[usize]) {
         slapd.operations_total().await.unwrap(),
     );
     let (c_own, o_own) = (c1 - c0, o1 - o0);
+    // (LDAP connections, LDAP operations, store flushes) so far.
     let counters = || async {
+        let (_, m) = support::http_get(metrics, "/metrics", "localhost").await;
+        let flushes =
+            support::metric_value(&m, "ssprd_store_flush_duration_seconds_count").unwrap_or(0.0);
         (
             slapd.connections_total().await.unwrap(),
             slapd.operations_total().await.unwrap(),
+            flushes,
         )
     };
-    let per = |(c_a, o_a): (u64, u64), (c_b, o_b): (u64, u64), n: usize| {
+    let per = |(c_a, o_a, f_a): (u64, u64, f64), (c_b, o_b, f_b): (u64, u64, f64), n: usize| {
         let n = n.max(1) as f64;
         (
             (c_b - c_a).saturating_sub(c_own) as f64 / n,
             (o_b - o_a).saturating_sub(o_own) as f64 / n,
+            (f_b - f_a) / n,
         )
     };
     for &conc in concs {
@@ -521,10 +535,10 @@ async fn throughput(questions: bool, concs: &[usize]) {
             (0.0, 0)
         };
         let after = counters().await;
-        let (t_conns, t_ops) = per(before, mid, totp_n);
-        let (q_conns, q_ops) = per(mid, after, q_n);
+        let (t_conns, t_ops, t_flushes) = per(before, mid, totp_n);
+        let (q_conns, q_ops, q_flushes) = per(mid, after, q_n);
         println!(
-            "  {conc:4}  {raw_ops:17.0}   {totp_rate:13.1} ({:.3}; {t_conns:.2}, {t_ops:.1})                   {q_rate:10.1} ({:.3}; {q_conns:.2}, {q_ops:.1})",
+            "  {conc:4}  {raw_ops:17.0}   {totp_rate:13.1} ({:.3}; {t_conns:.2}, {t_ops:.1}, {t_flushes:.2})                   {q_rate:10.1} ({:.3}; {q_conns:.2}, {q_ops:.1}, {q_flushes:.2})",
             totp_rate / raw_ops,
             q_rate / raw_ops,
         );

@@ -43,15 +43,6 @@ async fn health(daemon: &Daemon, service: &str) -> i32 {
 const SERVING: i32 = 1;
 const NOT_SERVING: i32 = 2;
 
-/// The value of the series whose line starts with `series` (name and labels as rendered).
-fn value(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_readiness_and_health_follow_the_daemon() {
     support::init();
@@ -170,7 +161,8 @@ async fn metrics_readiness_and_health_follow_the_daemon() {
         ("ssprd_ready".into(), 1.0),
         ("ssprd_outbox_backlog".into(), 0.0),
     ] {
-        let v = value(&m, &series).unwrap_or_else(|| panic!("no {series} in:\n{m}"));
+        let v =
+            support::metric_value(&m, &series).unwrap_or_else(|| panic!("no {series} in:\n{m}"));
         assert!(
             v >= at_least,
             "{series} is {v}, expected at least {at_least}"
@@ -202,7 +194,7 @@ async fn metrics_readiness_and_health_follow_the_daemon() {
         NOT_SERVING
     );
     let (_, m) = http_get(addr, "/metrics", "127.0.0.1").await;
-    assert_eq!(value(&m, "ssprd_ready"), Some(0.0));
+    assert_eq!(support::metric_value(&m, "ssprd_ready"), Some(0.0));
     ldap.start().await;
     readyz_until(addr, 200).await;
     assert_eq!(health(&daemon, "").await, SERVING);
@@ -219,13 +211,16 @@ async fn metrics_readiness_and_health_follow_the_daemon() {
     assert!(body.contains(r#""outbox":"stuck"#), "{body}");
     assert_eq!(health(&daemon, "").await, NOT_SERVING);
     let (_, m) = http_get(addr, "/metrics", "127.0.0.1").await;
-    assert!(value(&m, "ssprd_outbox_backlog").unwrap() >= 1.0, "{m}");
     assert!(
-        value(&m, "ssprd_outbox_oldest_seconds").unwrap() > 1800.0,
+        support::metric_value(&m, "ssprd_outbox_backlog").unwrap() >= 1.0,
         "{m}"
     );
     assert!(
-        value(
+        support::metric_value(&m, "ssprd_outbox_oldest_seconds").unwrap() > 1800.0,
+        "{m}"
+    );
+    assert!(
+        support::metric_value(
             &m,
             r#"ssprd_deliveries_total{channel="email",outcome="unavailable"}"#
         )

@@ -498,6 +498,16 @@ pub async fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// The value of the series whose line starts with `series` (name and labels as rendered)
+/// in a Prometheus text exposition.
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// GET `path` over plain HTTP/1.1 on `addr`, naming `host`: (status, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str, host: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
