@@ -23,7 +23,9 @@
 //! the user, each on a connection kept open. slapd's own counters (`cn=Monitor`) give the
 //! LDAP connections opened and operations per flow; the daemon's `/metrics`
 //! (`ssprd_store_flush_duration_seconds_count`) its store flushes per flow (writes waiting
-//! together share one). The daemon runs in this process, so its
+//! together share one). Then the ceiling, from the same run: triples of empty gRPC calls
+//! (health checks through the same listener) per second, and the highest ratio a flow —
+//! three calls plus at least one raw pair's work — could reach. The daemon runs in this process, so its
 //! resident memory is this process's, printed after each mode.
 //!
 //! The figures are printed, not asserted.
@@ -309,6 +311,44 @@ async fn raw_rate(direct: &Direct, dns: &[String], conc: usize, run: Duration) -
     (total as f64 / started.elapsed().as_secs_f64(), total)
 }
 
+/// Triples of empty gRPC calls per second at `conc` (grpc.health.v1 Check, through the same
+/// TLS listener and layers as the flows' calls), each client on a connection of its own:
+/// what the three calls of a flow cost with no work behind them. A flow also needs at least
+/// one raw pair's directory work (its Password Modify and bind), so — sequential at
+/// concurrency 1, sharing a busy machine above — its rate is at most
+/// `1 / (1/triples + 1/raw)`: flows/raw at most `1 / (raw/triples + 1)`.
+async fn empty_calls(d: &Daemon, conc: usize, run: Duration) -> f64 {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let mut clients = Vec::new();
+    for _ in 0..conc {
+        clients.push(HealthClient::new(d.channel().await.expect("channel")));
+    }
+    let until = Instant::now() + run;
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut h| {
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while Instant::now() < until {
+                    for _ in 0..3 {
+                        h.check(HealthCheckRequest::default())
+                            .await
+                            .expect("health check");
+                    }
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Numbers every new password of the throughput runs (each must be new to the user).
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -524,6 +564,7 @@ async fn throughput(questions: bool, concs: &[usize]) {
             (f_b - f_a) / n,
         )
     };
+    let mut ceilings = Vec::new();
     for &conc in concs {
         let (raw_ops, _) = raw_rate(&direct, &raw_dns, conc, run).await;
         let before = counters().await;
@@ -541,6 +582,17 @@ async fn throughput(questions: bool, concs: &[usize]) {
             "  {conc:4}  {raw_ops:17.0}   {totp_rate:13.1} ({:.3}; {t_conns:.2}, {t_ops:.1}, {t_flushes:.2})                   {q_rate:10.1} ({:.3}; {q_conns:.2}, {q_ops:.1}, {q_flushes:.2})",
             totp_rate / raw_ops,
             q_rate / raw_ops,
+        );
+        ceilings.push((conc, raw_ops, empty_calls(&d, conc, run).await));
+    }
+    println!(
+        "  The ceiling, from the same run: a flow makes three gRPC calls and at least one raw pair's directory work"
+    );
+    println!("  conc  empty gRPC call triples/s   highest ratio a flow could reach");
+    for (conc, raw_ops, triples) in ceilings {
+        println!(
+            "  {conc:4}  {triples:25.0}   {:.3}",
+            1.0 / (raw_ops / triples + 1.0)
         );
     }
     let (rss, peak) = rss_mib();
