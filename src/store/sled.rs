@@ -235,7 +235,15 @@ impl SledStore {
         }
         db.flush().map_err(io)?;
         drop(db);
-        // Opening checks the schema; it waits for sled to release the lock it just held.
+        // Opening checks the schema.
+        Self::reopen(path)?;
+        Ok(n)
+    }
+
+    /// Opens the database again after this process closed it. sled's background flusher
+    /// keeps the file lock for up to one flush interval after the last handle is dropped,
+    /// so a lock is waited for (up to five seconds) rather than refused.
+    pub fn reopen(path: &Path) -> Result<Self, StoreError> {
         let mut opened = Self::open(path);
         for _ in 0..50 {
             if !matches!(opened, Err(StoreError::Locked { .. })) {
@@ -244,8 +252,7 @@ impl SledStore {
             std::thread::sleep(std::time::Duration::from_millis(100));
             opened = Self::open(path);
         }
-        opened?;
-        Ok(n)
+        opened
     }
 
     fn anchor(&self) -> Result<Anchor, StoreError> {
@@ -945,7 +952,7 @@ mod tests {
         assert!(flushes >= 1);
         assert!(flushes < 64, "64 concurrent writes took {flushes} flushes");
         drop(store);
-        let reopened = SledStore::open(dir.path()).unwrap();
+        let reopened = SledStore::reopen(dir.path()).unwrap();
         for i in 0..64u8 {
             let f = reopened.flow(&TokenHash([i; 32])).await.unwrap();
             assert_eq!(f.map(|f| f.expires_at), Some(1_000 + u64::from(i)));
@@ -969,7 +976,7 @@ mod tests {
             s.meta.insert(SCHEMA_KEY, &99u32.to_be_bytes()).unwrap();
             s.db.flush().unwrap();
         }
-        let err = SledStore::open(dir.path()).err().unwrap();
+        let err = SledStore::reopen(dir.path()).err().unwrap();
         assert!(
             matches!(err, StoreError::NewerSchema { found: 99, .. }),
             "{err}"
@@ -1011,17 +1018,7 @@ mod tests {
             .await
             .unwrap();
         }
-        // sled's background flusher keeps the file lock for up to one flush interval after
-        // the last handle is dropped.
-        let mut reopened = SledStore::open(dir.path());
-        for _ in 0..30 {
-            if !matches!(reopened, Err(StoreError::Locked { .. })) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            reopened = SledStore::open(dir.path());
-        }
-        let s = reopened.unwrap();
+        let s = SledStore::reopen(dir.path()).unwrap();
         assert_eq!(s.counters("u1").await.unwrap().failures, vec![5]);
     }
 }
