@@ -25,8 +25,8 @@
 //! (`ssprd_store_flush_duration_seconds_count`) its store flushes per flow (writes waiting
 //! together share one). Then the ceiling, from the same run: triples of empty gRPC calls
 //! (health checks through the same listener) per second, and the highest ratio a flow —
-//! three calls plus at least one raw pair's work — could reach. The daemon runs in this process, so its
-//! resident memory is this process's, printed after each mode.
+//! three calls plus at least one raw pair's work — could reach. The daemon runs in this
+//! process, so its resident memory is this process's, printed after each mode.
 //!
 //! The figures are printed, not asserted.
 

@@ -479,15 +479,14 @@ impl Sessions for SledStore {
 
 #[async_trait::async_trait]
 impl Flows for SledStore {
+    /// The flow with its user's index and expiry entries, as one batch ([`Batch::created`]).
     async fn put_flow(&self, id: &TokenHash, flow: &ResetFlow) -> Result<(), StoreError> {
-        self.flows.insert(id.0, encode(flow)).map_err(io)?;
-        self.user_flows
-            .insert(Self::user_flow_key(&flow.user_key, id), &[])
-            .map_err(io)?;
-        self.expiry
-            .insert(Self::expiry_key(TAG_FLOW, flow.expires_at, id), &[])
-            .map_err(io)?;
-        self.flush().await
+        let batch = Batch {
+            created: vec![(*id, flow.clone())],
+            ..Batch::default()
+        };
+        self.commit(&batch).await?;
+        Ok(())
     }
 
     async fn flow(&self, id: &TokenHash) -> Result<Option<ResetFlow>, StoreError> {
@@ -664,7 +663,7 @@ impl PolicyStore for SledStore {
 
 /// Why a batch's transaction stopped.
 enum Stop {
-    /// A flow no longer held its expected value.
+    /// A flow or a registration no longer held its expected value.
     Conflict,
     /// A stored record did not decode.
     Decode(StoreError),
@@ -676,10 +675,18 @@ impl Batches for SledStore {
         use sled::Transactional;
         use sled::transaction::{ConflictableTransactionError, TransactionError};
         // The records are linked before the transaction, under the chain's lock, which is
-        // held until the transaction is applied.
-        let one_at_a_time = self.audit_lock.lock().await;
-        let (mut seq, mut prev) = self.audit_head()?;
+        // held until the transaction is applied. A batch without records leaves the chain
+        // alone.
         let mut records = Vec::with_capacity(batch.audit.len());
+        let one_at_a_time = match batch.audit.is_empty() {
+            true => None,
+            false => Some(self.audit_lock.lock().await),
+        };
+        let (mut seq, mut prev) = if one_at_a_time.is_some() {
+            self.audit_head()?
+        } else {
+            (0, String::new())
+        };
         for event in &batch.audit {
             seq += 1;
             let hash = crate::audit::link(&prev, seq, event);
