@@ -41,8 +41,10 @@ pub struct SledStore {
     counters: sled::Tree,
     audit: sled::Tree,
     outbox: sled::Tree,
-    /// Audit appends read the last record and write the next: one at a time.
-    audit_lock: tokio::sync::Mutex<()>,
+    /// Audit appends read the chain's head and write the next record: one at a time. Holds
+    /// the head (the last record's sequence number and hash) once read, so an append does
+    /// not read and decode the last record again; dropped on a failed write.
+    audit_lock: tokio::sync::Mutex<Option<(u64, String)>>,
     /// Set (with the reason) once a flush failed: the daemon must stop (see [`Store::failed`]).
     failed: tokio::sync::watch::Sender<Option<String>>,
     /// Group commit of concurrent flushes (see [`SledStore::flush`]).
@@ -95,7 +97,7 @@ impl SledStore {
             counters: tree("counters")?,
             audit: tree("audit")?,
             outbox: tree("outbox")?,
-            audit_lock: tokio::sync::Mutex::new(()),
+            audit_lock: tokio::sync::Mutex::new(None),
             failed: tokio::sync::watch::Sender::new(None),
             group: GroupCommit::default(),
             db,
@@ -272,9 +274,18 @@ impl SledStore {
             .unwrap_or_default())
     }
 
-    /// The sequence number and hash of the chain's last record (the anchor's when empty).
-    /// Callers hold `audit_lock`.
-    fn audit_head(&self) -> Result<(u64, String), StoreError> {
+    /// The sequence number and hash of the chain's last record (the anchor's when empty),
+    /// from `cached` (what `audit_lock` holds) or else read and kept there.
+    fn audit_head(&self, cached: &mut Option<(u64, String)>) -> Result<(u64, String), StoreError> {
+        if let Some(head) = cached {
+            return Ok(head.clone());
+        }
+        let head = self.read_audit_head()?;
+        *cached = Some(head.clone());
+        Ok(head)
+    }
+
+    fn read_audit_head(&self) -> Result<(u64, String), StoreError> {
         match self.audit.last().map_err(io)? {
             Some((_, v)) => {
                 let last: AuditRecord = decode("audit", &v)?;
@@ -592,8 +603,8 @@ impl AccountCounters for SledStore {
 #[async_trait::async_trait]
 impl AuditLog for SledStore {
     async fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
-        let one_at_a_time = self.audit_lock.lock().await;
-        let (last, prev) = self.audit_head()?;
+        let mut head = self.audit_lock.lock().await;
+        let (last, prev) = self.audit_head(&mut head)?;
         let seq = last + 1;
         let record = AuditRecord {
             seq,
@@ -601,15 +612,17 @@ impl AuditLog for SledStore {
             prev,
             event: event.clone(),
         };
+        *head = None;
         self.audit
             .insert(seq.to_be_bytes(), encode(&record))
             .map_err(io)?;
+        *head = Some((seq, record.hash.clone()));
         // The chain is extended under the lock; the flush is not. It makes this record
         // durable with everything written before it, and sled keeps its log in order, so a
         // crash loses only a tail of the chain, never a record before a kept one. Flushing
         // under the lock made every audited call in the daemon wait for the fsyncs of all
         // before it.
-        drop(one_at_a_time);
+        drop(head);
         self.flush().await?;
         Ok(record)
     }
@@ -687,14 +700,13 @@ impl Batches for SledStore {
         // held until the transaction is applied. A batch without records leaves the chain
         // alone.
         let mut records = Vec::with_capacity(batch.audit.len());
-        let one_at_a_time = match batch.audit.is_empty() {
+        let mut chain = match batch.audit.is_empty() {
             true => None,
             false => Some(self.audit_lock.lock().await),
         };
-        let (mut seq, mut prev) = if one_at_a_time.is_some() {
-            self.audit_head()?
-        } else {
-            (0, String::new())
+        let (mut seq, mut prev) = match chain.as_deref_mut() {
+            Some(head) => self.audit_head(head)?,
+            None => (0, String::new()),
         };
         for event in &batch.audit {
             seq += 1;
@@ -772,7 +784,15 @@ impl Batches for SledStore {
             },
         );
         drop(exclusive);
-        drop(one_at_a_time);
+        if let Some(head) = chain.as_deref_mut() {
+            match &applied {
+                // `seq` and `prev` are now those of the batch's last record.
+                Ok(()) => *head = Some((seq, prev)),
+                Err(TransactionError::Abort(Stop::Conflict)) => {}
+                Err(_) => *head = None,
+            }
+        }
+        drop(chain);
         match applied {
             Ok(()) => {
                 self.flush().await?;
