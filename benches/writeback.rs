@@ -515,8 +515,10 @@ async fn throughput(questions: bool, concs: &[usize]) {
     clock.advance(30);
     let totp_users = Arc::new(totp_users);
     let question_users = Arc::new(question_users);
+    // A user per raw worker: two workers on one user would change its password under
+    // each other's bind.
     let mut raw_dns = Vec::new();
-    for _ in 0..32 {
+    for _ in 0..concs.iter().copied().max().unwrap_or(1).max(32) {
         let login = unique("raw");
         ldap.create_user(&login, pw).await;
         raw_dns.push(ldap.user_dn(&login));
