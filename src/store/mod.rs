@@ -532,9 +532,8 @@ impl fmt::Debug for CounterUpdate {
 pub trait Batches: Send + Sync {
     /// Applies every change of `batch` or none. When a flow or a registration no longer
     /// equals its expected value nothing is written and the answer is `None` (read again,
-    /// decide again); else
-    /// the audit records appended, durable (where the backend promises durability) when
-    /// this returns.
+    /// decide again); else the audit records appended, durable (where the backend promises
+    /// durability) when this returns.
     async fn commit(
         &self,
         batch: &Batch,
