@@ -91,7 +91,7 @@ struct Registry {
 }
 
 /// The key the per-address cap counts: the IPv4 address, or the /64 of an IPv6 one.
-fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

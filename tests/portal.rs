@@ -374,6 +374,76 @@ async fn verify_page_for(e: &Env, login: &str) -> String {
         .unwrap()
 }
 
+/// A browser without JavaScript, over HTTPS: it keeps the session cookie it is given and
+/// comes from `from` (an `X-Forwarded-For` the portal trusts in tests that say so).
+struct Visitor {
+    http: reqwest::Client,
+    base: String,
+    from: Option<String>,
+    cookie: Option<String>,
+}
+
+impl Visitor {
+    fn new(e: &Env, from: Option<&str>) -> Self {
+        Self {
+            http: https(e),
+            base: e.portal.clone(),
+            from: from.map(str::to_string),
+            cookie: None,
+        }
+    }
+
+    fn keep_cookie(&mut self, r: &reqwest::Response) {
+        if let Some(c) = r.headers().get("set-cookie") {
+            self.cookie = Some(c.to_str().unwrap().split(';').next().unwrap().to_string());
+        }
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(f) = &self.from {
+            req = req.header("x-forwarded-for", f);
+        }
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        req
+    }
+
+    /// GET `path`: (status, body).
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let r = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookie(&r);
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// POSTs `fields` (and the CSRF token of `page`) to `path`: (status, Location).
+    async fn post(&mut self, path: &str, page: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter().copied())
+            .append_pair("csrf", &csrf_of(page))
+            .finish();
+        let r = self
+            .request(reqwest::Method::POST, path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.keep_cookie(&r);
+        let to = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (r.status().as_u16(), to)
+    }
+}
+
 /// What a page is made of, without what differs between users anyway (masked hints,
 /// question texts, tokens): its headings, forms, fields and buttons in order.
 fn shape(page: &str) -> Vec<String> {
@@ -464,6 +534,87 @@ async fn registered_unregistered_and_unknown_users_get_pages_of_the_same_make() 
     e.stop().await;
 }
 
+/// Issue 24 item 1: a flood of requests signs nobody out. Pages that only show something
+/// store no session, so thousands of cookieless requests (most of them answered 429) cost
+/// the table nothing; sessions that do hold something (a chosen language, a decoy flow)
+/// are capped per address, and a full table takes from the address holding the most —
+/// never the only session of a user mid-reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_requests_signs_nobody_out() {
+    let mut e = env_with(|raw| {
+        raw.portal.max_sessions = 40;
+        raw.portal.max_sessions_per_address = 4;
+        raw.portal.trusted_proxies = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let (login, email) = e.user("webflood").await;
+    let mut user = Visitor::new(&e, Some("198.51.100.1"));
+    let (_, page) = user.get("/reset").await;
+    assert_eq!(
+        user.post("/reset", &page, &[("login", &login)]).await,
+        (303, "/verify".into())
+    );
+    let (_, verify) = user.get("/verify").await;
+    let sent = e.smtp.messages_to(&email).len();
+    user.post("/verify/send", &verify, &[("method", "email")])
+        .await;
+
+    // One address, no cookie: 3,000 page views, most of them over its budget (429).
+    let flood = Visitor::new(&e, Some("203.0.113.66"));
+    let mut refused = 0;
+    for i in 0..3_000 {
+        let path = ["/", "/reset", "/no-such-page", "/methods"][i % 4];
+        let r = flood
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        refused += usize::from(r.status() == 429);
+    }
+    assert!(refused > 2_500, "{refused} answered 429");
+    // Thirty addresses, each starting flows for made-up names and choosing a language, well
+    // over their share and the table's size.
+    for a in 0..30 {
+        for _ in 0..6 {
+            let mut v = Visitor::new(&e, Some(&format!("192.0.2.{}", a + 10)));
+            let (_, page) = v.get("/reset").await;
+            v.post("/language", &page, &[("lang", "de"), ("back", "/")])
+                .await;
+            let (_, page) = v.get("/reset").await;
+            let (status, to) = v
+                .post("/reset", &page, &[("login", &unique("ghost"))])
+                .await;
+            assert!(
+                status == 303 && to == "/verify" || status == 503,
+                "{status} {to}"
+            );
+        }
+    }
+
+    // The user was never signed out: the code arrives, is accepted, the reset completes.
+    let code = support::wait_for(|| e.smtp.code_since(&email, 8, sent)).await;
+    let (status, verify) = user.get("/verify").await;
+    assert_eq!(status, 200, "the user's session is still there");
+    assert_eq!(
+        user.post("/verify", &verify, &[("method", "email"), ("code", &code)])
+            .await,
+        (303, "/password".into())
+    );
+    let (_, page) = user.get("/password").await;
+    let new = "Flooded-But-Fine-4821";
+    assert_eq!(
+        user.post(
+            "/password",
+            &page,
+            &[("new_password", new), ("confirm_password", new)]
+        )
+        .await,
+        (303, "/done".into())
+    );
+    e.ldap.bind(&e.ldap.user_dn(&login), new).await.unwrap();
+    e.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_cookie_csrf_and_links_hold_from_outside() {
     let mut e = env().await;
@@ -540,32 +691,39 @@ async fn headers_cookie_csrf_and_links_hold_from_outside() {
         }
         req.send()
     };
-    // Without a token, with a wrong one, without the session, from another site: refused.
-    for (form, cookie, origin) in [
-        (vec![("login", login.clone())], Some(session.clone()), None),
+    // Without a token, with a wrong one, without the session, from another site: refused,
+    // each saying why.
+    let outdated = "This page is out of date";
+    for (form, cookie, origin, why) in [
+        (
+            vec![("login", login.clone())],
+            Some(session.clone()),
+            None,
+            outdated,
+        ),
         (
             vec![("login", login.clone()), ("csrf", "x".repeat(43))],
             Some(session.clone()),
             None,
+            outdated,
         ),
         (
             vec![("login", login.clone()), ("csrf", csrf.clone())],
             None,
             None,
+            "without its session cookie",
         ),
         (
             vec![("login", login.clone()), ("csrf", csrf.clone())],
             Some(session.clone()),
             Some("https://evil.example"),
+            "did not come from this site",
         ),
     ] {
         let r = post(form, cookie, origin).await.unwrap();
         assert_eq!(r.status(), 403);
         let body = r.text().await.unwrap();
-        assert!(
-            body.contains("expired or did not come from this site"),
-            "{body}"
-        );
+        assert!(body.contains(why), "{why}: {body}");
     }
     // Refused forms started nothing: the session has no flow.
     let r = http

@@ -216,7 +216,7 @@ where
         return portal.forbidden(&mut visit);
     }
     let Some(reg) = visit.session.registration.clone() else {
-        return portal.redirect(&mut visit, "/methods");
+        return portal.session_ended(&mut visit, "/methods");
     };
     match run(portal.clone(), reg, form).await {
         Ok((reg, notice)) => {

@@ -38,7 +38,7 @@ use axum::routing::{get, post};
 use minijinja::Environment;
 use page::Html;
 use serde::Serialize;
-use session::{Flash, Session, Sessions};
+use session::{CsrfKey, Flash, Session, Sessions};
 use settings::PortalConfig;
 use std::collections::HashMap;
 use std::future::Future;
@@ -54,15 +54,18 @@ pub struct Portal {
     cfg: PortalConfig,
     env: Environment<'static>,
     sessions: Sessions,
+    csrf: CsrfKey,
     limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
     theme_css: String,
 }
 
-/// What one request brings: its session (new or loaded), language and client address.
+/// What one request brings: the browser's id and stored session (empty when none is
+/// stored), its language and client address.
 pub(crate) struct Visit {
     id: String,
     session: Session,
-    is_new: bool,
+    /// The browser brought no session cookie: its id is new, and the response sets it.
+    fresh: bool,
     /// The session's chosen language, else the browser's `Accept-Language`.
     lang: &'static str,
     client: IpAddr,
@@ -95,7 +98,7 @@ struct ProblemView {
 }
 
 impl Portal {
-    pub fn new(cfg: PortalConfig, service: Arc<Service>) -> Result<Self, String> {
+    pub fn new(cfg: PortalConfig, service: Arc<Service>, csrf: CsrfKey) -> Result<Self, String> {
         let env = page::environment(&cfg.templates)?;
         let idle = if cfg.kiosk {
             cfg.kiosk_timeout
@@ -106,7 +109,8 @@ impl Portal {
             .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n).allow_burst(n)));
         let theme_css = format!(":root {{ --accent: {}; }}\n", cfg.accent_colour);
         Ok(Self {
-            sessions: Sessions::new(idle, cfg.max_sessions),
+            sessions: Sessions::new(idle, cfg.max_sessions, cfg.max_sessions_per_address),
+            csrf,
             service,
             env,
             limiter,
@@ -182,7 +186,8 @@ impl Portal {
             .unwrap_or(peer)
     }
 
-    /// The request's session (a new one when it has none or it expired) and language.
+    /// The request's browser id (a new one when it brought none), its stored session (an
+    /// empty one when none is stored or it expired) and language. Nothing is stored here.
     fn visit(&self, headers: &HeaderMap, client: IpAddr, path: &str) -> Visit {
         let asked = i18n::negotiate(
             headers
@@ -190,20 +195,18 @@ impl Portal {
                 .and_then(|v| v.to_str().ok()),
             i18n::supported(&self.cfg.default_language).unwrap_or("en"),
         );
-        let loaded =
-            session::cookie_of(headers).and_then(|id| self.sessions.load(&id).map(|s| (id, s)));
-        let (id, session, is_new) = match loaded {
-            Some((id, s)) => (id, s, false),
-            None => {
-                let (id, s) = self.sessions.create(None);
-                (id, s, true)
+        let (id, session, fresh) = match session::cookie_of(headers) {
+            Some(id) => {
+                let s = self.sessions.load(&id).unwrap_or_default();
+                (id, s, false)
             }
+            None => (session::token(), Session::default(), true),
         };
         Visit {
             lang: session.lang.unwrap_or(asked),
             id,
             session,
-            is_new,
+            fresh,
             client,
             path: path.to_string(),
         }
@@ -211,6 +214,18 @@ impl Portal {
 
     /// Renders `template` with the common context and `extra`; the flash is shown once.
     fn render(
+        &self,
+        visit: &mut Visit,
+        status: StatusCode,
+        template: &str,
+        extra: minijinja::Value,
+    ) -> Response {
+        let page = self.page(visit, status, template, extra);
+        self.finish(visit, page)
+    }
+
+    /// The page of [`Self::render`], the session not saved.
+    fn page(
         &self,
         visit: &mut Visit,
         status: StatusCode,
@@ -248,7 +263,7 @@ impl Portal {
             logo: self.cfg.logo.is_some(),
             kiosk: self.cfg.kiosk,
             kiosk_timeout: self.cfg.kiosk_timeout.as_secs(),
-            csrf: visit.session.csrf.expose(),
+            csrf: &self.csrf.token(&visit.id),
             languages: i18n::LANGUAGES
                 .iter()
                 .map(|l| (*l, i18n::native_name(l)))
@@ -260,8 +275,8 @@ impl Portal {
         };
         let ctx = minijinja::context! { ..minijinja::Value::from(minijinja::value::Serde(&common)), ..extra };
         let body = self.env.get_template(template).and_then(|t| t.render(ctx));
-        let page = match body {
-            Ok(body) => Html { status, body },
+        match body {
+            Ok(body) => Html { status, body }.into_response(),
             Err(e) => {
                 tracing::error!(template, error = %format!("{e:#}"), "portal template failed");
                 Html {
@@ -269,39 +284,62 @@ impl Portal {
                     body: "<!doctype html><title>Error</title><p>The page could not be shown.</p>"
                         .into(),
                 }
+                .into_response()
             }
-        };
-        self.finish(visit, page.into_response())
+        }
     }
 
-    /// Saves the session and sets its cookie on `response` (when new).
+    /// Saves the session (when it holds anything: see [`Sessions::save`]) and sets the
+    /// cookie on `response` when the id is new. A table with no room for a new session
+    /// answers 503 with a page saying so, rather than sign anyone else out.
     fn finish(&self, visit: &mut Visit, mut response: Response) -> Response {
-        self.sessions
-            .save(&visit.id, std::mem::take(&mut visit.session));
-        if visit.is_new
+        let session = std::mem::take(&mut visit.session);
+        if self
+            .sessions
+            .save(&visit.id, visit.client, session)
+            .is_err()
+        {
+            warn!(client = %visit.client, "portal sessions full: a new session was refused");
+            visit.session.flash = Some(Flash::problem("PORTAL_BUSY", None));
+            let mut busy = self.page(
+                visit,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "problem.html",
+                minijinja::context! {},
+            );
+            busy.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            return busy;
+        }
+        if visit.fresh
             && let Ok(v) = HeaderValue::from_str(&session::set_cookie(&visit.id))
         {
             response.headers_mut().append(header::SET_COOKIE, v);
-            visit.is_new = false;
+            visit.fresh = false;
         }
         response
     }
 
-    /// Gives the session a new id and CSRF token (its state kept) when it gains a power —
-    /// a sign-in, a reset flow — so an id planted or seen before is worth nothing.
+    /// Gives the browser a new id (and so a new CSRF token), its state kept, when it gains a
+    /// power — a sign-in, a reset flow — so an id planted or seen before is worth nothing.
     fn rotate(&self, visit: &mut Visit) {
-        if !visit.is_new {
+        if !visit.fresh {
             self.sessions.remove(&visit.id);
         }
-        let (id, fresh) = self.sessions.create(visit.session.lang);
-        visit.id = id;
-        visit.session.csrf = fresh.csrf;
-        visit.is_new = true;
+        visit.id = session::token();
+        visit.fresh = true;
     }
 
     /// A 303 to `to` (a path of this portal), the session saved.
     fn redirect(&self, visit: &mut Visit, to: &str) -> Response {
         self.finish(visit, Redirect::to(to).into_response())
+    }
+
+    /// A 303 to `to` saying that the session this form belonged to has ended (it expired,
+    /// gave way, or the browser started again in another tab).
+    fn session_ended(&self, visit: &mut Visit, to: &str) -> Response {
+        visit.session.flash = Some(Flash::problem("SESSION_ENDED", None));
+        self.redirect(visit, to)
     }
 
     /// A 303 back to `to` with `e` shown there.
@@ -316,19 +354,24 @@ impl Portal {
         self.redirect(visit, to)
     }
 
-    /// Checks a POST's CSRF token against the session's. A new session (no cookie, or an
-    /// expired one) has no token to match: that is refused too.
+    /// Checks a POST's CSRF token against the browser's id. A browser that sent no cookie
+    /// has no id to match: that is refused too.
     fn csrf_ok(&self, visit: &Visit, form: &HashMap<String, String>) -> bool {
-        use subtle::ConstantTimeEq;
-        let sent = form.get("csrf").map(String::as_bytes).unwrap_or_default();
-        let held = visit.session.csrf.expose().as_bytes();
-        !visit.is_new && !held.is_empty() && bool::from(sent.ct_eq(held))
+        let sent = form.get("csrf").map(String::as_str).unwrap_or_default();
+        !visit.fresh && self.csrf.matches(&visit.id, sent)
     }
 
-    /// The page for a refused POST: the session expired, or the form did not come from it.
+    /// The page for a refused POST: the browser sent no session cookie (cookies off, or
+    /// the browser was closed), or the form came from an older page of this browser (another
+    /// tab, or before it started over) or from elsewhere. Nothing is stored for it.
     fn forbidden(&self, visit: &mut Visit) -> Response {
-        warn!(client = %visit.client, path = %visit.path, "portal form refused: no session or a wrong CSRF token");
-        visit.session.flash = Some(Flash::problem("FORM_EXPIRED", None));
+        warn!(client = %visit.client, path = %visit.path, "portal form refused: no session cookie or a wrong CSRF token");
+        let reason = if visit.fresh {
+            "FORM_EXPIRED"
+        } else {
+            "FORM_OUTDATED"
+        };
+        visit.session.flash = Some(Flash::problem(reason, None));
         self.render(
             visit,
             StatusCode::FORBIDDEN,
@@ -407,7 +450,13 @@ async fn guard(State(portal): State<Arc<Portal>>, req: Request, next: Next) -> R
     } else if req.method() == Method::POST && !same_origin(&portal.cfg.origin, req.headers()) {
         warn!(%client, path = %req.uri().path(), "portal form refused: posted from another site");
         let mut visit = portal.visit(req.headers(), client, req.uri().path());
-        portal.forbidden(&mut visit)
+        visit.session.flash = Some(Flash::problem("FORM_CROSS_SITE", None));
+        portal.render(
+            &mut visit,
+            StatusCode::FORBIDDEN,
+            "problem.html",
+            minijinja::context! {},
+        )
     } else {
         let mut req = req;
         req.extensions_mut().insert(ClientAddr(client));
@@ -543,13 +592,8 @@ async fn restart(
     headers: HeaderMap,
 ) -> Response {
     let mut visit = visit_of(&portal, &headers, client, "/restart");
-    if !visit.is_new {
-        portal.sessions.remove(&visit.id);
-    }
-    let (id, session) = portal.sessions.create(None);
-    visit.id = id;
-    visit.session = session;
-    visit.is_new = true;
+    portal.rotate(&mut visit);
+    visit.session = Session::default();
     portal.redirect(&mut visit, "/")
 }
 
@@ -608,14 +652,21 @@ pub async fn serve(
         max_concurrent_streams: 32,
         shutdown_grace: std::time::Duration::from_secs(5),
     };
-    let portal = Arc::new(Portal::new(cfg, service)?);
+    let csrf = service
+        .store()
+        .server_key("portal-csrf")
+        .await
+        .map(CsrfKey::new)
+        .map_err(|e| format!("portal CSRF key: {e}"))?;
+    let portal = Arc::new(Portal::new(cfg, service, csrf)?);
     let sweeper = {
         let portal = portal.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                portal.sessions.sweep();
+                let held = portal.sessions.sweep();
+                metrics::gauge!("ssprd_portal_sessions").set(held as f64);
                 if let Some(l) = &portal.limiter {
                     l.retain_recent();
                 }

@@ -236,7 +236,7 @@ pub(super) async fn send_code(
         return portal.forbidden(&mut visit);
     }
     let Some(mut flow) = visit.session.flow.clone() else {
-        return portal.redirect(&mut visit, "/");
+        return portal.session_ended(&mut visit, "/");
     };
     let Some(method) = form.get("method").and_then(|m| method_named(m)) else {
         return portal.refuse(
@@ -284,7 +284,7 @@ pub(super) async fn verify(
         return portal.forbidden(&mut visit);
     }
     let Some(flow) = visit.session.flow.clone() else {
-        return portal.redirect(&mut visit, "/");
+        return portal.session_ended(&mut visit, "/");
     };
     let Some(method) = form.get("method").and_then(|m| method_named(m)) else {
         return portal.refuse(
@@ -457,7 +457,7 @@ pub(super) async fn complete(
         return portal.forbidden(&mut visit);
     }
     let Some(flow) = visit.session.flow.clone().filter(|f| f.ready) else {
-        return portal.redirect(&mut visit, "/");
+        return portal.session_ended(&mut visit, "/");
     };
     let new = Secret::new(form.remove("new_password").unwrap_or_default());
     let again = Secret::new(form.remove("confirm_password").unwrap_or_default());
@@ -497,7 +497,8 @@ pub(super) async fn done_page(
     headers: HeaderMap,
 ) -> Response {
     let mut visit = visit_of(&portal, &headers, client, "/done");
-    let Some(done) = visit.session.done else {
+    // Shown once: on a shared machine the next person does not find it.
+    let Some(done) = visit.session.done.take() else {
         return portal.redirect(&mut visit, "/");
     };
     portal.render(

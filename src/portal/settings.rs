@@ -30,8 +30,14 @@ pub struct RawPortal {
     pub kiosk_timeout_secs: u64,
     /// A browser session without a request for this long is discarded.
     pub session_idle_minutes: u64,
-    /// Browser sessions held at most (the oldest idle one gives way).
+    /// Browser sessions held at most. A session is held only once it has something to
+    /// keep (a flow, a sign-in, a chosen language, a message for the next page); when full,
+    /// one holding no flow or sign-in gives way first, then one of the address holding the
+    /// most.
     pub max_sessions: usize,
+    /// Browser sessions one client address (IPv6: its /64) holds at most: its own oldest
+    /// gives way for a new one.
+    pub max_sessions_per_address: usize,
     /// Requests one client address may make per minute (0: no limit).
     pub requests_per_minute_per_address: u32,
     /// The name shown on every page. Default: `email.organization`.
@@ -62,6 +68,7 @@ impl Default for RawPortal {
             kiosk_timeout_secs: 90,
             session_idle_minutes: 15,
             max_sessions: 10_000,
+            max_sessions_per_address: 64,
             requests_per_minute_per_address: 120,
             organization: None,
             logo_file: None,
@@ -87,6 +94,7 @@ pub struct PortalConfig {
     pub kiosk_timeout: Duration,
     pub session_idle: Duration,
     pub max_sessions: usize,
+    pub max_sessions_per_address: usize,
     pub requests_per_minute_per_address: u32,
     pub organization: String,
     /// The logo's bytes and media type.
@@ -164,6 +172,12 @@ impl RawPortal {
             240,
         );
         p.in_range("portal.max_sessions", s.max_sessions, 10, 10_000_000);
+        p.in_range(
+            "portal.max_sessions_per_address",
+            s.max_sessions_per_address,
+            1,
+            s.max_sessions.max(1),
+        );
         p.in_range("portal.max_connections", s.max_connections, 1, 100_000);
         p.in_range(
             "portal.max_connections_per_address",
@@ -236,6 +250,7 @@ impl RawPortal {
             kiosk_timeout: Duration::from_secs(s.kiosk_timeout_secs),
             session_idle: Duration::from_secs(s.session_idle_minutes * 60),
             max_sessions: s.max_sessions,
+            max_sessions_per_address: s.max_sessions_per_address,
             requests_per_minute_per_address: s.requests_per_minute_per_address,
             organization: s
                 .organization

@@ -69,7 +69,7 @@ notice-code-sent = Wir haben einen Code an { $hint } gesendet. Es kann eine Minu
 notice-one-more = Das ist bestätigt. Bestätigen Sie jetzt noch eine Methode.
 
 reason-OTHER = Die Anfrage konnte nicht ausgeführt werden ({ $reason }). Versuchen Sie es erneut oder wenden Sie sich an den Helpdesk.
-reason-FORM_EXPIRED = Diese Seite ist abgelaufen oder stammt nicht von dieser Website. Beginnen Sie neu.
+reason-FORM_EXPIRED = Ihr Browser hat dieses Formular ohne sein Sitzungs-Cookie gesendet (Cookies sind vielleicht ausgeschaltet, oder der Browser wurde geschlossen). Erlauben Sie Cookies für diese Website und beginnen Sie neu.
 reason-NOT_FOUND = Diese Seite gibt es nicht.
 reason-NOT_VERIFIED = Das war nicht richtig. Prüfen Sie Ihre Eingabe und versuchen Sie es erneut.
 reason-PASSWORDS_DIFFER = Die beiden Passwörter sind nicht gleich.
@@ -194,3 +194,7 @@ change-title = Passwort ändern
 change-intro = Geben Sie Ihr aktuelles und das neue Passwort ein. Das geht auch, wenn das Passwort abgelaufen ist oder nach einem Zurücksetzen geändert werden muss.
 change-submit = Passwort ändern
 done-change = Ihr Passwort wurde geändert. Melden Sie sich mit dem neuen Passwort an.
+reason-FORM_OUTDATED = Diese Seite ist veraltet: Sie wurde geöffnet, bevor Sie etwas Neues begonnen haben, vielleicht in einem anderen Tab. Gehen Sie zum Anfang zurück und machen Sie dort weiter.
+reason-FORM_CROSS_SITE = Dieses Formular stammt nicht von dieser Website und wurde deshalb nicht angenommen. Öffnen Sie die Adresse des Portals selbst und beginnen Sie neu.
+reason-PORTAL_BUSY = Das Portal bedient gerade so viele Personen, wie es kann. Versuchen Sie es in einer Minute erneut.
+reason-SESSION_ENDED = Ihre Sitzung ist beendet (nach einiger Zeit ohne Aktivität, oder weil Sie in einem anderen Tab neu begonnen haben); dieser Schritt wurde nicht ausgeführt. Beginnen Sie neu.

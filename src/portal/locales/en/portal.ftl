@@ -70,7 +70,7 @@ notice-code-sent = We sent a code to { $hint }. It may take a minute to arrive.
 notice-one-more = That is verified. Now verify one more method.
 
 reason-OTHER = The request could not be completed ({ $reason }). Try again, or contact the helpdesk.
-reason-FORM_EXPIRED = This page has expired or did not come from this site. Start again.
+reason-FORM_EXPIRED = Your browser sent this form without its session cookie (cookies may be off, or the browser was closed). Allow cookies for this site and start again.
 reason-NOT_FOUND = This page does not exist.
 reason-NOT_VERIFIED = That was not right. Check and try again.
 reason-PASSWORDS_DIFFER = The two passwords are not the same.
@@ -195,3 +195,7 @@ change-title = Change your password
 change-intro = Enter your current password and the new one. This works for a password that has expired or that you must change after a reset, too.
 change-submit = Change password
 done-change = Your password has been changed. Sign in with your new password.
+reason-FORM_OUTDATED = This page is out of date: it was opened before you started something new, perhaps in another tab. Go back to the start and continue there.
+reason-FORM_CROSS_SITE = This form did not come from this site, so it was not accepted. Open the portal’s own address and start again.
+reason-PORTAL_BUSY = The portal is serving as many people as it can right now. Try again in a minute.
+reason-SESSION_ENDED = Your session ended (after some time without activity, or because you started again in another tab), so this step was not done. Start again.

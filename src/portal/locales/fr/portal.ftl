@@ -69,7 +69,7 @@ notice-code-sent = Nous avons envoyé un code à { $hint }. Il peut mettre une m
 notice-one-more = C’est validé. Validez maintenant une méthode de plus.
 
 reason-OTHER = La demande n’a pas pu aboutir ({ $reason }). Réessayez ou contactez le support.
-reason-FORM_EXPIRED = Cette page a expiré ou ne provient pas de ce site. Recommencez.
+reason-FORM_EXPIRED = Votre navigateur a envoyé ce formulaire sans son cookie de session (les cookies sont peut-être désactivés, ou le navigateur a été fermé). Autorisez les cookies pour ce site et recommencez.
 reason-NOT_FOUND = Cette page n’existe pas.
 reason-NOT_VERIFIED = Ce n’est pas correct. Vérifiez et réessayez.
 reason-PASSWORDS_DIFFER = Les deux mots de passe ne sont pas identiques.
@@ -194,3 +194,7 @@ change-title = Changer votre mot de passe
 change-intro = Saisissez votre mot de passe actuel et le nouveau. Cela fonctionne aussi pour un mot de passe expiré ou à changer après une réinitialisation.
 change-submit = Changer le mot de passe
 done-change = Votre mot de passe a été modifié. Connectez-vous avec le nouveau.
+reason-FORM_OUTDATED = Cette page n’est plus à jour : elle a été ouverte avant que vous commenciez autre chose, peut-être dans un autre onglet. Revenez au début et continuez à partir de là.
+reason-FORM_CROSS_SITE = Ce formulaire ne provient pas de ce site : il n’a pas été accepté. Ouvrez l’adresse du portail lui-même et recommencez.
+reason-PORTAL_BUSY = Le portail sert en ce moment autant de personnes qu’il le peut. Réessayez dans une minute.
+reason-SESSION_ENDED = Votre session a pris fin (après un moment sans activité, ou parce que vous avez recommencé dans un autre onglet) : cette étape n’a pas été effectuée. Recommencez.
