@@ -1256,7 +1256,13 @@ async fn sms_alone_can_be_disallowed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_flooding_is_capped_per_account() {
     let mut e = env(|_| {}).await;
-    let (login, _, email, _) = e.user_with_email("flood").await;
+    let (login, _, email, token) = e.user_with_email("flood").await;
+    let secret = e.register_totp(&token).await;
+    // The notice that a method was added goes through the outbox: count from after it.
+    e.smtp
+        .wait_for(&email, &["reset methods changed"])
+        .await
+        .expect("the method change is told");
     let confirmations = e.smtp.messages_to(&email).len();
     let mut outcomes = Vec::new();
     for name in [login.as_str(), "no-such-person"] {
@@ -1280,20 +1286,37 @@ async fn code_flooding_is_capped_per_account() {
             match e.send_code(&s.flow_id).await {
                 Ok(_) => sent += 1,
                 Err(err) => {
-                    last_err = Some((err.code(), reason(&err), err.message().to_string()));
+                    let wait = tonic_types::StatusExt::get_details_retry_info(&err)
+                        .and_then(|r| r.retry_delay)
+                        .map(|d| d.as_secs());
+                    last_err = Some((err.code(), reason(&err), format!("{wait:?}")));
                     break;
                 }
             }
         }
         outcomes.push((sent, last_err));
     }
-    assert_eq!(outcomes[0].0, 10, "ten codes, then blocked");
+    assert_eq!(outcomes[0].0, 10, "ten codes, then throttled");
+    let (code, why, wait) = outcomes[0].1.clone().expect("refused");
     assert_eq!(
-        outcomes[0].1.as_ref().map(|(c, r, _)| (*c, r.as_str())),
-        Some((Code::ResourceExhausted, "SSPR_BLOCKED"))
+        (code, why.as_str()),
+        (Code::ResourceExhausted, "SENDS_THROTTLED")
     );
+    let wait: u64 = wait
+        .trim_start_matches("Some(")
+        .trim_end_matches(')')
+        .parse()
+        .expect("a retry delay");
+    assert!(
+        (500..=600).contains(&wait),
+        "{wait} s until the first code is 10 minutes old"
+    );
+    let without_wait = |o: &(usize, Option<(Code, String, String)>)| {
+        (o.0, o.1.as_ref().map(|(c, r, _)| (*c, r.clone())))
+    };
     assert_eq!(
-        outcomes[0], outcomes[1],
+        without_wait(&outcomes[0]),
+        without_wait(&outcomes[1]),
         "a missing account behaves the same"
     );
     assert_eq!(
@@ -1301,6 +1324,101 @@ async fn code_flooding_is_capped_per_account() {
         10,
         "at most 10 messages reached the user"
     );
+    // Issue 24 item 5: throttled sends block nothing — the real user proves another method
+    // and resets — and codes go out again once the window has room.
+    let flow = e.c.start(&login).await;
+    let proof = Proof::AuthenticatorCode(totp::code_at(&secret, e.clock.now() + 30));
+    assert!(e.verified(&flow.flow_id, proof).await, "not blocked");
+    e.clock.advance(601);
+    let flow = e.c.start(&login).await;
+    e.mail_code(&flow.flow_id, &email).await;
+    e.stop().await;
+}
+
+/// Issue 24 item 2: confirmation codes for a new contact are bounded per registration
+/// session, per account (signing in again does not start over) and per destination
+/// (whichever account asks, `+tag` variants alike); each refusal says when to try again
+/// and is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmation_codes_are_capped_per_session_account_and_destination() {
+    let certs_dir = tempfile::tempdir().unwrap();
+    let mut certs = None;
+    let mut e = env(|raw| certs = Some(support::Certs::install(raw, certs_dir.path()))).await;
+    let certs = certs.unwrap();
+    let (login, pw) = e.user("confirmflood").await;
+    let victim = format!("{}@outside.example", unique("victim"));
+    let mut token = e.begin(&login, &pw).await;
+    let mut delivered = 0;
+    let mut refusals = Vec::new();
+    for i in 0..25 {
+        let to = if i % 2 == 0 {
+            victim.clone()
+        } else {
+            victim.replace('@', &format!("+{i}@"))
+        };
+        match e.add_email(&token, &to).await {
+            Ok(_) => delivered += 1,
+            Err(err) => {
+                refusals.push(reason(&err));
+                // Signing in again starts a new session, not a new budget.
+                token = e.begin(&login, &pw).await;
+            }
+        }
+    }
+    // Five per session, then the account's ten in ten minutes.
+    assert_eq!(delivered, 10, "{refusals:?}");
+    assert_eq!(refusals[0], "TOO_MANY_CODES", "{refusals:?}");
+    assert!(
+        refusals[2..].iter().all(|r| r == "SENDS_THROTTLED"),
+        "{refusals:?}"
+    );
+    let to_victim = e
+        .smtp
+        .messages()
+        .iter()
+        .filter(|m| m.contains("outside.example"))
+        .count();
+    assert_eq!(
+        to_victim, 10,
+        "only the codes allowed reached the victim's mailbox"
+    );
+    // Another account reaches the same mailbox only as far as the destination allows:
+    // ten in ten minutes, whichever account asked.
+    let (other, other_pw) = e.user("confirmflood2").await;
+    let token = e.begin(&other, &other_pw).await;
+    let err = e.add_email(&token, &victim).await.unwrap_err();
+    assert_eq!(reason(&err), "SENDS_THROTTLED");
+    let wait = tonic_types::StatusExt::get_details_retry_info(&err)
+        .and_then(|r| r.retry_delay)
+        .expect("a retry delay");
+    assert!(wait <= Duration::from_secs(600), "{wait:?}");
+    // Its own address is not throttled.
+    e.add_email(&token, &format!("{other}@example.org"))
+        .await
+        .unwrap();
+    // Audited.
+    let mut audit = e
+        .daemon
+        .as_ref()
+        .unwrap()
+        .admin(&certs.admin)
+        .query_audit(pb::QueryAuditRequest {
+            kind: "registration.contact_code_sent".into(),
+            username: login.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut throttled = 0;
+    while let Some(r) = audit.message().await.unwrap() {
+        throttled += usize::from(r.outcome == "failure" && r.reason == "throttled");
+    }
+    assert!(throttled >= 10, "{throttled} throttled sends audited");
+    // Once the window has room, codes go out again.
+    e.clock.advance(601);
+    let token = e.begin(&login, &pw).await;
+    e.add_email(&token, &victim).await.unwrap();
     e.stop().await;
 }
 

@@ -221,6 +221,7 @@ async fn send_code_timing_does_not_tell_real_from_decoy_flows() {
     raw.server.per_client_requests_per_minute = 0;
     raw.policy.enabled_methods = vec!["email".into()];
     raw.policy.codes.max_sends_per_account = 100;
+    raw.policy.codes.max_sends_per_account_per_day = 1_000;
     raw.email = support::email_to(&smtp);
     let d = Daemon::start(raw, ca).await;
 

@@ -51,9 +51,11 @@ pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
         | E::DirectoryUnavailable
         | E::OutcomePending
         | E::StoreUnavailable => Code::Unavailable,
-        E::TooManyCodes | E::TooManyAttempts | E::Blocked | E::ClientRateLimited => {
-            Code::ResourceExhausted
-        }
+        E::TooManyCodes
+        | E::SendsThrottled { .. }
+        | E::TooManyAttempts
+        | E::Blocked
+        | E::ClientRateLimited => Code::ResourceExhausted,
         E::DirectoryFailed => Code::Internal,
         E::PolicyConflict(_) | E::Contended => Code::Aborted,
     };
@@ -67,6 +69,9 @@ impl From<ServiceError> for Status {
         details.set_error_info(reason, ERROR_DOMAIN, std::collections::HashMap::new());
         if let ServiceError::InvalidArgument { field, message, .. } = &e {
             details.add_bad_request_violation(*field, message.clone());
+        }
+        if let ServiceError::SendsThrottled { retry_after_secs } = &e {
+            details.set_retry_info(Some(std::time::Duration::from_secs(*retry_after_secs)));
         }
         if let ServiceError::InvalidPolicy(problems) = &e {
             for (field, why) in problems {

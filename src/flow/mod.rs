@@ -85,25 +85,42 @@ pub fn record_failure(mut c: Counters, now: u64, p: &ResetPolicy) -> Counters {
     c
 }
 
-/// Records one code sent at `now`; blocks the account when more than `max` were sent within
-/// `window_secs` (the send that crosses the limit is refused).
-pub fn record_send(
-    mut c: Counters,
-    now: u64,
-    max: u32,
-    window_secs: u64,
-    p: &ResetPolicy,
-) -> Counters {
-    let since = now.saturating_sub(window_secs);
-    c.sends.retain(|&t| t > since);
-    if c.sends.len() as u64 >= u64::from(max) {
-        if !blocked(&c, now) {
-            c.blocked_until = now + p.block_secs;
+/// When the next code may be sent, given the times of the codes sent (`sends`) and the
+/// sliding `windows` they count in (`(at most, within seconds)`): `None` for now, else the
+/// first time every window has room again.
+pub fn next_send_at(sends: &[u64], now: u64, windows: &[(u32, u64)]) -> Option<u64> {
+    windows
+        .iter()
+        .filter_map(|&(max, window)| {
+            let mut within: Vec<u64> = sends
+                .iter()
+                .copied()
+                .filter(|&t| t + window > now)
+                .collect();
+            if within.len() < max as usize {
+                return None;
+            }
+            within.sort_unstable();
+            // The oldest sends must leave the window until one fewer than `max` remain.
+            Some(within[within.len() - max as usize] + window)
+        })
+        .max()
+}
+
+/// Records one code sent at `now` into `sends` when the `windows` allow it (the times
+/// older than the longest window are dropped); else leaves `sends` as it was and says
+/// when the next code may go ([`next_send_at`]). A refused send blocks nothing: other
+/// methods can still be verified.
+pub fn record_send(sends: &mut Vec<u64>, now: u64, windows: &[(u32, u64)]) -> Result<(), u64> {
+    let longest = windows.iter().map(|w| w.1).max().unwrap_or(0);
+    sends.retain(|&t| t + longest > now);
+    match next_send_at(sends, now, windows) {
+        Some(at) => Err(at),
+        None => {
+            sends.push(now);
+            Ok(())
         }
-    } else {
-        c.sends.push(now);
     }
-    c
 }
 
 /// After a successful reset the failure counters start again (the block, if any, was
@@ -224,6 +241,7 @@ pub(crate) mod fixtures {
             max_sends_per_flow: 5,
             max_sends_per_account: 10,
             account_window_secs: 3_600,
+            max_sends_per_day: 20,
         }
     }
 }
@@ -309,23 +327,30 @@ mod tests {
         assert_eq!(settled.failures.len(), 1, "not counted twice");
     }
 
+    /// Issue 24 item 5: the eleventh code in ten minutes is refused with the time the next
+    /// may go (when the first leaves the window) — the account is not blocked; over a day,
+    /// the daily window bounds the codes however they are spread.
     #[test]
-    fn the_eleventh_code_in_ten_minutes_blocks() {
-        let p = policy();
-        let mut c = Counters::default();
+    fn codes_over_a_window_are_throttled_not_blocked() {
+        let w = [(10, 600), (20, 86_400)];
+        let mut sends = Vec::new();
         for i in 0..10 {
-            c = record_send(c, 1_000 + i, 10, 600, &p);
-            assert!(!blocked(&c, 1_000 + i));
+            assert_eq!(record_send(&mut sends, 1_000 + i, &w), Ok(()));
         }
-        c = record_send(c, 1_100, 10, 600, &p);
-        assert!(blocked(&c, 1_100));
-        assert_eq!(c.sends.len(), 10, "the refused send is not recorded");
-        // Spread over more than the window: never blocked.
-        let mut c = Counters::default();
-        for i in 0..30 {
-            c = record_send(c, i * 61, 10, 600, &p);
+        assert_eq!(record_send(&mut sends, 1_100, &w), Err(1_600));
+        assert_eq!(sends.len(), 10, "the refused send is not recorded");
+        assert_eq!(record_send(&mut sends, 1_600, &w), Ok(()), "the first left");
+        assert_eq!(record_send(&mut sends, 1_601, &w), Ok(()));
+        assert_eq!(record_send(&mut sends, 1_601, &w), Err(1_602));
+        // Spread out, the day's window still counts: twenty, then the next once the
+        // first of them is a day old.
+        let mut sends = Vec::new();
+        for i in 0..20 {
+            assert_eq!(record_send(&mut sends, i * 601, &w), Ok(()), "{i}");
         }
-        assert!(!blocked(&c, 30 * 61));
+        assert_eq!(record_send(&mut sends, 20 * 601, &w), Err(86_400));
+        assert_eq!(record_send(&mut sends, 86_400, &w), Ok(()));
+        assert_eq!(sends.len(), 20, "a day's sends are kept, no more");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum Refusal {
     DuplicateAnswer,
     /// Nothing pending to confirm: why, for the user.
     NothingToConfirm(&'static str),
+    /// The session sent as many confirmation codes as the policy allows a flow.
+    TooManyCodes,
 }
 
 /// Checks a set of security answers for registration and normalises them: exactly
@@ -81,8 +83,47 @@ pub fn contact_context(session: &TokenHash, kind: ContactKind) -> String {
     format!("reg:{}:{kind:?}", hex::encode(session.0))
 }
 
+/// A confirmation code may be sent in `session`: it sent fewer than a flow may
+/// (`max_sends_per_flow`). The account's and the destination's send windows are counted
+/// apart, in the store ([`crate::flow::record_send`]).
+pub fn may_send_confirmation(
+    session: &RegistrationSession,
+    codes: &CodePolicy,
+) -> Result<(), Refusal> {
+    if session.sends >= codes.max_sends_per_flow {
+        return Err(Refusal::TooManyCodes);
+    }
+    Ok(())
+}
+
+/// The counters key of a destination of confirmation codes: a keyed hash of the mailbox
+/// or number that receives them. An email's case and `+tag` do not make another
+/// destination (`victim+1@…` reaches the same mailbox); a mobile and an office number that
+/// are the same number are one.
+pub fn destination_key(key: &[u8; 32], kind: ContactKind, value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = match kind {
+        ContactKind::Email => {
+            let lower = value.to_lowercase();
+            match lower.split_once('@') {
+                Some((local, domain)) => {
+                    let local = local.split('+').next().unwrap_or(local);
+                    format!("email:{local}@{domain}")
+                }
+                None => format!("email:{lower}"),
+            }
+        }
+        ContactKind::Mobile | ContactKind::Office => format!("phone:{value}"),
+    };
+    let mut h = Sha256::new();
+    h.update(b"destination\0");
+    h.update(key);
+    h.update(canonical.as_bytes());
+    format!("destination:{}", hex::encode(&h.finalize()[..16]))
+}
+
 /// `session` after a confirmation code (MAC `mac`) was sent to `value` at `now`: pending,
-/// replacing an earlier one of the same kind. Also when the code expires.
+/// replacing an earlier one of the same kind, and counted. Also when the code expires.
 pub fn contact_code_sent(
     session: &RegistrationSession,
     kind: ContactKind,
@@ -93,6 +134,7 @@ pub fn contact_code_sent(
 ) -> (RegistrationSession, u64) {
     let expires_at = now + codes.ttl_secs;
     let mut next = session.clone();
+    next.sends += 1;
     next.pending_contacts.retain(|p| p.kind != kind);
     next.pending_contacts.push(PendingContact {
         kind,

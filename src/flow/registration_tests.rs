@@ -17,6 +17,7 @@ fn session(established: bool) -> RegistrationSession {
         pending_contacts: vec![],
         pending_authenticator: None,
         language: None,
+        sends: 0,
     }
 }
 
@@ -142,6 +143,56 @@ fn a_contact_code_replaces_the_pending_one_of_its_kind() {
         contact_context(&H, ContactKind::Email),
         contact_context(&H, ContactKind::Mobile)
     );
+}
+
+/// Issue 24 item 2: a session sends as many confirmation codes as a flow may, no more; one
+/// mailbox (whatever the case or `+tag`) or one number is one destination.
+#[test]
+fn confirmations_are_capped_per_session_and_counted_per_destination() {
+    let mut s = session(false);
+    for i in 0..codes().max_sends_per_flow {
+        assert_eq!(may_send_confirmation(&s, &codes()), Ok(()), "{i}");
+        s = contact_code_sent(
+            &s,
+            ContactKind::Email,
+            format!("v{i}@example.org"),
+            "m".into(),
+            NOW,
+            &codes(),
+        )
+        .0;
+    }
+    assert_eq!(s.sends, codes().max_sends_per_flow);
+    assert_eq!(
+        may_send_confirmation(&s, &codes()),
+        Err(Refusal::TooManyCodes)
+    );
+    let k = [3u8; 32];
+    let victim = destination_key(&k, ContactKind::Email, "victim@outside.example");
+    for same in [
+        "Victim@Outside.Example",
+        "victim+1@outside.example",
+        "victim+x+y@outside.example",
+    ] {
+        assert_eq!(
+            destination_key(&k, ContactKind::Email, same),
+            victim,
+            "{same}"
+        );
+    }
+    assert_ne!(
+        destination_key(&k, ContactKind::Email, "victim2@outside.example"),
+        victim
+    );
+    assert_ne!(
+        destination_key(&[4u8; 32], ContactKind::Email, "victim@outside.example"),
+        victim
+    );
+    assert_eq!(
+        destination_key(&k, ContactKind::Mobile, "+15551234567"),
+        destination_key(&k, ContactKind::Office, "+15551234567")
+    );
+    assert!(!victim.contains("victim"), "{victim}");
 }
 
 /// A first session with a confirmation code pending for an email address.

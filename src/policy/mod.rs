@@ -27,6 +27,20 @@ pub struct CodePolicy {
     pub max_sends_per_flow: u32,
     pub max_sends_per_account: u32,
     pub account_window_secs: u64,
+    /// Codes one account (or one destination of confirmation codes) may be sent in 24
+    /// hours: a longer window over the one above, so a flood stays bounded over a day.
+    pub max_sends_per_day: u32,
+}
+
+impl CodePolicy {
+    /// The sliding windows every code sent for an account (or to a destination) counts in:
+    /// `(at most, within seconds)`.
+    pub fn send_windows(&self) -> [(u32, u64); 2] {
+        [
+            (self.max_sends_per_account, self.account_window_secs),
+            (self.max_sends_per_day, 86_400),
+        ]
+    }
 }
 
 /// Which methods are enabled and what a reset needs.

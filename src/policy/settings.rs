@@ -24,10 +24,13 @@ pub struct RawCodes {
     pub max_tries: u32,
     /// Codes one flow may send (resends included).
     pub max_sends_per_flow: u32,
-    /// Codes one account may be sent within `account_window_minutes` before self-service is
-    /// blocked for `policy.block_hours` (Entra: 10 in 10 minutes).
+    /// Codes one account may be sent within `account_window_minutes` (Entra: 10 in 10
+    /// minutes); further codes are refused until the window frees (SENDS_THROTTLED, with
+    /// the time to wait) — verification by other methods goes on.
     pub max_sends_per_account: u32,
     pub account_window_minutes: u64,
+    /// Codes one account may be sent in 24 hours (the same throttle over a day).
+    pub max_sends_per_account_per_day: u32,
 }
 
 impl Default for RawCodes {
@@ -39,6 +42,7 @@ impl Default for RawCodes {
             max_sends_per_flow: 5,
             max_sends_per_account: 10,
             account_window_minutes: 10,
+            max_sends_per_account_per_day: 20,
         }
     }
 }
@@ -247,6 +251,12 @@ impl RawPolicy {
             100,
         );
         p.in_range(
+            "policy.codes.max_sends_per_account_per_day",
+            c.max_sends_per_account_per_day,
+            c.max_sends_per_account.max(1),
+            1_000,
+        );
+        p.in_range(
             "policy.codes.account_window_minutes",
             c.account_window_minutes,
             1,
@@ -360,6 +370,7 @@ impl RawPolicy {
                     max_sends_per_flow: self.codes.max_sends_per_flow,
                     max_sends_per_account: self.codes.max_sends_per_account,
                     account_window_secs: self.codes.account_window_minutes * 60,
+                    max_sends_per_day: self.codes.max_sends_per_account_per_day,
                 },
             },
             sspr,

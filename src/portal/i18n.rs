@@ -44,6 +44,10 @@ pub fn negotiate(accept_language: Option<&str>, fallback: &'static str) -> &'sta
 /// Arguments of a message.
 pub type Args = Vec<(&'static str, String)>;
 
+/// The arguments that are numbers (for plurals); every other argument is text, whatever
+/// it looks like (a user name `007` stays `007`).
+const NUMBERS: &[&str] = &["n", "length", "minutes", "required", "verified", "tries"];
+
 /// The text of `key` in `lang` with `args` (English when the language lacks it; the key
 /// itself when no language has it).
 pub fn text(lang: &str, key: &str, args: &[(&str, String)]) -> String {
@@ -56,9 +60,8 @@ pub fn text(lang: &str, key: &str, args: &[(&str, String)]) -> String {
     let map: HashMap<Cow<'static, str>, FluentValue> = args
         .iter()
         .map(|(k, v)| {
-            let value = v
-                .parse::<f64>()
-                .map_or_else(|_| FluentValue::from(v.clone()), FluentValue::from);
+            let number = NUMBERS.contains(k).then(|| v.parse::<f64>().ok()).flatten();
+            let value = number.map_or_else(|| FluentValue::from(v.clone()), FluentValue::from);
             (Cow::Owned((*k).to_string()), value)
         })
         .collect();
@@ -133,5 +136,20 @@ mod tests {
             t.contains("12") && t != text("en", "rule-min-length", &[("n", "12".into())]),
             "{t}"
         );
+    }
+
+    /// Issue 24 item 9: a user name that looks like a number stays as typed.
+    #[test]
+    fn text_arguments_stay_text() {
+        for login in ["007", "1e3", "0x10", "-0"] {
+            let t = text("en", "signed-in-as", &[("login", login.into())]);
+            assert_eq!(t, format!("Signed in as {login}."));
+        }
+        let t = text(
+            "en",
+            "verify-intro",
+            &[("required", "2".into()), ("verified", "1".into())],
+        );
+        assert!(t.contains("Verify 2 of"), "{t}");
     }
 }

@@ -396,6 +396,10 @@ fn problem_of(e: &ServiceError, field: Option<&str>) -> Flash {
             format!("reason-{reason}"),
             vec![("n", crate::service::MAX_PASSWORD_CHARS.to_string())],
         ),
+        ServiceError::SendsThrottled { retry_after_secs } => (
+            format!("reason-{reason}"),
+            vec![("minutes", retry_after_secs.div_ceil(60).max(1).to_string())],
+        ),
         _ => (format!("reason-{reason}"), Vec::new()),
     };
     Flash::Problem {
@@ -707,6 +711,9 @@ mod tests {
             ServiceError::DeliveryRefused,
             ServiceError::DeliveryNotConfigured,
             ServiceError::TooManyCodes,
+            ServiceError::SendsThrottled {
+                retry_after_secs: 61,
+            },
             ServiceError::NothingToConfirm(""),
             ServiceError::CodeInvalid,
             ServiceError::CodeExpired,

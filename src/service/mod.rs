@@ -77,6 +77,13 @@ pub enum ServiceError {
     DeliveryNotConfigured,
     #[error("too many codes were sent in this flow; start a new one later")]
     TooManyCodes,
+    /// Codes for this account (or to this destination) are throttled: the next may be
+    /// sent after `retry_after_secs`. Nothing is blocked: other methods still verify.
+    #[error(
+        "too many codes were sent for this account or to this address lately; the next can be sent in {} minute(s) — meanwhile another method can be used",
+        .retry_after_secs.div_ceil(60).max(1)
+    )]
+    SendsThrottled { retry_after_secs: u64 },
     #[error("there is nothing to confirm: {0}")]
     NothingToConfirm(&'static str),
     #[error("the code is not correct")]
@@ -142,6 +149,7 @@ impl ServiceError {
             E::DeliveryRefused => "DELIVERY_REFUSED",
             E::DeliveryNotConfigured => "DELIVERY_NOT_CONFIGURED",
             E::TooManyCodes => "TOO_MANY_CODES",
+            E::SendsThrottled { .. } => "SENDS_THROTTLED",
             E::NothingToConfirm(_) => "NOTHING_TO_CONFIRM",
             E::CodeInvalid => "CODE_INVALID",
             E::CodeExpired => "CODE_EXPIRED",
@@ -260,6 +268,7 @@ impl From<crate::flow::registration::Refusal> for ServiceError {
                 "two questions have the same answer; each answer must be different",
             ),
             R::NothingToConfirm(why) => Self::NothingToConfirm(why),
+            R::TooManyCodes => Self::TooManyCodes,
         }
     }
 }
@@ -683,6 +692,32 @@ impl Service {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Takes one code send from the send windows of the counters at `key` (an account, or a
+    /// destination of confirmation codes: [`flow::record_send`]); when they are full, the
+    /// refusal is audited as `kind` for `login` and answered with the time to wait.
+    async fn take_send(&self, key: &str, login: &str, kind: &str) -> Result<(), ServiceError> {
+        let t = self.now();
+        let windows = self.limits.codes.send_windows();
+        // The verdict of the run of the update that was stored (an update may run again
+        // when a racing one changed the counters first).
+        let verdict = Mutex::new(Ok(()));
+        self.store
+            .update_counters(key, &|mut c| {
+                *verdict.lock().expect("verdict lock") =
+                    crate::flow::record_send(&mut c.sends, t, &windows);
+                c
+            })
+            .await?;
+        let verdict = verdict.into_inner().expect("verdict lock");
+        if let Err(at) = verdict {
+            self.audit(kind, login, "failure", "throttled").await;
+            return Err(ServiceError::SendsThrottled {
+                retry_after_secs: at.saturating_sub(t),
+            });
+        }
+        Ok(())
     }
 
     /// Applies `change` to a user's registration (created if absent) with compare-and-swap

@@ -80,6 +80,7 @@ impl Service {
             pending_contacts: vec![],
             pending_authenticator: None,
             language: language.map(str::to_string),
+            sends: 0,
         };
         self.store
             .put_session(&TokenHash::of(&token), &session)
@@ -247,6 +248,25 @@ impl Service {
                 e.to_string(),
             )
         })?;
+        // Bounded per session, per account and per destination (whichever account asks),
+        // each over the windows reset codes are counted in, apart from them (the account's
+        // own reset codes are not used up by registering): nobody can flood a mailbox or a
+        // phone through here.
+        if let Err(r) = registration::may_send_confirmation(&s, &self.limits.codes) {
+            self.audit(
+                "registration.contact_code_sent",
+                &s.login,
+                "failure",
+                "too_many_codes",
+            )
+            .await;
+            return Err(r.into());
+        }
+        let kind_of_send = "registration.contact_code_sent";
+        let account = format!("confirmations:{}", s.user_id);
+        self.take_send(&account, &s.login, kind_of_send).await?;
+        let destination = registration::destination_key(&self.code_key, kind, &value);
+        self.take_send(&destination, &s.login, kind_of_send).await?;
         let code = code::generate(self.limits.codes.length);
         let mac = code::mac(
             &self.code_key,

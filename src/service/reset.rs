@@ -414,25 +414,10 @@ impl Service {
         self.check_not_blocked(&flow).await?;
         reset::may_send(&flow, method, &self.limits.codes)?;
         let kind = method.contact_kind().expect("checked by may_send");
-        // Per account, whichever flow or client asks (decoys alike).
-        let (t, codes, policy) = (self.now(), self.limits.codes.clone(), self.policy.clone());
-        let counters = self
-            .store
-            .update_counters(&flow.user_key, &move |c| {
-                flow::record_send(
-                    c,
-                    t,
-                    codes.max_sends_per_account,
-                    codes.account_window_secs,
-                    &policy,
-                )
-            })
+        // Per account, whichever flow or client asks (decoys alike): over the windows,
+        // sends are throttled, never the account blocked (another method still verifies).
+        self.take_send(&flow.user_key, &flow.login, "reset.code_sent")
             .await?;
-        if flow::blocked(&counters, t) {
-            self.audit("sspr.blocked", &flow.login, "blocked", "too_many_codes")
-                .await;
-            return Err(ServiceError::Blocked);
-        }
         // The same read for decoys (whose key has no registration). A decoy's code is
         // random too; nobody ever sees it.
         let reg = self.store.registration(&flow.user_key).await?;

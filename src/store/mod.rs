@@ -171,6 +171,9 @@ pub struct RegistrationSession {
     /// [`crate::language::LANGUAGES`]), remembered with every change they make.
     #[serde(default)]
     pub language: Option<String>,
+    /// Confirmation codes sent in this session.
+    #[serde(default)]
+    pub sends: u32,
 }
 
 /// The lifecycle state of a reset flow.

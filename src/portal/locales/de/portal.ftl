@@ -87,7 +87,7 @@ reason-NOT_A_CODE_METHOD = Codes gibt es nur per E-Mail und Telefon.
 reason-DELIVERY_UNAVAILABLE = Der Code kann gerade nicht gesendet werden. Versuchen Sie es später oder nutzen Sie eine andere Methode.
 reason-DELIVERY_REFUSED = Der Code kann an diese Adresse oder Nummer nicht zugestellt werden. Nutzen Sie eine andere Methode.
 reason-DELIVERY_NOT_CONFIGURED = Codes können hier nicht auf diesem Weg gesendet werden. Nutzen Sie eine andere Methode.
-reason-TOO_MANY_CODES = Es wurden zu viele Codes gesendet. Beginnen Sie später neu.
+reason-TOO_MANY_CODES = In dieser Sitzung wurden zu viele Codes gesendet. Beginnen Sie später neu.
 reason-CODE_INVALID = Der Code ist nicht korrekt.
 reason-CODE_EXPIRED = Der Code ist abgelaufen oder wurde zu oft versucht. Fordern Sie einen neuen an.
 reason-TOO_MANY_ATTEMPTS = Zu viele falsche Antworten. Beginnen Sie neu.
@@ -198,3 +198,7 @@ reason-FORM_OUTDATED = Diese Seite ist veraltet: Sie wurde geöffnet, bevor Sie 
 reason-FORM_CROSS_SITE = Dieses Formular stammt nicht von dieser Website und wurde deshalb nicht angenommen. Öffnen Sie die Adresse des Portals selbst und beginnen Sie neu.
 reason-PORTAL_BUSY = Das Portal bedient gerade so viele Personen, wie es kann. Versuchen Sie es in einer Minute erneut.
 reason-SESSION_ENDED = Ihre Sitzung ist beendet (nach einiger Zeit ohne Aktivität, oder weil Sie in einem anderen Tab neu begonnen haben); dieser Schritt wurde nicht ausgeführt. Beginnen Sie neu.
+reason-SENDS_THROTTLED = Für dieses Konto oder an diese Adresse wurden zuletzt viele Codes gesendet; der nächste kann in { $minutes ->
+    [one] einer Minute
+   *[other] { $minutes } Minuten
+  } gesendet werden. Bis dahin können Sie eine andere Methode bestätigen.

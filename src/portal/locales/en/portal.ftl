@@ -88,7 +88,7 @@ reason-NOT_A_CODE_METHOD = Codes are sent for email and phone methods only.
 reason-DELIVERY_UNAVAILABLE = The code could not be sent now. Try again later or use another method.
 reason-DELIVERY_REFUSED = The code could not be delivered to this address or number. Use another method.
 reason-DELIVERY_NOT_CONFIGURED = Codes cannot be sent this way here. Use another method.
-reason-TOO_MANY_CODES = Too many codes were sent. Start again later.
+reason-TOO_MANY_CODES = Too many codes were sent in this session. Start again later.
 reason-CODE_INVALID = The code is not correct.
 reason-CODE_EXPIRED = The code has expired or was tried too often. Ask for a new one.
 reason-TOO_MANY_ATTEMPTS = Too many wrong answers. Start again.
@@ -199,3 +199,7 @@ reason-FORM_OUTDATED = This page is out of date: it was opened before you starte
 reason-FORM_CROSS_SITE = This form did not come from this site, so it was not accepted. Open the portal’s own address and start again.
 reason-PORTAL_BUSY = The portal is serving as many people as it can right now. Try again in a minute.
 reason-SESSION_ENDED = Your session ended (after some time without activity, or because you started again in another tab), so this step was not done. Start again.
+reason-SENDS_THROTTLED = Many codes were sent for this account or to this address lately, so the next one can be sent in { $minutes ->
+    [one] a minute
+   *[other] { $minutes } minutes
+  }. Meanwhile you can verify another method.

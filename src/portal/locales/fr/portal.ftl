@@ -87,7 +87,7 @@ reason-NOT_A_CODE_METHOD = Les codes ne sont envoyés que par e-mail et téléph
 reason-DELIVERY_UNAVAILABLE = Le code ne peut pas être envoyé pour l’instant. Réessayez plus tard ou utilisez une autre méthode.
 reason-DELIVERY_REFUSED = Le code ne peut pas être remis à cette adresse ou à ce numéro. Utilisez une autre méthode.
 reason-DELIVERY_NOT_CONFIGURED = Les codes ne peuvent pas être envoyés de cette façon ici. Utilisez une autre méthode.
-reason-TOO_MANY_CODES = Trop de codes ont été envoyés. Recommencez plus tard.
+reason-TOO_MANY_CODES = Trop de codes ont été envoyés pendant cette session. Recommencez plus tard.
 reason-CODE_INVALID = Le code est incorrect.
 reason-CODE_EXPIRED = Le code a expiré ou a été essayé trop souvent. Demandez-en un nouveau.
 reason-TOO_MANY_ATTEMPTS = Trop de réponses fausses. Recommencez.
@@ -198,3 +198,7 @@ reason-FORM_OUTDATED = Cette page n’est plus à jour : elle a été ouverte av
 reason-FORM_CROSS_SITE = Ce formulaire ne provient pas de ce site : il n’a pas été accepté. Ouvrez l’adresse du portail lui-même et recommencez.
 reason-PORTAL_BUSY = Le portail sert en ce moment autant de personnes qu’il le peut. Réessayez dans une minute.
 reason-SESSION_ENDED = Votre session a pris fin (après un moment sans activité, ou parce que vous avez recommencé dans un autre onglet) : cette étape n’a pas été effectuée. Recommencez.
+reason-SENDS_THROTTLED = Beaucoup de codes ont été envoyés récemment pour ce compte ou à cette adresse : le prochain pourra être envoyé dans { $minutes ->
+    [one] une minute
+   *[other] { $minutes } minutes
+  }. En attendant, vous pouvez vérifier une autre méthode.
