@@ -2,9 +2,10 @@
 //! indistinguishable from that for an unknown, unregistered, out-of-scope, locked or disabled
 //! one, and SendCode for a real account (a real message through a real SMTP server) from
 //! SendCode in a decoy flow — 1,000 samples of each, compared with two-sample
-//! Kolmogorov–Smirnov tests. Run against a real slapd over gRPC+TLS. StartReset is also
-//! measured without response padding and printed for comparison (not asserted: it may or may
-//! not differ on a given machine).
+//! Kolmogorov–Smirnov tests; so is a wrong password for an existing account from an unknown
+//! name in BeginRegistration and ChangePassword (issue 24 item 3). Run against a real slapd
+//! over gRPC+TLS. Each is also measured without response padding and printed for comparison
+//! (not asserted: it may or may not differ on a given machine).
 
 mod support;
 
@@ -51,6 +52,10 @@ fn ks_helpers_are_right() {
     let shifted: Vec<f64> = (50..150).map(f64::from).collect();
     assert!((ks_statistic(&same, &shifted) - 0.5).abs() < 1e-9);
     assert!((ks_critical(0.001, 1000, 1000) - 0.0872).abs() < 0.001);
+    // At the critical value the p-value is about alpha.
+    let p = ks_p(ks_critical(0.001, 1000, 1000), 1000, 1000);
+    assert!((0.0005..0.002).contains(&p), "{p}");
+    assert!(ks_p(0.0, 100, 100) > 0.99);
 }
 
 /// `per_name` samples for each of `names`: `call` returns the milliseconds the part it
@@ -90,6 +95,20 @@ fn median(v: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// The asymptotic p-value of a two-sample KS statistic `d` for samples of n and m (the
+/// first terms of the Kolmogorov distribution's series; 1 for small `d`).
+fn ks_p(d: f64, n: usize, m: usize) -> f64 {
+    let en = ((n * m) as f64 / (n + m) as f64).sqrt();
+    let lambda = (en + 0.12 + 0.11 / en) * d;
+    let p: f64 = (1..=100)
+        .map(|k| {
+            let k = f64::from(k);
+            2.0 * (-1f64).powf(k - 1.0) * (-2.0 * k * k * lambda * lambda).exp()
+        })
+        .sum();
+    p.clamp(0.0, 1.0)
+}
+
 /// Prints each kind against the first and returns the kinds whose distribution differs.
 fn compare(what: &str, kinds: &[&str], samples: &[Vec<f64>]) -> Vec<String> {
     let base = &samples[0];
@@ -98,12 +117,13 @@ fn compare(what: &str, kinds: &[&str], samples: &[Vec<f64>]) -> Vec<String> {
         let d = ks_statistic(base, s);
         let crit = ks_critical(ALPHA, base.len(), s.len());
         println!(
-            "{what}: {} {} vs {kind} {}: median {:.1} vs {:.1} ms; KS D = {d:.4} (critical {crit:.4} at alpha {ALPHA})",
+            "{what}: {} {} vs {kind} {}: median {:.1} vs {:.1} ms; KS D = {d:.4} (critical {crit:.4} at alpha {ALPHA}), p = {:.3}",
             kinds[0],
             base.len(),
             s.len(),
             median(base),
-            median(s)
+            median(s),
+            ks_p(d, base.len(), s.len())
         );
         if d >= crit {
             differ.push(format!("{kind} (D = {d:.4} ≥ {crit:.4})"));
@@ -314,4 +334,86 @@ async fn send_code_timing_does_not_tell_real_from_decoy_flows() {
         "codes reached the SMTP server"
     );
     d.stop().await;
+}
+
+/// Issue 24 item 3: BeginRegistration (the portal's "My methods" sign-in) and ChangePassword
+/// take as long for a wrong password of an existing account — a bind as that user, through
+/// the sign-in guard — as for a name the directory does not know (no bind), so neither
+/// tells which accounts exist. 320 samples of each, interleaved; each account takes two
+/// wrong passwords, so every sample of an existing account is a real bind (the guard would
+/// stop binding short of the directory's lockout), and every path is padded alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_change_timing_do_not_tell_accounts_apart() {
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    for (padding_ms, per_kind) in [(0u64, 80), (150, 320)] {
+        let (mut raw, ca) =
+            Daemon::config(work.path(), ldap.directory_config(&work.path().join("dir")));
+        raw.server.uniform_response_ms = padding_ms;
+        raw.server.per_client_requests_per_minute = 0;
+        let d = Daemon::start(raw, ca).await;
+        let ch = d.channel().await.unwrap();
+        for call in ["BeginRegistration", "ChangePassword"] {
+            let accounts = per_kind / 2;
+            let mut existing = Vec::new();
+            for i in 0..accounts {
+                let login = unique(&format!("signtiming{i}"));
+                ldap.create_user(&login, "Timing-Pass-1234").await;
+                existing.push(login);
+            }
+            let unknown: Vec<String> = (0..accounts).map(|_| unique("nosuchuser")).collect();
+            let next = Arc::new(AtomicUsize::new(0));
+            let ch = ch.clone();
+            let timed = move |kind: String| {
+                let i = next.fetch_add(1, Ordering::Relaxed) / 2;
+                let login = if kind == "existing" {
+                    existing[i % accounts].clone()
+                } else {
+                    unknown[i % accounts].clone()
+                };
+                let ch = ch.clone();
+                async move {
+                    let t0 = Instant::now();
+                    let err = if call == "BeginRegistration" {
+                        pb::registration_service_client::RegistrationServiceClient::new(ch)
+                            .begin_registration(pb::BeginRegistrationRequest {
+                                username: login,
+                                password: "Not-The-Password-1".into(),
+                                ..Default::default()
+                            })
+                            .await
+                            .map(|_| ())
+                    } else {
+                        pb::reset_service_client::ResetServiceClient::new(ch)
+                            .change_password(pb::ChangePasswordRequest {
+                                username: login,
+                                current_password: "Not-The-Password-1".into(),
+                                new_password: "Brand-New-Timing-9".into(),
+                            })
+                            .await
+                            .map(|_| ())
+                    }
+                    .expect_err("a wrong password is refused");
+                    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                    assert_eq!(support::reason(&err), "INVALID_CREDENTIALS");
+                    ms
+                }
+            };
+            let kinds = ["existing".to_string(), "unknown".to_string()];
+            let samples = measure(&kinds, per_kind, timed).await;
+            let differ = compare(
+                &format!("{call}/{padding_ms}"),
+                &["existing", "unknown"],
+                &samples,
+            );
+            if padding_ms > 0 {
+                assert!(
+                    differ.is_empty(),
+                    "{call}: an unknown name must not be distinguishable from a wrong password: {differ:?}"
+                );
+            }
+        }
+        d.stop().await;
+    }
 }

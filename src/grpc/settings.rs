@@ -29,8 +29,9 @@ pub struct RawServer {
     pub max_concurrent_streams: u32,
     /// Requests one client (certificate, else IP address) may make per minute; 0 = no limit.
     pub per_client_requests_per_minute: u32,
-    /// StartReset and SendCode answer no sooner than this many milliseconds after the request
-    /// (0 = off): real and decoy flows then take the same time from outside.
+    /// StartReset, SendCode, BeginRegistration and ChangePassword answer no sooner than this
+    /// many milliseconds after the request (0 = off): real and decoy flows, and a wrong
+    /// password and an unknown name, then take the same time from outside.
     pub uniform_response_ms: u64,
     pub watchdog: bool,
     /// Open client connections at most; when full, the connection idle the longest is

@@ -20,8 +20,20 @@ pub struct Changed {
 }
 
 impl Service {
+    /// Answers no sooner than the uniform response time: a wrong current password for an
+    /// existing account (a bind) and an unknown name (none) take the same time.
     #[instrument(skip_all)]
     pub async fn change_password(
+        &self,
+        login: &str,
+        current: &Secret,
+        new: &Secret,
+    ) -> Result<Changed, ServiceError> {
+        self.uniformly(self.change_password_unpadded(login, current, new))
+            .await
+    }
+
+    async fn change_password_unpadded(
         &self,
         login: &str,
         current: &Secret,

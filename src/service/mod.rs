@@ -694,6 +694,27 @@ impl Service {
         &self.store
     }
 
+    /// Answers no sooner than the uniform response time after `started`, so what differs
+    /// between accounts — real and decoy flows, a bind as an existing user or none for an
+    /// unknown name, blocked or failing checks — takes the same time from outside.
+    async fn pad(&self, started: tokio::time::Instant) {
+        if !self.opts.uniform_response.is_zero() {
+            let until = started + self.opts.uniform_response;
+            if tokio::time::Instant::now() > until {
+                tracing::debug!("response took longer than the uniform response time");
+            }
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    /// Runs `call` and answers no sooner than the uniform response time ([`Self::pad`]).
+    async fn uniformly<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        let started = tokio::time::Instant::now();
+        let out = call.await;
+        self.pad(started).await;
+        out
+    }
+
     /// Takes one code send from the send windows of the counters at `key` (an account, or a
     /// destination of confirmation codes: [`flow::record_send`]); when they are full, the
     /// refusal is audited as `kind` for `login` and answered with the time to wait.

@@ -20,9 +20,21 @@ use tracing::instrument;
 impl Service {
     /// Proves the user by a bind with the current password; opens a registration session.
     /// `language` is the language the user speaks (a tag such as `de-CH`; empty: not
-    /// said): each change they make remembers it for their messages.
+    /// said): each change they make remembers it for their messages. Answers no sooner
+    /// than the uniform response time: a wrong password for an existing account (a bind)
+    /// and an unknown name (none) take the same time.
     #[instrument(skip_all)]
     pub async fn begin_registration(
+        &self,
+        login: &str,
+        password: &Secret,
+        language: &str,
+    ) -> Result<(String, u64, RegistrationStatus), ServiceError> {
+        self.uniformly(self.begin_registration_unpadded(login, password, language))
+            .await
+    }
+
+    async fn begin_registration_unpadded(
         &self,
         login: &str,
         password: &Secret,

@@ -34,13 +34,10 @@ impl Service {
     /// a decoy flow of the same shape; it can never be verified.
     #[instrument(skip_all)]
     pub async fn start_reset(&self, login: &str) -> Result<StartedReset, ServiceError> {
-        let started = tokio::time::Instant::now();
-        let result = self.start_reset_now(login).await;
-        self.pad(started).await;
-        result
+        self.uniformly(self.start_reset_unpadded(login)).await
     }
 
-    async fn start_reset_now(&self, login: &str) -> Result<StartedReset, ServiceError> {
+    async fn start_reset_unpadded(&self, login: &str) -> Result<StartedReset, ServiceError> {
         let login = check_login(login)?;
         let sspr = self.sspr();
         let user = self.directory.find_user(login).await?;
@@ -389,18 +386,6 @@ impl Service {
         };
         self.pad(started).await;
         result
-    }
-
-    /// Answers no sooner than the uniform response time after `started`, so real and decoy
-    /// flows (and blocked or failing ones) take the same time from outside.
-    async fn pad(&self, started: tokio::time::Instant) {
-        if !self.opts.uniform_response.is_zero() {
-            let until = started + self.opts.uniform_response;
-            if tokio::time::Instant::now() > until {
-                tracing::debug!("response took longer than the uniform response time");
-            }
-            tokio::time::sleep_until(until).await;
-        }
     }
 
     /// Checks and records the send, then starts the delivery: the login (for the audit
