@@ -48,7 +48,8 @@
 //! - [`flow`]: the pure core — no IO; `now`, randomness and the results of IO come in,
 //!   the next state and what to do (or a typed refusal) go out. Counters, blocks and the
 //!   attempt budget in `flow`; the reset flow's state machine (start and decoys, proofs,
-//!   codes, completion, the end of a flow) in `flow::reset`; the registration session's and
+//!   codes, completion, the end of a flow) in `flow::reset`; the shapes decoys wear, a
+//!   sample of the real registrations, in `flow::decoy`; the registration session's and
 //!   every change to a registration (the user's or an administrator's) in
 //!   `flow::registration`; the password-write protocol's decisions in `flow::write`. Each
 //!   has a test per transition; reset and registration also have property tests over

@@ -338,42 +338,6 @@ fn csrf_of(page: &str) -> String {
     page[at..].split('"').next().unwrap().to_string()
 }
 
-/// The verify page a fresh browser session gets after naming `login` on /reset.
-async fn verify_page_for(e: &Env, login: &str) -> String {
-    let http = https(e);
-    let r = http
-        .get(format!("{}/reset", e.portal))
-        .send()
-        .await
-        .unwrap();
-    let cookie = |r: &reqwest::Response| {
-        r.headers()
-            .get("set-cookie")
-            .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
-    };
-    let session = cookie(&r).expect("a session");
-    let csrf = csrf_of(&r.text().await.unwrap());
-    let r = http
-        .post(format!("{}/reset", e.portal))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("cookie", &session)
-        .body(format!("login={login}&csrf={csrf}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "{login}");
-    assert_eq!(r.headers()["location"], "/verify", "{login}");
-    let session = cookie(&r).unwrap_or(session);
-    http.get(format!("{}/verify", e.portal))
-        .header("cookie", session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// A browser without JavaScript, over HTTPS: it keeps the session cookie it is given and
 /// comes from `from` (an `X-Forwarded-For` the portal trusts in tests that say so).
 struct Visitor {
@@ -444,6 +408,15 @@ impl Visitor {
     }
 }
 
+/// The verify page a fresh browser session gets after naming `login` on /reset.
+async fn verify_page_for(e: &Env, login: &str) -> String {
+    let mut v = Visitor::new(e, None);
+    let (_, page) = v.get("/reset").await;
+    let started = v.post("/reset", &page, &[("login", login)]).await;
+    assert_eq!(started, (303, "/verify".into()), "{login}");
+    v.get("/verify").await.1
+}
+
 /// What a page is made of, without what differs between users anyway (masked hints,
 /// question texts, tokens): its headings, forms, fields and buttons in order.
 fn shape(page: &str) -> Vec<String> {
@@ -499,37 +472,169 @@ fn sections(shape: &[String]) -> (Vec<String>, std::collections::BTreeMap<String
     (frame, by_method)
 }
 
-/// No enumeration on the portal: a registered user, one who registered nothing and a name
-/// nobody has all get a verify page of the same make — questions and email always, each
-/// method's section built alike — and a name gets the same page every time (a decoy's
-/// methods are derived from the name, as a real user's are fixed). Each fails only at
-/// verification (the service's decoys; tested over gRPC with their timing in
-/// `tests/timing.rs`).
+/// The methods a verify page offers, in order, and the domains of its email hints.
+fn offered_on(page: &str) -> (Vec<String>, Vec<String>) {
+    let methods = page
+        .split("<h2 id=\"method-")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_string())
+        .collect();
+    let domains = page
+        .split("•••@")
+        .skip(1)
+        .map(|s| {
+            let d = s.split(['<', ' ']).next().unwrap();
+            d.trim_end_matches('.').to_string()
+        })
+        .collect();
+    (methods, domains)
+}
+
+/// No enumeration on the portal (issue 24 item 4): the verify pages of real users and of
+/// decoys (unknown names, users who registered nothing) cannot be told apart by their
+/// sections, hints or size. Decoys wear the shapes of a sample of the real registrations
+/// — here a third questions and email at one domain, a third questions and an
+/// authenticator, a third email at another domain and an authenticator — so over many
+/// names they show the same method sets and hint domains in the same proportions, each
+/// method's section built alike, and sizes from the same distribution; a name gets the
+/// same page every time. Each fails only at verification (the service's decoys; tested
+/// over gRPC with their timing in `tests/timing.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registered_unregistered_and_unknown_users_get_pages_of_the_same_make() {
-    let mut e = env().await;
-    let (registered, _) = e.user("websame").await;
-    let unregistered = unique("webnone");
-    e.ldap.create_user(&unregistered, PASSWORD).await;
-    let unknown = unique("nobody");
-    let mut all = Vec::new();
-    for login in [&registered, &unregistered, &unknown] {
-        let first = shape(&verify_page_for(&e, login).await);
-        let again = shape(&verify_page_for(&e, login).await);
-        assert_eq!(first, again, "{login}: the same page every time");
-        all.push(sections(&first));
+async fn verify_pages_of_real_and_decoy_flows_cannot_be_told_apart() {
+    let mut e = env_with(|raw| raw.portal.requests_per_minute_per_address = 0).await;
+    let mut real = Vec::new();
+    for i in 0..24 {
+        let login = unique("person");
+        e.ldap.create_user(&login, PASSWORD).await;
+        if i % 3 != 2 {
+            e.c.register(&login, PASSWORD).await;
+        }
+        let token = e.c.begin(&login, PASSWORD).await;
+        let email = match i % 3 {
+            0 => Some(format!("{login}@mail.example")),
+            1 => None,
+            _ => Some(format!("it-{login}@corp.example")),
+        };
+        if let Some(email) = email {
+            e.c.add_confirmed_email(&token, &email, &e.smtp).await;
+        }
+        if i % 3 != 0 {
+            let en =
+                e.c.reg
+                    .enroll_authenticator(ssprd::api::pb::EnrollAuthenticatorRequest {
+                        registration_token: token.clone(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+            let secret = ssprd::method::totp::secret_from_uri(&en.otpauth_uri).unwrap();
+            e.c.reg
+                .confirm_authenticator(ssprd::api::pb::ConfirmAuthenticatorRequest {
+                    registration_token: token,
+                    code: ssprd::method::totp::code_at(&secret, ssprd::service::now()),
+                })
+                .await
+                .unwrap();
+        }
+        real.push(login);
     }
-    let (frame, methods) = &all[0];
-    for (i, (other_frame, other_methods)) in all.iter().enumerate().skip(1) {
-        assert_eq!(frame, other_frame, "case {i}: the frame");
-        for m in ["security_questions", "email"] {
-            assert!(other_methods.contains_key(m), "case {i}: {m} offered");
+    let mut decoys: Vec<String> = (0..40).map(|_| unique("person")).collect();
+    for _ in 0..8 {
+        let unregistered = unique("person");
+        e.ldap.create_user(&unregistered, PASSWORD).await;
+        decoys.push(unregistered);
+    }
+    // The daemon samples the registrations every ten sweeps (ten seconds here): wait until
+    // decoys wear real shapes rather than the one made up before anyone registered.
+    let probe = unique("person");
+    for _ in 0..60 {
+        let (_, domains) = offered_on(&verify_page_for(&e, &probe).await);
+        if domains.iter().all(|d| d != "example.org") {
+            break;
         }
-        for (m, section) in other_methods {
-            if let Some(mine) = methods.get(m) {
-                assert_eq!(mine, section, "case {i}: the {m} section");
-            }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+
+    let mut pages = Vec::new();
+    for (kind, names) in [("real", &real), ("decoy", &decoys)] {
+        for login in names.iter() {
+            let page = verify_page_for(&e, login).await;
+            let (methods, domains) = offered_on(&page);
+            pages.push((kind, methods, domains, page.len(), sections(&shape(&page))));
         }
+    }
+    let real_shapes: std::collections::BTreeSet<(Vec<String>, Vec<String>)> = pages
+        .iter()
+        .filter(|p| p.0 == "real")
+        .map(|p| (p.1.clone(), p.2.clone()))
+        .collect();
+    assert_eq!(real_shapes.len(), 3, "{real_shapes:?}");
+    // Every decoy shows a real user's method set and hint domains, and each method's
+    // section is built as in a real page.
+    let sections_of: std::collections::BTreeMap<String, Vec<String>> = pages
+        .iter()
+        .filter(|p| p.0 == "real")
+        .flat_map(|p| p.4.1.clone())
+        .collect();
+    for (kind, methods, domains, _, (_, by_method)) in &pages {
+        assert!(
+            real_shapes.contains(&(methods.clone(), domains.clone())),
+            "{kind}: {methods:?} {domains:?} is no real user's"
+        );
+        for (m, section) in by_method {
+            assert_eq!(Some(section), sections_of.get(m), "{kind}: the {m} section");
+        }
+    }
+    // The best guess from the shape alone is hardly better than a coin: for each shape,
+    // guess the kind more often seen with it.
+    let share = |kind: &str, shape: &(Vec<String>, Vec<String>)| {
+        let of_kind = pages.iter().filter(|p| p.0 == kind);
+        let n = of_kind.clone().count() as f64;
+        of_kind
+            .filter(|p| (&p.1, &p.2) == (&shape.0, &shape.1))
+            .count() as f64
+            / n
+    };
+    let accuracy: f64 = real_shapes
+        .iter()
+        .map(|s| share("real", s).max(share("decoy", s)))
+        .sum::<f64>()
+        / 2.0;
+    println!("verify pages: best guess from sections and hints right {accuracy:.2} of the time");
+    assert!(accuracy < 0.7, "{accuracy}");
+    // Sizes from one distribution (the questions drawn and the hints' lengths vary alike).
+    let sizes = |kind: &str| -> Vec<usize> {
+        let mut v: Vec<usize> = pages.iter().filter(|p| p.0 == kind).map(|p| p.3).collect();
+        v.sort_unstable();
+        v
+    };
+    let (rs, ds) = (sizes("real"), sizes("decoy"));
+    let below =
+        |v: &[usize], x: usize| v.iter().filter(|&&y| y <= x).count() as f64 / v.len() as f64;
+    let d = rs
+        .iter()
+        .chain(&ds)
+        .map(|&x| (below(&rs, x) - below(&ds, x)).abs())
+        .fold(0.0, f64::max);
+    // KS critical value at alpha 0.001 for these sample sizes.
+    let n = (rs.len() * ds.len()) as f64 / (rs.len() + ds.len()) as f64;
+    let critical = 1.949 / n.sqrt();
+    println!(
+        "verify page bytes: real {}..{}, decoy {}..{}; KS D = {d:.3} (critical {critical:.3})",
+        rs[0],
+        rs[rs.len() - 1],
+        ds[0],
+        ds[ds.len() - 1]
+    );
+    assert!(d < critical, "sizes tell them apart: D = {d}");
+    // A name gets the same page every time (its drawn questions aside).
+    for login in real.iter().take(3).chain(decoys.iter().take(3)) {
+        let first = offered_on(&verify_page_for(&e, login).await);
+        assert_eq!(
+            first,
+            offered_on(&verify_page_for(&e, login).await),
+            "{login}"
+        );
     }
     e.stop().await;
 }

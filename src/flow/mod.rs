@@ -3,6 +3,7 @@
 //! blocks here, the reset flow's transitions in [`reset`], the registration session's in
 //! [`registration`], the write protocol's decisions in [`write`](mod@write).
 
+pub mod decoy;
 pub mod registration;
 pub mod reset;
 pub mod write;

@@ -85,6 +85,9 @@ pub enum Subject<'a> {
         /// The policy of an ordinary user now: what a decoy "registered".
         methods: &'a MethodPolicy,
         email_domain: &'a str,
+        /// The real registration's shape the name wears ([`super::decoy`]); `None`
+        /// before any registration meets the policy: then a shape from the name's hash.
+        likeness: Option<&'a super::decoy::Likeness>,
     },
 }
 
@@ -123,21 +126,32 @@ pub fn start(
             bank,
             methods,
             email_domain,
-        } => (
-            super::decoy_user_key(key, login),
-            login.to_string(),
-            String::new(),
-            String::new(),
-            true,
-            false,
-            decoy_registration(bank, key, login, questions.register_count),
-            decoy_offers(key, login, methods, email_domain),
-            methods.required,
-        ),
+            likeness,
+        } => {
+            let (registered, offered) = match likeness {
+                Some(l) => (l.questions.clone(), super::decoy::offers(l, key, login)),
+                None => (
+                    decoy_registration(bank, key, login, questions.register_count),
+                    decoy_offers(key, login, methods, email_domain),
+                ),
+            };
+            (
+                super::decoy_user_key(key, login),
+                login.to_string(),
+                String::new(),
+                String::new(),
+                true,
+                false,
+                registered,
+                offered,
+                methods.required,
+            )
+        }
     };
     let asks_questions = offered
         .iter()
         .any(|o| o.method == Method::SecurityQuestions);
+    let decoy_questions = if decoy { pool.clone() } else { Vec::new() };
     ResetFlow {
         user_key,
         login,
@@ -162,6 +176,7 @@ pub fn start(
         write: None,
         password_changed: false,
         by_admin: false,
+        decoy_questions,
     }
 }
 

@@ -71,6 +71,7 @@ fn decoy_flow(mp: &MethodPolicy) -> ResetFlow {
             bank: &bank,
             methods: mp,
             email_domain: "example.org",
+            likeness: None,
         },
         NOW,
         &policy(),

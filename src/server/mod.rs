@@ -217,16 +217,27 @@ pub async fn serve_with_clocks(
         _ => None,
     };
 
-    // Expired flows and sessions are deleted in the background.
+    // Expired flows and sessions are deleted in the background; every tenth round (at most
+    // every ten minutes) the decoys' sample of registrations is taken again, the first
+    // time at once.
     let sweeper = {
         let store = service.store().clone();
         let clock_service = service.clone();
         let every = cfg.sweep_interval;
         let retention = cfg.audit_retention;
+        let resample = (every * 10).min(std::time::Duration::from_secs(600));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
+            let mut sampled: Option<tokio::time::Instant> = None;
             loop {
                 tick.tick().await;
+                if sampled.is_none_or(|at| at.elapsed() >= resample) {
+                    sampled = Some(tokio::time::Instant::now());
+                    match clock_service.refresh_likenesses().await {
+                        Ok(n) => tracing::debug!(registrations = n, "decoys' sample taken"),
+                        Err(e) => warn!(error = %e, "decoys' sample not taken"),
+                    }
+                }
                 match store.sweep(clock_service.now()).await {
                     Ok(0) => {}
                     Ok(n) => info!(expired = n, "swept expired flows and sessions"),

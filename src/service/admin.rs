@@ -482,6 +482,7 @@ impl Service {
             write: None,
             password_changed: false,
             by_admin: true,
+            decoy_questions: vec![],
         };
         let h = TokenHash::of(&super::new_token());
         self.store.put_flow(&h, &flow).await?;

@@ -575,6 +575,9 @@ pub struct Service {
     outbox_wake: tokio::sync::Notify,
     /// Reset codes being delivered in the background.
     deliveries: sending::Deliveries,
+    /// The shapes decoy flows wear: a sample of the real registrations
+    /// ([`crate::flow::decoy`]), taken at start and by [`Service::refresh_likenesses`].
+    likenesses: std::sync::RwLock<Arc<crate::flow::decoy::Likenesses>>,
     /// Writes are serialised per user (one directory write at a time per account).
     user_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -618,8 +621,31 @@ impl Service {
             code_key,
             outbox_wake: tokio::sync::Notify::new(),
             deliveries: sending::Deliveries::default(),
+            likenesses: std::sync::RwLock::default(),
             user_locks: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Takes a new sample of the real registrations for decoys to wear (at start, then
+    /// every few minutes: registrations change slowly, and a sample that lags them by a
+    /// few minutes tells nothing). How many it holds.
+    pub async fn refresh_likenesses(&self) -> Result<usize, ServiceError> {
+        let regs = self.store.registrations().await?;
+        let sample = crate::flow::decoy::Likenesses::sample(
+            &self.decoy_key,
+            &regs,
+            &self.methods_or_none(false),
+            self.now(),
+            self.question_policy().reset_count,
+        );
+        let n = sample.len();
+        *self.likenesses.write().expect("likenesses lock") = Arc::new(sample);
+        Ok(n)
+    }
+
+    /// The sample decoys wear now.
+    fn likenesses(&self) -> Arc<crate::flow::decoy::Likenesses> {
+        self.likenesses.read().expect("likenesses lock").clone()
     }
 
     /// The service's current time (lifetimes, counters).

@@ -88,12 +88,14 @@ impl Service {
             _ => None,
         };
         let decoy_methods = self.methods_or_none(false);
+        let likenesses = self.likenesses();
         let subject = real.unwrap_or(reset::Subject::Decoy {
             login,
             key: &self.decoy_key,
             bank: &self.bank,
             methods: &decoy_methods,
             email_domain: &self.opts.decoy_email_domain,
+            likeness: likenesses.worn_by(&self.decoy_key, login, &decoy_methods),
         });
         let flow = reset::start(subject, t, &self.policy, qp, &mut rand::rng());
         let counters = self.store.counters(&flow.user_key).await?;
@@ -326,6 +328,7 @@ impl Service {
         let qp = self.question_policy();
         let registered: Vec<String> = match &reg {
             Some(r) => r.questions.iter().map(|q| q.question_id.clone()).collect(),
+            None if !flow.decoy_questions.is_empty() => flow.decoy_questions.clone(),
             None => flow::decoy_registration(
                 &self.bank,
                 &self.decoy_key,

@@ -278,6 +278,10 @@ pub struct ResetFlow {
     /// `admin.reset`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub by_admin: bool,
+    /// A decoy's "registered" question ids, which wrong answers redraw from (empty for a
+    /// real flow, and in decoys stored before 0.2: those redraw from the name's hash).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decoy_questions: Vec<String>,
 }
 
 /// A password write in progress: stored (flushed) before the directory is written, so that

@@ -919,6 +919,7 @@ mod tests {
             write: None,
             password_changed: false,
             by_admin: false,
+            decoy_questions: vec![],
         }
     }
 
