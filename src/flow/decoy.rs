@@ -101,7 +101,7 @@ fn shape_of(kind: ContactKind, value: &str, login: &str) -> HintShape {
 }
 
 /// The likeness of `reg` under `mp` at `now`, when it would get a real flow: its usable
-/// methods ([`super::reset::offers`]) meet the policy.
+/// methods ([`super::offers`]) meet the policy.
 fn likeness(
     key: &[u8; 32],
     reg: &Registration,
@@ -109,7 +109,7 @@ fn likeness(
     now: u64,
     reset_count: usize,
 ) -> Option<Likeness> {
-    let offered = super::reset::offers(reg, mp, now, reset_count);
+    let offered = super::offers(reg, mp, now, reset_count);
     let methods: Vec<Method> = offered.iter().map(|o| o.method).collect();
     if offered.is_empty() || mp.unmet(&methods).is_some() {
         return None;

@@ -8,8 +8,9 @@ pub mod registration;
 pub mod reset;
 pub mod write;
 
-use crate::policy::{QuestionBank, ResetPolicy};
-use crate::store::{Counters, FlowState, PendingAttempt, ResetFlow};
+use crate::method::{Method, contact};
+use crate::policy::{MethodPolicy, QuestionBank, ResetPolicy};
+use crate::store::{Counters, FlowState, Offer, PendingAttempt, Registration, ResetFlow};
 use rand::seq::IndexedRandom;
 use sha2::{Digest, Sha256};
 
@@ -62,6 +63,33 @@ pub fn decoy_user_key(key: &[u8; 32], login: &str) -> String {
     h.update(key);
     h.update(login.to_lowercase().as_bytes());
     format!("decoy:{}", hex::encode(&h.finalize()[..16]))
+}
+
+/// The methods a registration makes usable at `now` under `mp`, with masked hints. Methods
+/// still in their cool-off period, and questions fewer than a reset asks, are left out.
+pub fn offers(reg: &Registration, mp: &MethodPolicy, now: u64, reset_count: usize) -> Vec<Offer> {
+    let mut out = Vec::new();
+    for m in &mp.enabled {
+        let hint = match (m, m.contact_kind()) {
+            (Method::SecurityQuestions, _) => {
+                (reg.questions.len() >= reset_count).then(String::new)
+            }
+            (Method::AuthenticatorCode, _) => reg
+                .authenticator
+                .as_ref()
+                .filter(|a| a.usable_from <= now)
+                .map(|_| String::new()),
+            (_, Some(kind)) => reg
+                .contact(kind)
+                .filter(|c| c.usable_from <= now)
+                .map(|c| contact::mask(kind, &c.value)),
+            (_, None) => None,
+        };
+        if let Some(hint) = hint {
+            out.push(Offer { method: *m, hint });
+        }
+    }
+    out
 }
 
 /// Whether a flow can take proofs or complete at `now`.

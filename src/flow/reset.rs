@@ -13,7 +13,7 @@ use crate::delivery::text::phrase;
 use crate::method::Method;
 use crate::method::contact::{self, ContactKind};
 use crate::policy::{CodePolicy, MethodPolicy, QuestionBank, QuestionPolicy, ResetPolicy};
-use crate::store::{FlowCode, FlowState, Offer, Registration, ResetFlow, TokenHash};
+use crate::store::{FlowCode, FlowState, Offer, ResetFlow, TokenHash};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -178,33 +178,6 @@ pub fn start(
         by_admin: false,
         decoy_questions,
     }
-}
-
-/// The methods a registration makes usable at `now` under `mp`, with masked hints. Methods
-/// still in their cool-off period, and questions fewer than a reset asks, are left out.
-pub fn offers(reg: &Registration, mp: &MethodPolicy, now: u64, reset_count: usize) -> Vec<Offer> {
-    let mut out = Vec::new();
-    for m in &mp.enabled {
-        let hint = match (m, m.contact_kind()) {
-            (Method::SecurityQuestions, _) => {
-                (reg.questions.len() >= reset_count).then(String::new)
-            }
-            (Method::AuthenticatorCode, _) => reg
-                .authenticator
-                .as_ref()
-                .filter(|a| a.usable_from <= now)
-                .map(|_| String::new()),
-            (_, Some(kind)) => reg
-                .contact(kind)
-                .filter(|c| c.usable_from <= now)
-                .map(|c| contact::mask(kind, &c.value)),
-            (_, None) => None,
-        };
-        if let Some(hint) = hint {
-            out.push(Offer { method: *m, hint });
-        }
-    }
-    out
 }
 
 /// The methods a decoy account "has": derived from a keyed hash of the login, so they are

@@ -4,7 +4,9 @@
 use super::*;
 use crate::flow::fixtures::{codes, policy};
 use crate::method::contact::ContactKind;
-use crate::store::{Authenticator, Contact, RegisteredQuestion, Undelivered, WriteIntent};
+use crate::store::{
+    Authenticator, Contact, RegisteredQuestion, Registration, Undelivered, WriteIntent,
+};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -179,10 +181,13 @@ fn offers_leave_out_methods_in_cool_off_and_too_few_questions() {
         enrolled_at: 0,
         usable_from: NOW,
     });
-    let got: Vec<Method> = offers(&reg, &mp, NOW, 3).iter().map(|o| o.method).collect();
+    let got: Vec<Method> = crate::flow::offers(&reg, &mp, NOW, 3)
+        .iter()
+        .map(|o| o.method)
+        .collect();
     // Two questions of three asked: not offered; the mobile is in cool-off until NOW + 1.
     assert_eq!(got, vec![Method::Email, Method::AuthenticatorCode]);
-    let email = &offers(&reg, &mp, NOW, 3)[0];
+    let email = &crate::flow::offers(&reg, &mp, NOW, 3)[0];
     assert_ne!(email.hint, "alice@example.org", "hints are masked");
 }
 

@@ -842,9 +842,9 @@ impl Service {
     }
 
     /// The methods a registration makes usable now under the current policy, with hints
-    /// ([`crate::flow::reset::offers`]).
+    /// ([`crate::flow::offers`]).
     fn usable(&self, reg: &Registration, mp: &MethodPolicy) -> Vec<crate::store::Offer> {
-        crate::flow::reset::offers(reg, mp, self.now(), self.question_policy().reset_count)
+        crate::flow::offers(reg, mp, self.now(), self.question_policy().reset_count)
     }
 
     fn status(
