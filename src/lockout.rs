@@ -9,8 +9,12 @@
 //! whichever is more — plus those being checked stay below the account's budget: the
 //! directory's threshold minus a margin (or ssprd's own cap when the directory never
 //! locks). When the failures reach the budget the account is blocked from sign-in for the
-//! window, without a bind, and the caller answers the same generic error as for a wrong
-//! password.
+//! window, without a bind, and the caller says that password sign-in is paused and for
+//! how long — until the window ends, or, when the directory counts failures until the next
+//! successful bind (ppolicy `pwdFailureCountInterval: 0`), until the password is reset (a
+//! reset clears the directory's count) or an administrator clears the block. Names the
+//! directory does not know are counted alike, under a stand-in key, so the pause tells
+//! nothing about which accounts exist.
 
 use crate::directory::Lockout;
 use crate::problems::Problems;
@@ -42,6 +46,10 @@ pub struct SignInPolicy {
 pub struct Budget {
     pub failures: u32,
     pub window_secs: u64,
+    /// The directory forgets failures after a window of its own (or never locks): a block
+    /// ends with ssprd's window. When it does not, a block lasts until the password is
+    /// reset or an administrator clears it.
+    pub directory_forgets: bool,
 }
 
 /// The budget under the directory's lockout: its threshold minus the margin — at least one
@@ -56,7 +64,34 @@ pub fn budget(lockout: &Lockout, p: &SignInPolicy) -> Budget {
     Budget {
         failures,
         window_secs: lockout.window_secs.max(p.block_secs),
+        directory_forgets: lockout.window_secs > 0 || lockout.threshold == Some(0),
     }
+}
+
+/// Blocks sign-in from `now` for the window (and, when the directory does not forget
+/// failures, until the password is reset).
+fn block(c: &mut SignInCounters, now: u64, b: &Budget) {
+    c.blocked_until = c.blocked_until.max(now + b.window_secs);
+    c.until_reset = !b.directory_forgets;
+}
+
+/// How long sign-in stays paused for the account, when it is paused at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// Until this Unix time.
+    Until(u64),
+    /// Until the password is reset or an administrator clears it (the directory keeps
+    /// counting the failures until then).
+    UntilReset,
+}
+
+/// The pause in force at `now`, if any.
+pub fn pause(c: &SignInCounters, now: u64) -> Option<Pause> {
+    blocked(c, now).then_some(if c.until_reset {
+        Pause::UntilReset
+    } else {
+        Pause::Until(c.blocked_until)
+    })
 }
 
 /// Whether sign-in is blocked for the account at `now`.
@@ -105,7 +140,7 @@ pub fn take(
     }
     let counted = (c.failures.len() as u32).max(directory_failures.unwrap_or(0));
     if counted >= b.failures {
-        c.blocked_until = now + b.window_secs;
+        block(&mut c, now, b);
     } else if counted + (c.pending.len() as u32) < b.failures {
         c.pending.push(PendingAttempt { id, at: now });
     }
@@ -149,12 +184,16 @@ pub fn settle(
     };
     c.pending.retain(|a| a.id != id);
     match result {
-        BindResult::Right => c.failures.retain(|&t| t >= mine.at),
+        BindResult::Right => {
+            c.failures.retain(|&t| t >= mine.at);
+            c.unforgotten = c.failures.len() as u32;
+        }
         BindResult::Wrong => {
             c.failures.push(now);
+            c.unforgotten += 1;
             prune(&mut c, now, b);
             if c.failures.len() as u32 >= b.failures {
-                c.blocked_until = c.blocked_until.max(now + b.window_secs);
+                block(&mut c, now, b);
             }
         }
         BindResult::Neutral => {}
@@ -326,6 +365,58 @@ mod tests {
         assert!(c.pending.is_empty());
         let n = settle(c.clone(), 99, BindResult::Wrong, 23, &b);
         assert_eq!(n, c, "unknown ids change nothing");
+    }
+
+    /// Issue 24 item 6: where the directory counts failures until the next successful bind,
+    /// the pause lasts until they are gone (a reset, an administrator's clear, a bind
+    /// elsewhere) — never a bind that could lock; where it forgets them, until the window
+    /// ends. A name the directory does not know, counted as such a directory would, is
+    /// paused alike.
+    #[test]
+    fn a_pause_says_how_long_it_lasts() {
+        let keeps = budget(&lockout(Some(3), 0), &P);
+        assert!(!keeps.directory_forgets);
+        let forgets = budget(&lockout(Some(3), 3_600), &P);
+        assert!(forgets.directory_forgets);
+        // The account: two wrong binds, then paused until reset.
+        let mut c = SignInCounters::default();
+        for id in 0..2 {
+            c = take(c, id, 100, &keeps, Some(id as u32));
+            c = settle(c, id, BindResult::Wrong, 100, &keeps);
+        }
+        assert_eq!(pause(&c, 101), Some(Pause::UntilReset));
+        // After ssprd's window the directory still counts two: paused again, no bind.
+        let later = 100 + keeps.window_secs;
+        let c2 = take(c.clone(), 9, later, &keeps, Some(2));
+        assert_eq!(taken(&c2, 9, later), Taken::Blocked);
+        assert_eq!(pause(&c2, later), Some(Pause::UntilReset));
+        // The password was reset (the directory forgot them): a bind again.
+        let c3 = take(c, 10, later, &keeps, Some(0));
+        assert_eq!(taken(&c3, 10, later), Taken::Granted);
+        // A stand-in, counted as that directory would count it, is paused the same way.
+        let mut s = SignInCounters::default();
+        for id in 0..2 {
+            let counted = Some(s.unforgotten);
+            s = take(s, id, 100, &keeps, counted);
+            assert_eq!(taken(&s, id, 100), Taken::Granted);
+            s = settle(s, id, BindResult::Wrong, 100, &keeps);
+        }
+        assert_eq!(s.unforgotten, 2);
+        let counted = Some(s.unforgotten);
+        let s = take(s, 9, later, &keeps, counted);
+        assert_eq!(taken(&s, 9, later), Taken::Blocked, "still paused, as the account");
+        // A directory that forgets: paused until the window's end.
+        let mut c = SignInCounters::default();
+        for id in 0..2 {
+            c = take(c, id, 100, &forgets, None);
+            c = settle(c, id, BindResult::Wrong, 100, &forgets);
+        }
+        assert_eq!(pause(&c, 101), Some(Pause::Until(100 + 3_600)));
+        assert_eq!(pause(&c, 100 + 3_600), None);
+        // A right password forgets the failures before it.
+        let c = take(c, 5, 100 + 3_600, &forgets, None);
+        let c = settle(c, 5, BindResult::Right, 100 + 3_600, &forgets);
+        assert_eq!(c.unforgotten, 0);
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
         | E::PasswordRules(_)
         | E::InvalidPolicy(_) => Code::InvalidArgument,
         E::InvalidCredentials | E::RegistrationTokenInvalid => Code::Unauthenticated,
+        E::SignInPaused { .. } => Code::ResourceExhausted,
         E::FlowInvalid | E::UserNotFound => Code::NotFound,
         E::NotVerified(_)
         | E::MethodNotEnabled(_)
@@ -70,8 +71,13 @@ impl From<ServiceError> for Status {
         if let ServiceError::InvalidArgument { field, message, .. } = &e {
             details.add_bad_request_violation(*field, message.clone());
         }
-        if let ServiceError::SendsThrottled { retry_after_secs } = &e {
-            details.set_retry_info(Some(std::time::Duration::from_secs(*retry_after_secs)));
+        let retry = match &e {
+            ServiceError::SendsThrottled { retry_after_secs } => Some(*retry_after_secs),
+            ServiceError::SignInPaused { retry_after_secs } => *retry_after_secs,
+            _ => None,
+        };
+        if let Some(secs) = retry {
+            details.set_retry_info(Some(std::time::Duration::from_secs(secs)));
         }
         if let ServiceError::InvalidPolicy(problems) = &e {
             for (field, why) in problems {

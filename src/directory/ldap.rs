@@ -334,6 +334,10 @@ fn ppolicy_error(res: &LdapResult) -> Option<PpolicyError> {
         .and_then(|r| r.error)
 }
 
+/// The Relax Rules control (draft-zeilenga-ldap-relax), which lets a `manage` right change
+/// operational attributes such as `pwdFailureTime`.
+const RELAX_OID: &str = "1.3.6.1.4.1.4203.666.5.12";
+
 fn ppolicy_request() -> RawControl {
     RawControl {
         ctype: PPOLICY_OID.into(),
@@ -491,30 +495,8 @@ impl LdapDirectory {
         let result = self.write_password(&mut conn, user, password).await;
         let result = match result {
             Ok(()) if must_change => {
-                let (attr, value) = if self.is_ad() {
-                    ("pwdLastSet", "0")
-                } else {
-                    ("pwdReset", "TRUE")
-                };
-                let res = self
-                    .modify(
-                        &mut conn,
-                        &user.dn,
-                        vec![Mod::Replace(attr.as_bytes().to_vec(), set(value))],
-                        vec![],
-                    )
-                    .await;
-                match res {
-                    Ok(r) if r.rc == rc::SUCCESS => Ok(()),
-                    Ok(r) if r.rc == rc::INSUFFICIENT_ACCESS => Err(DirectoryError::NotPermitted(
-                        "require a change at next sign-in",
-                    )),
-                    Ok(r) => Err(DirectoryError::Protocol(format!(
-                        "setting {attr}: result {}",
-                        r.rc
-                    ))),
-                    Err(e) => Err(e),
-                }
+                crate::failpoint::hit("directory.before_must_change");
+                self.mark_must_change(&mut conn, user).await
             }
             other => other,
         };
@@ -522,6 +504,72 @@ impl LdapDirectory {
             conn.done();
         }
         result
+    }
+
+    /// Sets "change at next sign-in" on `conn` (OpenLDAP `pwdReset`, AD `pwdLastSet=0`).
+    async fn mark_must_change(
+        &self,
+        conn: &mut Conn,
+        user: &DirectoryUser,
+    ) -> Result<(), DirectoryError> {
+        let (attr, value) = if self.is_ad() {
+            ("pwdLastSet", "0")
+        } else {
+            ("pwdReset", "TRUE")
+        };
+        let r = self
+            .modify(
+                conn,
+                &user.dn,
+                vec![Mod::Replace(attr.as_bytes().to_vec(), set(value))],
+                vec![],
+            )
+            .await?;
+        match r.rc {
+            rc::SUCCESS => Ok(()),
+            rc::INSUFFICIENT_ACCESS => Err(DirectoryError::NotPermitted(
+                "require a change at next sign-in",
+            )),
+            rc::BUSY | rc::UNAVAILABLE => Err(DirectoryError::Unavailable(r.text)),
+            other => Err(DirectoryError::Protocol(format!(
+                "setting {attr}: result {other}"
+            ))),
+        }
+    }
+
+    async fn op_require_change(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
+        let mut conn = self.lease(Kind::Service).await?;
+        self.mark_must_change(&mut conn, user).await?;
+        conn.done();
+        Ok(())
+    }
+
+    async fn op_clear_failures(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
+        if self.is_ad() {
+            return self.op_unlock(user).await;
+        }
+        let mut conn = self.lease(Kind::Service).await?;
+        // pwdFailureTime is NO-USER-MODIFICATION: only with the Relax Rules control.
+        let relax = RawControl {
+            ctype: RELAX_OID.into(),
+            crit: true,
+            val: None,
+        };
+        let mods = vec![Mod::Delete(b"pwdFailureTime".to_vec(), HashSet::new())];
+        let res = self.modify(&mut conn, &user.dn, mods, vec![relax]).await?;
+        conn.done();
+        match res.rc {
+            rc::SUCCESS | rc::NO_SUCH_ATTRIBUTE => Ok(()),
+            rc::INSUFFICIENT_ACCESS | rc::CONSTRAINT_VIOLATION | rc::UNAVAILABLE_CRITICAL_EXTENSION => {
+                Err(DirectoryError::NotPermitted(
+                    "clear the failed binds (manage on pwdFailureTime, with the Relax Rules control)",
+                ))
+            }
+            rc::BUSY | rc::UNAVAILABLE => Err(DirectoryError::Unavailable(res.text)),
+            other => Err(DirectoryError::Protocol(format!(
+                "clearing pwdFailureTime: result {other}"
+            ))),
+        }
     }
 
     #[instrument(skip_all, fields(flavour = ?self.cfg.flavour, ?state))]
@@ -1168,6 +1216,14 @@ impl Directory for LdapDirectory {
 
     async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
         self.bounded(self.op_unlock(user)).await
+    }
+
+    async fn require_change(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
+        self.bounded(self.op_require_change(user)).await
+    }
+
+    async fn clear_failures(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
+        self.bounded(self.op_clear_failures(user)).await
     }
 }
 

@@ -194,6 +194,16 @@ pub trait Directory: Send + Sync + 'static {
     -> Result<Option<String>, DirectoryError>;
     /// Clears the lockout (OpenLDAP `pwdAccountLockedTime`, AD `lockoutTime=0`).
     async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError>;
+    /// Requires the user to change the password at the next sign-in (OpenLDAP
+    /// `pwdReset: TRUE`, AD `pwdLastSet=0`), as the service account. Repeating it is
+    /// harmless: after a crash the flag is set again for a write whose outcome was decided.
+    async fn require_change(&self, user: &DirectoryUser) -> Result<(), DirectoryError>;
+    /// Makes the directory forget the user's failed binds, so that an administrator's
+    /// ClearBlock lifts the sign-in guard's pause at once — also where the directory counts
+    /// failures until the next successful bind (OpenLDAP: `pwdFailureTime` deleted with the
+    /// Relax Rules control, the service account's `manage` right; AD: `lockoutTime=0`,
+    /// which resets `badPwdCount`).
+    async fn clear_failures(&self, user: &DirectoryUser) -> Result<(), DirectoryError>;
     /// The account lockout that applies to this user (OpenLDAP: `pwdLockout`,
     /// `pwdMaxFailure` and `pwdFailureCountInterval` of the user's ppolicy subentry or the
     /// configured default policy, and the user's `pwdFailureTime`; AD: `lockoutThreshold` and
@@ -315,6 +325,12 @@ impl Directory for WithinDeadline {
     }
     async fn unlock(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
         within("unlock", self.0.unlock(user)).await
+    }
+    async fn require_change(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
+        within("require_change", self.0.require_change(user)).await
+    }
+    async fn clear_failures(&self, user: &DirectoryUser) -> Result<(), DirectoryError> {
+        within("clear_failures", self.0.clear_failures(user)).await
     }
     async fn lockout(&self, user: &DirectoryUser) -> Result<Lockout, DirectoryError> {
         within("lockout", self.0.lockout(user)).await

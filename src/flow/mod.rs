@@ -153,14 +153,19 @@ pub fn record_send(sends: &mut Vec<u64>, now: u64, windows: &[(u32, u64)]) -> Re
 }
 
 /// After a successful reset the failure counters start again (the block, if any, was
-/// checked before the reset could complete). Attempts still being checked stay.
+/// checked before the reset could complete), and so does password sign-in: the new password
+/// is known, and the directory forgot its failures with the change (where it still counts
+/// some, the guard reads them). Attempts and sign-ins still being checked stay.
 pub fn clear_failures(c: Counters) -> Counters {
     Counters {
         failures: Vec::new(),
         sends: Vec::new(),
         blocked_until: c.blocked_until,
         pending: c.pending,
-        sign_in: c.sign_in,
+        sign_in: crate::store::SignInCounters {
+            pending: c.sign_in.pending,
+            ..Default::default()
+        },
     }
 }
 

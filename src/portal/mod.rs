@@ -396,6 +396,15 @@ fn problem_of(e: &ServiceError, field: Option<&str>) -> Flash {
             format!("reason-{reason}"),
             vec![("n", crate::service::MAX_PASSWORD_CHARS.to_string())],
         ),
+        ServiceError::SignInPaused {
+            retry_after_secs: Some(secs),
+        } => (
+            format!("reason-{reason}"),
+            vec![("minutes", secs.div_ceil(60).max(1).to_string())],
+        ),
+        ServiceError::SignInPaused {
+            retry_after_secs: None,
+        } => (format!("reason-{reason}-UNTIL_RESET"), Vec::new()),
         ServiceError::SendsThrottled { retry_after_secs } => (
             format!("reason-{reason}"),
             vec![("minutes", retry_after_secs.div_ceil(60).max(1).to_string())],
@@ -713,6 +722,12 @@ mod tests {
             ServiceError::TooManyCodes,
             ServiceError::SendsThrottled {
                 retry_after_secs: 61,
+            },
+            ServiceError::SignInPaused {
+                retry_after_secs: Some(1_800),
+            },
+            ServiceError::SignInPaused {
+                retry_after_secs: None,
             },
             ServiceError::NothingToConfirm(""),
             ServiceError::CodeInvalid,

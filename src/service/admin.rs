@@ -544,14 +544,25 @@ impl Service {
         Ok(())
     }
 
-    /// Lifts an SSPR block and clears the failure and send counters.
+    /// Lifts an SSPR block and the sign-in pause: clears the failure, send and sign-in
+    /// counters, and makes the directory forget the user's failed binds (where it counts
+    /// them until the next successful bind, the pause would otherwise come back at once).
+    /// When the directory cannot be told (a right the service account lacks), the block is
+    /// lifted all the same and the record says so.
     #[instrument(skip_all)]
     pub async fn clear_block(&self, login: &str) -> Result<UserView, ServiceError> {
         let user = self.admin_find(login).await?;
         self.store
             .update_counters(&user.id, &|_| crate::store::Counters::default())
             .await?;
-        self.audit("admin.clear_block", &user.login, "success", "")
+        let detail = match self.directory.clear_failures(&user).await {
+            Ok(()) => "",
+            Err(e) => {
+                tracing::warn!(error = %e, "the directory keeps the user's failed binds");
+                "directory_failures_kept"
+            }
+        };
+        self.audit("admin.clear_block", &user.login, "success", detail)
             .await;
         self.view(&user).await
     }

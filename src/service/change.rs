@@ -49,22 +49,30 @@ impl Service {
                 .await;
             ServiceError::InvalidCredentials
         };
-        let Some(user) = self.directory.find_user(login).await? else {
-            return Err(refuse("invalid_credentials").await);
+        // An unknown name, and a disabled account, go through the guard's steps too (under
+        // a stand-in, without a bind): they are counted and paused like an account.
+        let found = self.directory.find_user(login).await?;
+        let disabled = found.as_ref().is_some_and(|u| u.disabled);
+        let user = found.filter(|u| !u.disabled);
+        let checked = match &user {
+            Some(u) => self.check_password(u, current).await?,
+            None => self.check_stand_in(login, current).await?,
         };
-        if user.disabled {
-            return Err(refuse("disabled").await);
-        }
-        let state = match self.check_password(&user, current).await? {
-            SignIn::Checked(
-                s @ (BindOutcome::Ok | BindOutcome::MustChange | BindOutcome::Expired),
-            ) => s,
-            SignIn::Checked(BindOutcome::Locked) => return Err(refuse("locked").await),
-            SignIn::Checked(BindOutcome::Disabled) => return Err(refuse("disabled").await),
-            SignIn::Checked(BindOutcome::InvalidCredentials) => {
-                return Err(refuse("invalid_credentials").await);
+        let (state, user) = match (checked, user) {
+            (
+                SignIn::Checked(
+                    s @ (BindOutcome::Ok | BindOutcome::MustChange | BindOutcome::Expired),
+                ),
+                Some(u),
+            ) => (s, u),
+            (SignIn::Paused(p), _) => {
+                refuse("sign_in_paused").await;
+                return Err(self.paused(p));
             }
-            SignIn::Refused => return Err(refuse("sign_in_blocked").await),
+            (SignIn::Checked(BindOutcome::Locked), _) => return Err(refuse("locked").await),
+            (SignIn::Checked(BindOutcome::Disabled), _) => return Err(refuse("disabled").await),
+            (SignIn::Checked(_), _) if disabled => return Err(refuse("disabled").await),
+            (SignIn::Checked(_), _) => return Err(refuse("invalid_credentials").await),
         };
         if let Err(r) = self.password.check(new, &user.login, &user.display_name) {
             self.audit("password.change", login, "failure", r.reason())

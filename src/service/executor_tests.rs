@@ -108,6 +108,12 @@ impl Directory for ScriptedDirectory {
     async fn unlock(&self, _: &DirectoryUser) -> Result<(), DirectoryError> {
         Ok(())
     }
+    async fn require_change(&self, _: &DirectoryUser) -> Result<(), DirectoryError> {
+        Ok(())
+    }
+    async fn clear_failures(&self, _: &DirectoryUser) -> Result<(), DirectoryError> {
+        Ok(())
+    }
     async fn lockout(&self, _: &DirectoryUser) -> Result<Lockout, DirectoryError> {
         Ok(Lockout::default())
     }

@@ -61,6 +61,13 @@ pub enum ServiceError {
     InvalidCredentials,
     #[error("the registration token is unknown or has expired")]
     RegistrationTokenInvalid,
+    /// Too many wrong passwords: sign-in with the password is paused for the account
+    /// (`None`: until the password is reset, or an administrator clears the block).
+    #[error("{}", match .retry_after_secs {
+        Some(s) => format!("password sign-in is paused for this account after failed attempts; try again in {} minute(s), or reset the password with your registered methods", s.div_ceil(60).max(1)),
+        None => "password sign-in is paused for this account after failed attempts, until the password is reset (with your registered methods) or the helpdesk lifts the pause".to_string(),
+    })]
+    SignInPaused { retry_after_secs: Option<u64> },
     #[error("the reset flow is unknown, has expired or is finished")]
     FlowInvalid,
     #[error("{0}")]
@@ -141,6 +148,7 @@ impl ServiceError {
             E::InvalidArgument { reason, .. } => reason,
             E::InvalidCredentials => "INVALID_CREDENTIALS",
             E::RegistrationTokenInvalid => "REGISTRATION_TOKEN_INVALID",
+            E::SignInPaused { .. } => "SIGN_IN_PAUSED",
             E::FlowInvalid => "FLOW_INVALID",
             E::NotVerified(_) => "METHODS_NOT_VERIFIED",
             E::MethodNotEnabled(_) => "METHOD_NOT_ENABLED",
@@ -677,6 +685,22 @@ impl Service {
             questions_not_only: true,
             sms_alone_not_allowed: true,
         })
+    }
+
+    /// The stand-in of a name the directory does not know (or of a disabled account): what
+    /// decoy flows and the sign-in guard count under, with a DN that names nothing, so the
+    /// same directory and store work is done as for a real user.
+    fn stand_in(&self, login: &str) -> crate::directory::DirectoryUser {
+        let id = crate::flow::decoy_user_key(&self.decoy_key, login);
+        crate::directory::DirectoryUser {
+            dn: format!("cn=ssprd-decoy-{id}"),
+            id,
+            login: login.to_string(),
+            display_name: String::new(),
+            locked: false,
+            disabled: false,
+            admin_count: false,
+        }
     }
 
     /// Whether the user is in scope and an administrator, asked of the directory.

@@ -45,31 +45,27 @@ impl Service {
         if password.is_empty() {
             return Err(ServiceError::InvalidCredentials);
         }
-        let Some(user) = self.directory.find_user(login).await? else {
-            self.audit(
-                "registration.begin",
-                login,
-                "failure",
-                "invalid_credentials",
-            )
-            .await;
-            return Err(ServiceError::InvalidCredentials);
+        let user = self.directory.find_user(login).await?;
+        // Through the sign-in guard: wrong passwords never lock the directory account, and
+        // an unknown name is counted (and paused) alike.
+        let checked = match &user {
+            Some(u) => self.check_password(u, password).await?,
+            None => self.check_stand_in(login, password).await?,
         };
-        // Through the sign-in guard: wrong passwords never lock the directory account.
-        match self.check_password(&user, password).await? {
-            SignIn::Checked(BindOutcome::Ok | BindOutcome::MustChange) => {}
-            SignIn::Checked(other) => {
+        let user = match (checked, user) {
+            (SignIn::Checked(BindOutcome::Ok | BindOutcome::MustChange), Some(u)) => u,
+            (SignIn::Paused(p), _) => {
+                self.audit("registration.begin", login, "failure", "sign_in_paused")
+                    .await;
+                return Err(self.paused(p));
+            }
+            (SignIn::Checked(other), _) => {
                 let reason = format!("{other:?}").to_lowercase();
                 self.audit("registration.begin", login, "failure", &reason)
                     .await;
                 return Err(ServiceError::InvalidCredentials);
             }
-            SignIn::Refused => {
-                self.audit("registration.begin", login, "failure", "sign_in_blocked")
-                    .await;
-                return Err(ServiceError::InvalidCredentials);
-            }
-        }
+        };
         let standing = self.standing(&self.sspr(), &user).await?;
         let Some(mp) = self
             .methods_of(standing.admin)

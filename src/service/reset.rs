@@ -53,16 +53,7 @@ impl Service {
                 // The same directory and store work as for a real user (a membership
                 // search for a name no group holds, a registration read that finds
                 // nothing), so the timing does not tell; their outcome is not used.
-                let id = flow::decoy_user_key(&self.decoy_key, login);
-                let stand_in = crate::directory::DirectoryUser {
-                    dn: format!("cn=ssprd-decoy-{id}"),
-                    id,
-                    login: login.to_string(),
-                    display_name: String::new(),
-                    locked: false,
-                    disabled: false,
-                    admin_count: false,
-                };
+                let stand_in = self.stand_in(login);
                 let _ = self.standing(&sspr, &stand_in).await;
                 let _ = self.store.registration(&stand_in.id).await;
                 (None, None)

@@ -1,24 +1,36 @@
 //! The sign-in guard: the one way ssprd checks a user's current password. Before a bind as
 //! the user it reads the directory's lockout for that user, takes the check from the
 //! account's sign-in budget in the store (see [`crate::lockout`]), and afterwards records
-//! the outcome. When the budget is used up the account is blocked from sign-in for the
-//! window — no bind, and the caller answers the same generic error as for a wrong password —
-//! so nobody can lock a directory account through ssprd by guessing.
+//! the outcome. When the budget is used up, password sign-in is paused for the account —
+//! no bind, and the caller says so and for how long — so nobody can lock a directory
+//! account through ssprd by guessing. A name the directory does not know (or a disabled
+//! account) goes through the same steps under a stand-in key, without a bind, and is
+//! paused after the same count: the pause tells nothing about which accounts exist.
 
 use super::{Service, ServiceError};
 use crate::directory::{BindOutcome, DirectoryUser};
-use crate::lockout::{self, BindResult, Taken};
+use crate::lockout::{self, BindResult, Pause, Taken};
 use crate::secret::Secret;
 use tracing::warn;
 
 /// The outcome of a guarded password check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignIn {
-    /// The directory answered the bind.
+    /// The directory answered the bind (a stand-in: as for a wrong password).
     Checked(BindOutcome),
-    /// The guard refused to bind: the account's sign-in budget is used up (blocked), or
-    /// the rest of it is taken by checks in progress.
-    Refused,
+    /// The guard did not bind: password sign-in is paused for the account (its budget is
+    /// used up, or the rest of it is taken by checks in progress).
+    Paused(Pause),
+}
+
+/// Checks in progress hold the rest of an account's budget: try again this much later.
+const BUSY_RETRY_SECS: u64 = 5;
+
+/// Whose password is checked.
+enum Subject<'a> {
+    Account(&'a DirectoryUser),
+    /// A name the directory does not know, or a disabled account: never bound.
+    StandIn(DirectoryUser),
 }
 
 impl Service {
@@ -29,14 +41,45 @@ impl Service {
         user: &DirectoryUser,
         password: &Secret,
     ) -> Result<SignIn, ServiceError> {
+        self.guarded(Subject::Account(user), password).await
+    }
+
+    /// The guard's steps for `login`, a name the directory does not know or a disabled
+    /// account: counted and paused like an account, never bound, always wrong.
+    pub(crate) async fn check_stand_in(
+        &self,
+        login: &str,
+        password: &Secret,
+    ) -> Result<SignIn, ServiceError> {
+        self.guarded(Subject::StandIn(self.stand_in(login)), password)
+            .await
+    }
+
+    /// What [`SignIn::Paused`] answers: the pause's reason with how long it lasts.
+    pub(crate) fn paused(&self, pause: Pause) -> ServiceError {
+        ServiceError::SignInPaused {
+            retry_after_secs: match pause {
+                Pause::Until(t) => Some(t.saturating_sub(self.now()).max(1)),
+                Pause::UntilReset => None,
+            },
+        }
+    }
+
+    async fn guarded(&self, who: Subject<'_>, password: &Secret) -> Result<SignIn, ServiceError> {
         if password.is_empty() || password.expose().contains('\0') {
             return Ok(SignIn::Checked(BindOutcome::InvalidCredentials));
         }
+        let user = match &who {
+            Subject::Account(u) => *u,
+            Subject::StandIn(u) => u,
+        };
+        let stand_in = matches!(who, Subject::StandIn(_));
         let now = self.now();
-        // A blocked account is answered without touching the directory.
-        if lockout::blocked(&self.store.counters(&user.id).await?.sign_in, now) {
-            return Ok(SignIn::Refused);
+        // A paused account is answered without touching the directory.
+        if let Some(p) = lockout::pause(&self.store.counters(&user.id).await?.sign_in, now) {
+            return Ok(SignIn::Paused(p));
         }
+        // A stand-in reads the policy a new account would have (its DN names nothing).
         let state = self.directory.lockout(user).await?;
         if state.threshold.is_none() {
             warn!(
@@ -50,7 +93,13 @@ impl Service {
         let counters = self
             .store
             .update_counters(&user.id, &move |mut c| {
-                c.sign_in = lockout::take(c.sign_in, id, now, &budget, state.failures);
+                // A stand-in's failures count as a directory that keeps them would.
+                let directory = match (stand_in, budget.directory_forgets) {
+                    (false, _) => state.failures,
+                    (true, false) => Some(c.sign_in.unforgotten),
+                    (true, true) => None,
+                };
+                c.sign_in = lockout::take(c.sign_in, id, now, &budget, directory);
                 c
             })
             .await?;
@@ -64,11 +113,15 @@ impl Service {
                     "lockout_threshold_near",
                 )
                 .await;
-                return Ok(SignIn::Refused);
+                let p = lockout::pause(&counters.sign_in, now).unwrap_or(Pause::UntilReset);
+                return Ok(SignIn::Paused(p));
             }
-            Taken::Busy => return Ok(SignIn::Refused),
+            Taken::Busy => return Ok(SignIn::Paused(Pause::Until(now + BUSY_RETRY_SECS))),
         }
-        let outcome = self.directory.bind_as_user(&user.dn, password).await;
+        let outcome = match who {
+            Subject::Account(u) => self.directory.bind_as_user(&u.dn, password).await,
+            Subject::StandIn(_) => Ok(BindOutcome::InvalidCredentials),
+        };
         let result = match &outcome {
             Ok(BindOutcome::Ok | BindOutcome::MustChange | BindOutcome::Expired) => {
                 BindResult::Right

@@ -324,6 +324,19 @@ pub struct SignInCounters {
     /// No bind as this user before this Unix time (0 = not blocked).
     #[serde(default)]
     pub blocked_until: u64,
+    /// The block lasts until the directory forgets the failures (it counts them until the
+    /// next successful bind or password change), not only until `blocked_until`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub until_reset: bool,
+    /// Failed sign-ins since the last right password, however old: what a directory that
+    /// never forgets failures counts (kept for names the directory does not know, whose
+    /// pause must last as a real account's would).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unforgotten: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl SignInCounters {

@@ -862,11 +862,14 @@ pub async fn least_privilege(dir: &dyn TestDirectory) {
 }
 
 /// BeginRegistration with a wrong password, from `clients` clients at once.
-async fn wrong_sign_ins(d: &Daemon, login: &str, clients: usize, rounds: usize) {
+/// Wrong passwords to BeginRegistration for `login`: `rounds` rounds of `clients` at once
+/// (each a TLS connection of its own). How many were checked and wrong
+/// (INVALID_CREDENTIALS), and how many found sign-in paused (SIGN_IN_PAUSED, no bind).
+async fn wrong_sign_ins(d: &Daemon, login: &str, clients: usize, rounds: usize) -> (u32, u32) {
+    let (mut wrong, mut paused) = (0, 0);
     for _ in 0..rounds {
         let mut tasks = Vec::new();
         for i in 0..clients {
-            // A TLS connection of its own per client.
             let mut c = d.clients().await;
             let login = login.to_string();
             tasks.push(tokio::spawn(async move {
@@ -882,18 +885,31 @@ async fn wrong_sign_ins(d: &Daemon, login: &str, clients: usize, rounds: usize) 
         }
         for t in tasks {
             let e = t.await.unwrap();
-            assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
-            assert_eq!(reason(&e), "INVALID_CREDENTIALS");
+            match (e.code(), reason(&e).as_str()) {
+                (Code::Unauthenticated, "INVALID_CREDENTIALS") => wrong += 1,
+                (Code::ResourceExhausted, "SIGN_IN_PAUSED") => paused += 1,
+                _ => panic!("{e:?}"),
+            }
         }
     }
+    (wrong, paused)
 }
 
-/// Issue 10 item 2: wrong passwords sent to BeginRegistration — one at a time from one
-/// client, and 20 at once from 20 clients — never lock the directory account, for the
-/// directory's default threshold and for a user policy that locks after 5. ssprd stops one
-/// failed bind short of the threshold (the default margin), blocks sign-in (the same
-/// generic error, no bind: a right password is refused too), shows and audits the block,
-/// and an administrator can clear it. The real password binds at the directory throughout.
+/// The time a refusal's `RetryInfo` says to wait, if it has one.
+fn retry_after(e: &tonic::Status) -> Option<std::time::Duration> {
+    tonic_types::StatusExt::get_details_retry_info(e).and_then(|r| r.retry_delay)
+}
+
+/// Issue 10 item 2 and issue 24 item 6: wrong passwords sent to BeginRegistration — one at
+/// a time from one client, and 20 at once from 20 clients — never lock the directory
+/// account, for the directory's default threshold and for a user policy that locks after
+/// 5. ssprd stops one failed bind short of the threshold (the default margin), then pauses
+/// password sign-in: no bind, and the answer says so (SIGN_IN_PAUSED; a right password is
+/// not checked either), with how long — until the window ends, or (`RetryInfo` absent)
+/// until the password is reset where the directory keeps failures until the next
+/// successful bind. The pause is shown and audited; an administrator's ClearBlock lifts it
+/// at once (the directory's own count cleared too), and so does a self-service reset. A
+/// name the directory does not know is paused after the same count, and says the same.
 pub async fn sign_in_never_locks(dir: &dyn TestDirectory, work: &Path) {
     let mut raw_certs = None;
     let d = daemon_with(dir, work, |raw| {
@@ -903,11 +919,28 @@ pub async fn sign_in_never_locks(dir: &dyn TestDirectory, work: &Path) {
     let certs = raw_certs.unwrap();
     let mut admin = d.admin(&certs.admin);
     let pw = "Guard-Pass-1234";
-    for threshold in [dir.default_lockout_threshold(), 5] {
+    let begin = |login: String, password: &str| {
+        let d = &d;
+        let password = password.to_string();
+        async move {
+            d.clients()
+                .await
+                .reg
+                .begin_registration(pb::BeginRegistrationRequest {
+                    username: login,
+                    password,
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    let default = dir.default_lockout_threshold();
+    let mut default_pause = None;
+    for threshold in [default, 5] {
         for clients in [1, 20] {
             let login = unique("guard");
             dir.create_user(&login, pw).await;
-            if threshold != dir.default_lockout_threshold() {
+            if threshold != default {
                 dir.set_lockout_threshold(&login, threshold).await;
             }
             // One client sends twice the threshold one by one; 20 clients send at once.
@@ -916,7 +949,7 @@ pub async fn sign_in_never_locks(dir: &dyn TestDirectory, work: &Path) {
             } else {
                 2
             };
-            wrong_sign_ins(&d, &login, clients, rounds).await;
+            let (wrong, paused) = wrong_sign_ins(&d, &login, clients, rounds).await;
             let what = format!("{} threshold {threshold}, {clients} client(s)", dir.name());
             assert!(!dir.locked_out(&login).await, "{what}: locked out");
             // Exactly the budget was used: the threshold minus the default margin of 1 (so
@@ -927,19 +960,19 @@ pub async fn sign_in_never_locks(dir: &dyn TestDirectory, work: &Path) {
                 threshold - 1,
                 "{what}: the directory counts {counted} failed binds"
             );
-            // Blocked now: the right password is refused too, without a bind.
-            let e = d
-                .clients()
-                .await
-                .reg
-                .begin_registration(pb::BeginRegistrationRequest {
-                    username: login.clone(),
-                    password: pw.into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap_err();
-            assert_eq!(reason(&e), "INVALID_CREDENTIALS", "{what}");
+            assert_eq!(wrong, threshold - 1, "{what}: binds checked");
+            assert_eq!(wrong + paused, (clients * rounds) as u32, "{what}");
+            // Paused now: the right password is not checked either, and the answer says so.
+            let e = begin(login.clone(), pw).await.unwrap_err();
+            assert_eq!(
+                (e.code(), reason(&e).as_str()),
+                (Code::ResourceExhausted, "SIGN_IN_PAUSED"),
+                "{what}"
+            );
+            assert!(e.message().contains("paused"), "{what}: {}", e.message());
+            if threshold == default {
+                default_pause = Some(retry_after(&e).is_some());
+            }
             assert_eq!(dir.failed_binds(&login).await, counted, "{what}: no bind");
             let user = admin
                 .get_user(pb::GetUserRequest {
@@ -960,21 +993,45 @@ pub async fn sign_in_never_locks(dir: &dyn TestDirectory, work: &Path) {
                 .unwrap()
                 .into_inner();
             assert!(audit.message().await.unwrap().is_some(), "{what}: audited");
-            // The user can still sign in at the directory (which forgets the failures),
-            // and after an administrator clears the block, in ssprd too.
-            assert!(
-                dir.can_bind(&login, pw).await,
-                "{what}: real password binds"
-            );
+            // An administrator's ClearBlock lifts the pause at once, the directory's count
+            // of failures included: the real password signs in.
             admin
                 .clear_block(pb::ClearBlockRequest {
                     username: login.clone(),
                 })
                 .await
                 .unwrap();
-            d.clients().await.begin(&login, pw).await;
+            begin(login.clone(), pw).await.expect(&what);
+            assert!(!dir.locked_out(&login).await, "{what}: locked out");
         }
     }
+    // A name the directory does not know: the same count, then the same pause.
+    let ghost = unique("guard");
+    let (wrong, paused) = wrong_sign_ins(&d, &ghost, 1, 2 * default as usize).await;
+    assert_eq!((wrong, paused), (default - 1, default + 1), "unknown name");
+    let e = begin(ghost, pw).await.unwrap_err();
+    assert_eq!(reason(&e), "SIGN_IN_PAUSED");
+    assert_eq!(
+        Some(retry_after(&e).is_some()),
+        default_pause,
+        "as long as an account's"
+    );
+    // A self-service reset lifts the pause: the new password signs in.
+    let login = unique("guard");
+    dir.create_user(&login, pw).await;
+    let mut c = d.clients().await;
+    c.register(&login, pw).await;
+    wrong_sign_ins(&d, &login, 1, default as usize).await;
+    assert_eq!(
+        reason(&begin(login.clone(), pw).await.unwrap_err()),
+        "SIGN_IN_PAUSED"
+    );
+    let flow = c.verified_flow(&login).await;
+    let new = "Guard-After-Reset-5678";
+    c.complete(&flow, new, false).await.unwrap();
+    begin(login.clone(), new)
+        .await
+        .expect("signed in after the reset");
     d.stop().await;
 }
 

@@ -202,3 +202,8 @@ reason-SENDS_THROTTLED = Für dieses Konto oder an diese Adresse wurden zuletzt 
     [one] einer Minute
    *[other] { $minutes } Minuten
   } gesendet werden. Bis dahin können Sie eine andere Methode bestätigen.
+reason-SIGN_IN_PAUSED = Die Anmeldung mit Passwort ist für dieses Konto nach mehreren falschen Passwörtern pausiert; dieses wurde deshalb nicht geprüft. Versuchen Sie es in { $minutes ->
+    [one] einer Minute
+   *[other] { $minutes } Minuten
+  } erneut, oder setzen Sie Ihr Passwort jetzt mit Ihren registrierten Methoden zurück.
+reason-SIGN_IN_PAUSED-UNTIL_RESET = Die Anmeldung mit Passwort ist für dieses Konto nach mehreren falschen Passwörtern pausiert; dieses wurde deshalb nicht geprüft. Sie bleibt pausiert, bis das Passwort zurückgesetzt wird: Setzen Sie es jetzt mit Ihren registrierten Methoden zurück, oder wenden Sie sich an den Helpdesk.

@@ -203,3 +203,8 @@ reason-SENDS_THROTTLED = Many codes were sent for this account or to this addres
     [one] a minute
    *[other] { $minutes } minutes
   }. Meanwhile you can verify another method.
+reason-SIGN_IN_PAUSED = Password sign-in is paused for this account after several wrong passwords, so this one was not checked. Try again in { $minutes ->
+    [one] a minute
+   *[other] { $minutes } minutes
+  }, or reset your password now with the methods you registered.
+reason-SIGN_IN_PAUSED-UNTIL_RESET = Password sign-in is paused for this account after several wrong passwords, so this one was not checked. It stays paused until the password is reset: reset it now with the methods you registered, or ask the helpdesk.

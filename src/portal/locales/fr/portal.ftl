@@ -202,3 +202,8 @@ reason-SENDS_THROTTLED = Beaucoup de codes ont été envoyés récemment pour ce
     [one] une minute
    *[other] { $minutes } minutes
   }. En attendant, vous pouvez vérifier une autre méthode.
+reason-SIGN_IN_PAUSED = La connexion par mot de passe est suspendue pour ce compte après plusieurs mots de passe erronés : celui-ci n’a donc pas été vérifié. Réessayez dans { $minutes ->
+    [one] une minute
+   *[other] { $minutes } minutes
+  }, ou réinitialisez votre mot de passe dès maintenant avec les méthodes que vous avez enregistrées.
+reason-SIGN_IN_PAUSED-UNTIL_RESET = La connexion par mot de passe est suspendue pour ce compte après plusieurs mots de passe erronés : celui-ci n’a donc pas été vérifié. Elle le reste jusqu’à la réinitialisation du mot de passe : réinitialisez-le dès maintenant avec les méthodes que vous avez enregistrées, ou contactez le support.
