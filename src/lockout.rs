@@ -404,7 +404,11 @@ mod tests {
         assert_eq!(s.unforgotten, 2);
         let counted = Some(s.unforgotten);
         let s = take(s, 9, later, &keeps, counted);
-        assert_eq!(taken(&s, 9, later), Taken::Blocked, "still paused, as the account");
+        assert_eq!(
+            taken(&s, 9, later),
+            Taken::Blocked,
+            "still paused, as the account"
+        );
         // A directory that forgets: paused until the window's end.
         let mut c = SignInCounters::default();
         for id in 0..2 {

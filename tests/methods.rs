@@ -1424,6 +1424,9 @@ async fn confirmation_codes_are_capped_per_session_account_and_destination() {
 
 /// Security item 27: a completed reset tells the user's confirmed contacts (never the
 /// password) and invalidates every other open flow of that user; an unlock is told too.
+/// Issue 24 item 7: an unlock is claimed only when the account was locked — a reset with
+/// "unlock" ticked says nothing of one, and an unlock of an account that was not locked
+/// answers `was_locked: false` and sends no notice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completed_reset_notifies_and_closes_other_flows() {
     let mut e = env(|_| {}).await;
@@ -1434,7 +1437,8 @@ async fn completed_reset_notifies_and_closes_other_flows() {
     let code = e.mail_code(&a.flow_id, &email).await;
     assert!(e.verified(&a.flow_id, email_proof(&code)).await);
     let new = "Notified-Reset-5678";
-    e.c.complete(&a.flow_id, new, false).await.unwrap();
+    let done = e.c.complete(&a.flow_id, new, true).await.unwrap();
+    assert!(!done.unlocked, "it was not locked");
 
     let mail = e
         .smtp
@@ -1442,6 +1446,7 @@ async fn completed_reset_notifies_and_closes_other_flows() {
         .await
         .expect("reset notification");
     assert!(!mail.contains(new), "never the password");
+    assert!(!mail.contains("unlocked"), "no unlock claimed: {mail}");
     let err = e
         .verify(
             &b.flow_id,
@@ -1464,18 +1469,40 @@ async fn completed_reset_notifies_and_closes_other_flows() {
         .await
         .unwrap();
     assert!(v.verified);
-    e.c.reset
-        .unlock_account(pb::UnlockAccountRequest {
-            flow_id: c.flow_id.clone(),
-        })
-        .await
-        .unwrap();
-    assert!(
-        e.smtp
-            .wait_for(&email, &["the account was unlocked"])
+    let r =
+        e.c.reset
+            .unlock_account(pb::UnlockAccountRequest {
+                flow_id: c.flow_id.clone(),
+            })
             .await
-            .is_some(),
-        "unlock notification"
-    );
+            .unwrap()
+            .into_inner();
+    assert!(!r.was_locked, "not locked: nothing to unlock");
+    // Locked by the directory, then unlocked: that is told.
+    e.ldap.lock(&login).await;
+    let c = e.c.start(&login).await;
+    let code = e.mail_code(&c.flow_id, &email).await;
+    assert!(e.verified(&c.flow_id, email_proof(&code)).await);
+    let r =
+        e.c.reset
+            .unlock_account(pb::UnlockAccountRequest {
+                flow_id: c.flow_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+    assert!(r.was_locked);
+    let told = e
+        .smtp
+        .wait_for(&email, &["the account was unlocked"])
+        .await
+        .expect("unlock notification");
+    let unlock_notices = e
+        .smtp
+        .messages_to(&email)
+        .iter()
+        .filter(|m| m.contains("unlocked"))
+        .count();
+    assert_eq!(unlock_notices, 1, "only the real unlock was told: {told}");
     e.stop().await;
 }

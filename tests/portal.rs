@@ -186,6 +186,16 @@ async fn forgot_password_with_an_emailed_code_in_a_browser() {
     fill(&b, "#confirm_password", new).await;
     click(&b, "#set-password").await;
     assert_eq!(text(&b, "h1").await, "Done");
+    // "Also unlock" was ticked (the default), but the account was not locked: no claim
+    // (issue 24 item 7), neither here nor in the notice.
+    let done = text(&b, "main").await;
+    assert!(!done.contains("unlocked"), "{done}");
+    let notice = e
+        .smtp
+        .wait_for(&email, &["the password was reset"])
+        .await
+        .expect("the reset is told");
+    assert!(!notice.contains("unlocked"), "{notice}");
     shots.take(&b, "done").await;
     accessible(&b, "reset: done").await;
     assert!(e.ldap.can_bind(&login, new).await, "the new password binds");

@@ -180,9 +180,10 @@ impl ResetService for ResetApi {
         &self,
         req: Request<pb::UnlockAccountRequest>,
     ) -> Result<Response<pb::UnlockAccountResponse>, Status> {
-        self.service
+        let was_locked = self
+            .service
             .unlock_account(&req.into_inner().flow_id)
             .await?;
-        Ok(Response::new(pb::UnlockAccountResponse {}))
+        Ok(Response::new(pb::UnlockAccountResponse { was_locked }))
     }
 }

@@ -560,11 +560,11 @@ impl LdapDirectory {
         conn.done();
         match res.rc {
             rc::SUCCESS | rc::NO_SUCH_ATTRIBUTE => Ok(()),
-            rc::INSUFFICIENT_ACCESS | rc::CONSTRAINT_VIOLATION | rc::UNAVAILABLE_CRITICAL_EXTENSION => {
-                Err(DirectoryError::NotPermitted(
-                    "clear the failed binds (manage on pwdFailureTime, with the Relax Rules control)",
-                ))
-            }
+            rc::INSUFFICIENT_ACCESS
+            | rc::CONSTRAINT_VIOLATION
+            | rc::UNAVAILABLE_CRITICAL_EXTENSION => Err(DirectoryError::NotPermitted(
+                "clear the failed binds (manage on pwdFailureTime, with the Relax Rules control)",
+            )),
             rc::BUSY | rc::UNAVAILABLE => Err(DirectoryError::Unavailable(res.text)),
             other => Err(DirectoryError::Protocol(format!(
                 "clearing pwdFailureTime: result {other}"

@@ -75,6 +75,8 @@ pub enum Subject<'a> {
         required: u32,
         /// The question ids the user registered.
         registered: Vec<String>,
+        /// The directory had locked the account when the flow started.
+        locked: bool,
     },
     /// Anyone else (unknown, disabled, out of scope, unregistered): a flow of the same
     /// shape, derived from keyed hashes of the login, that can never be verified.
@@ -99,55 +101,59 @@ pub fn start(
     questions: QuestionPolicy,
     rng: &mut (impl Rng + ?Sized),
 ) -> ResetFlow {
-    let (user_key, login, display_name, dn, decoy, admin, pool, offered, required) = match subject {
-        Subject::User {
-            key,
-            login,
-            display_name,
-            dn,
-            admin,
-            offered,
-            required,
-            registered,
-        } => (
-            key.to_string(),
-            login.to_string(),
-            display_name.to_string(),
-            dn.to_string(),
-            false,
-            admin,
-            registered,
-            offered,
-            required,
-        ),
-        Subject::Decoy {
-            login,
-            key,
-            bank,
-            methods,
-            email_domain,
-            likeness,
-        } => {
-            let (registered, offered) = match likeness {
-                Some(l) => (l.questions.clone(), super::decoy::offers(l, key, login)),
-                None => (
-                    decoy_registration(bank, key, login, questions.register_count),
-                    decoy_offers(key, login, methods, email_domain),
-                ),
-            };
-            (
-                super::decoy_user_key(key, login),
+    let (user_key, login, display_name, dn, decoy, admin, pool, offered, required, locked) =
+        match subject {
+            Subject::User {
+                key,
+                login,
+                display_name,
+                dn,
+                admin,
+                offered,
+                required,
+                registered,
+                locked,
+            } => (
+                key.to_string(),
                 login.to_string(),
-                String::new(),
-                String::new(),
-                true,
+                display_name.to_string(),
+                dn.to_string(),
                 false,
+                admin,
                 registered,
                 offered,
-                methods.required,
-            )
-        }
-    };
+                required,
+                locked,
+            ),
+            Subject::Decoy {
+                login,
+                key,
+                bank,
+                methods,
+                email_domain,
+                likeness,
+            } => {
+                let (registered, offered) = match likeness {
+                    Some(l) => (l.questions.clone(), super::decoy::offers(l, key, login)),
+                    None => (
+                        decoy_registration(bank, key, login, questions.register_count),
+                        decoy_offers(key, login, methods, email_domain),
+                    ),
+                };
+                (
+                    super::decoy_user_key(key, login),
+                    login.to_string(),
+                    String::new(),
+                    String::new(),
+                    true,
+                    false,
+                    registered,
+                    offered,
+                    methods.required,
+                    false,
+                )
+            }
+        };
     let asks_questions = offered
         .iter()
         .any(|o| o.method == Method::SecurityQuestions);
@@ -177,6 +183,7 @@ pub fn start(
         password_changed: false,
         by_admin: false,
         decoy_questions,
+        locked,
     }
 }
 

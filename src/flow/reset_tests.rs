@@ -56,6 +56,7 @@ fn user_flow(offered: &[Method], required: u32) -> ResetFlow {
             offered: offered.iter().copied().map(offer).collect(),
             required,
             registered: registered(),
+            locked: false,
         },
         NOW,
         &policy(),

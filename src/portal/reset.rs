@@ -366,11 +366,11 @@ async fn verified(
     match purpose {
         Purpose::Reset | Purpose::Change => portal.redirect(visit, "/password"),
         Purpose::Unlock => match portal.service.unlock_account(id.expose()).await {
-            Ok(()) => {
+            Ok(was_locked) => {
                 visit.session.flow = None;
                 visit.session.done = Some(Done {
                     purpose,
-                    unlocked: true,
+                    unlocked: was_locked,
                 });
                 portal.redirect(visit, "/done")
             }

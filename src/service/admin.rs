@@ -483,6 +483,7 @@ impl Service {
             password_changed: false,
             by_admin: true,
             decoy_questions: vec![],
+            locked: user.locked,
         };
         let h = TokenHash::of(&super::new_token());
         self.store.put_flow(&h, &flow).await?;

@@ -74,6 +74,7 @@ impl Service {
                     offered,
                     required: mp.required,
                     registered: r.questions.iter().map(|q| q.question_id.clone()).collect(),
+                    locked: u.locked,
                 })
             }),
             _ => None,
@@ -658,8 +659,8 @@ impl Service {
                     "success",
                     "resolved_after_interruption",
                 );
-                self.finish(h, &flow, reset::written_what(&flow, false), true, record)
-                    .await?;
+                let what = reset::written_what(&flow, false);
+                self.finish(h, &flow, Some(what), true, record).await?;
                 return Err(ServiceError::AlreadyCompleted);
             }
             write::Interrupted::NotApplied => {}
@@ -746,27 +747,29 @@ impl Service {
 
     /// Spends the flow, closes the user's other open flows (a reset ends every other attempt
     /// in progress), resets the failure counters (after a self-service reset; an
-    /// administrator lifts a block with ClearBlock), tells the user's confirmed contacts,
-    /// and stores `record` — as one atomic batch with one flush ([`Batch`]).
+    /// administrator lifts a block with ClearBlock), tells the user's confirmed contacts
+    /// `what` happened (when anything did), and stores `record` — as one atomic batch with
+    /// one flush ([`Batch`]).
     async fn finish(
         &self,
         h: &TokenHash,
         flow: &ResetFlow,
-        what: &'static str,
+        what: Option<&'static str>,
         password_changed: bool,
         record: crate::audit::AuditEvent,
     ) -> Result<(), ServiceError> {
-        let notice = crate::delivery::Notice::AccountRecovered {
-            what: what.to_string(),
-        };
-        let outbox = match self.sspr().notify_users {
-            true => self
-                .store
-                .registration(&flow.user_key)
-                .await?
-                .map(|reg| self.contact_items(&reg, &notice))
-                .unwrap_or_default(),
-            false => Vec::new(),
+        let outbox = match (what, self.sspr().notify_users) {
+            (Some(what), true) => {
+                let notice = crate::delivery::Notice::AccountRecovered {
+                    what: what.to_string(),
+                };
+                self.store
+                    .registration(&flow.user_key)
+                    .await?
+                    .map(|reg| self.contact_items(&reg, &notice))
+                    .unwrap_or_default()
+            }
+            _ => Vec::new(),
         };
         // Under the user's lock no other write can end the flow; a racing proof may still
         // change it or another flow of the user, and is overtaken: read again, decide again.
@@ -989,10 +992,12 @@ impl Service {
             }
         }
         let flow = pending;
+        // "Unlocked" only for an account that was locked: a false notice teaches users to
+        // ignore the real ones.
         let mut unlocked = false;
         if opts.unlock {
             match self.directory.unlock(&user).await {
-                Ok(()) => unlocked = true,
+                Ok(()) => unlocked = flow.locked,
                 Err(e) => warn!(error = %e, "password set but unlock failed"),
             }
         }
@@ -1017,8 +1022,8 @@ impl Service {
             ""
         };
         let record = self.audit_event(kind, &flow.login, "success", detail);
-        self.finish(h, &flow, reset::written_what(&flow, unlocked), true, record)
-            .await?;
+        let what = reset::written_what(&flow, unlocked);
+        self.finish(h, &flow, Some(what), true, record).await?;
         crate::failpoint::hit("complete.after_commit");
         Ok(Completed {
             verified_by_bind,
@@ -1090,17 +1095,22 @@ impl Service {
 
     /// Unlocks the account without a password change.
     #[instrument(skip_all)]
-    pub async fn unlock_account(&self, flow_id: &str) -> Result<(), ServiceError> {
+    /// Unlocks the flow's account; whether it was locked (when it was not, nothing is
+    /// claimed: the record says `not_locked` and no notice goes out).
+    pub async fn unlock_account(&self, flow_id: &str) -> Result<bool, ServiceError> {
         let (h, flow, _guard) = self.verified_flow(flow_id).await?;
         if let Err(e) = self.directory.unlock(&Self::user_of(&flow)).await {
             self.audit("unlock", &flow.login, "failure", "directory")
                 .await;
             return Err(e.into());
         }
-        let record = self.audit_event("unlock", &flow.login, "success", "");
-        self.finish(&h, &flow, phrase::UNLOCKED, false, record)
-            .await?;
-        Ok(())
+        let (detail, notice) = match flow.locked {
+            true => ("", Some(phrase::UNLOCKED)),
+            false => ("not_locked", None),
+        };
+        let record = self.audit_event("unlock", &flow.login, "success", detail);
+        self.finish(&h, &flow, notice, false, record).await?;
+        Ok(flow.locked)
     }
 }
 

@@ -282,6 +282,10 @@ pub struct ResetFlow {
     /// real flow, and in decoys stored before 0.2: those redraw from the name's hash).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decoy_questions: Vec<String>,
+    /// The directory had locked the account when the flow started: an unlock then really
+    /// unlocks, and says so (never "unlocked" for an account that was not locked).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
 }
 
 /// A password write in progress: stored (flushed) before the directory is written, so that

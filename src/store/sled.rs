@@ -920,6 +920,7 @@ mod tests {
             password_changed: false,
             by_admin: false,
             decoy_questions: vec![],
+            locked: false,
         }
     }
 

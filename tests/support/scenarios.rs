@@ -315,7 +315,7 @@ pub async fn unlock(dir: &dyn TestDirectory, c: &mut Clients) {
     let flow = c.verified_flow(&login).await;
     let new = "Unlocked-Pass-5678";
     let done = c.complete(&flow, new, true).await.unwrap();
-    assert!(done.unlocked);
+    assert!(done.unlocked, "it was locked");
     assert!(done.verified_by_bind);
     assert!(
         dir.can_bind(&login, new).await,
@@ -326,13 +326,20 @@ pub async fn unlock(dir: &dyn TestDirectory, c: &mut Clients) {
     dir.lock(&login).await;
     assert!(!dir.can_bind(&login, new).await, "locked again");
     let flow = c.verified_flow(&login).await;
-    c.reset
+    let r = c
+        .reset
         .unlock_account(pb::UnlockAccountRequest {
             flow_id: flow.clone(),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert!(r.was_locked);
     assert!(dir.can_bind(&login, new).await, "unlocked, same password");
+    // Not locked: a reset with "unlock" ticked claims no unlock.
+    let flow = c.verified_flow(&login).await;
+    let done = c.complete(&flow, "Unlocked-Pass-9012", true).await.unwrap();
+    assert!(!done.unlocked, "it was not locked");
     // Unverified flows cannot unlock.
     let s = c.start(&login).await;
     let e = c
