@@ -5,7 +5,9 @@
 //! Crash points ([`hit`]: abort, like a power cut — no unwinding, no cleanup):
 //! `complete.intent` (the write intent is stored, the directory not yet written),
 //! `complete.after_write` (the directory accepted the password, the flow is not yet marked
-//! used), `complete.after_commit` (the flow is used, the client not yet answered),
+//! used), `directory.before_must_change` (the password is written, "change at next
+//! sign-in" not yet set), `complete.after_commit` (the flow is used, the client not yet
+//! answered),
 //! `outbox.after_send` (a provider accepted a notification that is still in the outbox).
 //!
 //! Faults ([`active`], [`delay`]): `complete.reply_lost` (the directory applied the password

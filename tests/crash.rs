@@ -173,6 +173,93 @@ async fn an_admin_reset_survives_a_crash_at_every_step() {
     }
 }
 
+/// Issue 24 item 13: an admin reset that requires a change at next sign-in, the daemon
+/// aborted at every step of its write — the intent stored, between the password and its
+/// flag, after both, after the commit. The password and the flag are one intent: after the
+/// restart, with nobody calling for the user, the write is decided at once and audited —
+/// both applied, or neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reset_with_must_change_is_whole_after_a_crash_at_every_step() {
+    let _beside = ALONE.read().await;
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let base = tempfile::tempdir().unwrap();
+    for point in [
+        "complete.intent",
+        "directory.before_must_change",
+        "complete.after_write",
+        "complete.after_commit",
+    ] {
+        let work = tempfile::tempdir_in(base.path()).unwrap();
+        let (mut raw, ca, port, cfg) = Daemon::config_file(work.path(), &ldap);
+        let certs = Certs::install(&mut raw, work.path());
+        std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+        let login = unique("mustcrash");
+        let (old, given) = ("MustCrash-Old-1234", "MustCrash-Given-5678");
+        ldap.create_user(&login, old).await;
+
+        let mut daemon = scenarios::spawn_daemon(&cfg, Some(point));
+        scenarios::connect_daemon(port, &ca).await;
+        let must_change = pb::ResetUserPasswordRequest {
+            username: login.clone(),
+            new_password: given.into(),
+            ..Default::default()
+        };
+        let e = admin_client(port, &ca, &certs.admin)
+            .reset_user_password(must_change)
+            .await
+            .unwrap_err();
+        eprintln!("{point}: the admin saw {:?}", e.code());
+        assert!(!daemon.wait().unwrap().success(), "{point}: aborted");
+
+        // Restarted, and nobody calls for this user: the decision comes by itself.
+        daemon = scenarios::spawn_daemon(&cfg, None);
+        scenarios::connect_daemon(port, &ca).await;
+        let mut admin = admin_client(port, &ca, &certs.admin);
+        let mut records = Vec::new();
+        for _ in 0..150 {
+            let mut stream = admin
+                .query_audit(pb::QueryAuditRequest {
+                    kind: "admin.reset".into(),
+                    username: login.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            records.clear();
+            while let Some(r) = stream.message().await.unwrap() {
+                records.push((r.outcome, r.reason));
+            }
+            if !records.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let pair = |o: &str, r: &str| vec![(o.to_string(), r.to_string())];
+        match point {
+            "complete.intent" => {
+                assert!(ldap.can_bind(&login, old).await, "{point}: nothing changed");
+                assert!(!ldap.must_change(&login, old).await, "{point}: no flag");
+                assert_eq!(records, pair("failure", "write_not_applied"), "{point}");
+            }
+            "complete.after_commit" => {
+                assert!(ldap.must_change(&login, given).await, "{point}: both");
+                assert_eq!(records, pair("success", "must_change"), "{point}");
+            }
+            _ => {
+                assert!(ldap.must_change(&login, given).await, "{point}: both");
+                assert_eq!(
+                    records,
+                    pair("success", "resolved_after_interruption+must_change"),
+                    "{point}"
+                );
+            }
+        }
+        scenarios::stop_daemon(daemon);
+    }
+}
+
 /// Issue 11 item 4: an admin reset whose write outlasts the request's deadline answers
 /// OUTCOME_PENDING before it; the write goes on and is recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 //! The store contract: what every [`Store`] backend must do, run against each of them —
-//! sled (the default) and the in-memory store today; the etcd backend will be held to the
+//! sled (the default) and the in-memory store today; the PostgreSQL backend will be held to the
 //! same suite. Compare-and-swap semantics for every record kind, expiry by `sweep`, atomic
 //! counter updates and an unbroken audit chain under concurrency, pruning from the start of
 //! the chain, outbox order and acknowledgement, server keys, atomic batches (all or nothing,
@@ -69,6 +69,7 @@ async fn contract(name: &str, store: Arc<dyn Store>) {
     registrations_swap(&*store).await;
     sessions_swap_and_expire(&*store).await;
     flows_swap_list_and_expire(&*store).await;
+    undecided_writes_outlive_their_flows(&*store).await;
     counters_update_atomically(store.clone()).await;
     audit_chain_holds_under_concurrency(store.clone()).await;
     batches_apply_all_or_nothing(store.clone()).await;
@@ -147,6 +148,42 @@ async fn flows_swap_list_and_expire(s: &dyn Store) {
         vec![id(11)],
         "index follows"
     );
+}
+
+/// A flow whose password write was cut off is listed (by user) until the write is decided,
+/// and is kept past its expiry meanwhile: deciding it needs its intent.
+async fn undecided_writes_outlive_their_flows(s: &dyn Store) {
+    assert!(s.undecided_writes().await.unwrap().is_empty());
+    let open = flow("w1", 200);
+    let mut cut_off = open.clone();
+    cut_off.write =
+        Some(serde_json::from_value(json!({"marker": "m", "must_change": true})).unwrap());
+    s.put_flow(&id(20), &open).await.unwrap();
+    assert!(s.swap_flow(&id(20), &open, &cut_off).await.unwrap());
+    let mut spent = flow("w2", 200);
+    spent.write = cut_off.write.clone();
+    spent.state = FlowState::Completed;
+    s.put_flow(&id(21), &spent).await.unwrap();
+    assert_eq!(s.undecided_writes().await.unwrap(), vec!["w1".to_string()]);
+    s.sweep(500).await.unwrap();
+    assert_eq!(
+        s.flow(&id(20)).await.unwrap(),
+        Some(cut_off.clone()),
+        "kept"
+    );
+    assert!(
+        s.flow(&id(21)).await.unwrap().is_none(),
+        "a spent flow goes"
+    );
+    // Decided: no longer listed, and swept like any other.
+    let mut decided = cut_off.clone();
+    decided.write = None;
+    decided.state = FlowState::Closed;
+    assert!(s.swap_flow(&id(20), &cut_off, &decided).await.unwrap());
+    assert!(s.undecided_writes().await.unwrap().is_empty());
+    s.sweep(500).await.unwrap();
+    assert!(s.flow(&id(20)).await.unwrap().is_none());
+    assert!(s.flows_of("w1").await.unwrap().is_empty());
 }
 
 async fn counters_update_atomically(s: Arc<dyn Store>) {

@@ -477,11 +477,6 @@ pub fn may_complete(flow: &ResetFlow, mp: &MethodPolicy) -> Result<(), Refusal> 
     }
 }
 
-/// Whether `flow` holds a write that was cut off and must be decided before another write.
-pub fn write_undecided(flow: &ResetFlow) -> bool {
-    flow.state == FlowState::Open && flow.write.is_some()
-}
-
 /// `flow` after a write that did not happen: without its intent; closed if it was an
 /// administrator's reset (nothing else can use it).
 pub fn without_write(flow: &ResetFlow) -> ResetFlow {

@@ -591,6 +591,8 @@ fn may_complete_cases() {
 fn intent() -> Option<WriteIntent> {
     Some(WriteIntent {
         marker: Some("20261128000000Z".into()),
+        must_change: false,
+        unlock: false,
     })
 }
 
@@ -598,11 +600,11 @@ fn intent() -> Option<WriteIntent> {
 fn a_write_not_applied_reopens_a_user_flow_and_ends_an_admin_reset() {
     let mut f = user_flow(&[Method::Email], 1);
     f.write = intent();
-    assert!(write_undecided(&f));
+    assert!(f.write_undecided());
     let cleared = without_write(&f);
     assert_eq!(cleared.write, None);
     assert_eq!(cleared.state, FlowState::Open);
-    assert!(!write_undecided(&cleared));
+    assert!(!cleared.write_undecided());
     f.by_admin = true;
     assert_eq!(without_write(&f).state, FlowState::Closed);
     assert_eq!(write_kind(&f), "admin.reset");

@@ -179,6 +179,26 @@ pub async fn serve_with_clocks(
 
     let outbox = tokio::spawn(service.clone().run_outbox(cfg.outbox));
 
+    // Password writes a crash cut off are decided now (and their records written), not at
+    // the user's next write; while the directory cannot say, again every sweep interval.
+    let decider = {
+        let service = service.clone();
+        let every = cfg.sweep_interval;
+        tokio::spawn(crate::service::as_actor("ssprd".into(), async move {
+            loop {
+                match service.decide_interrupted_writes().await {
+                    Ok(0) => break,
+                    Ok(n) => info!(
+                        users = n,
+                        "interrupted password writes wait for the directory"
+                    ),
+                    Err(e) => warn!(error = %e, "interrupted password writes not read"),
+                }
+                tokio::time::sleep(every).await;
+            }
+        }))
+    };
+
     // Readiness, checked in the background: the gRPC health status and `/readyz`.
     let (readiness_tx, readiness) =
         tokio::sync::watch::channel(crate::service::health::Readiness::unchecked());
@@ -295,6 +315,8 @@ pub async fn serve_with_clocks(
     }
     sweeper.abort();
     let _ = sweeper.await;
+    decider.abort();
+    let _ = decider.await;
     outbox.abort();
     let _ = outbox.await;
     checks.abort();

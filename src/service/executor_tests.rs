@@ -328,6 +328,8 @@ async fn a_cut_off_admin_write_is_decided_before_the_users_write() {
     cut_off.verified.clear();
     cut_off.write = Some(crate::store::WriteIntent {
         marker: Some("1".into()),
+        must_change: false,
+        unlock: false,
     });
     store
         .put_flow(&TokenHash::of("the admin's cut-off write"), &cut_off)

@@ -616,7 +616,7 @@ impl Service {
             let Some(f) = self.store.flow(&other).await? else {
                 continue;
             };
-            if !reset::write_undecided(&f) {
+            if !f.write_undecided() {
                 continue;
             }
             match self.resolve_write(&other, f).await {
@@ -653,13 +653,10 @@ impl Service {
         match write::after_interruption(read_back) {
             write::Interrupted::Pending => return Err(ServiceError::OutcomePending),
             write::Interrupted::Applied => {
-                let record = self.audit_event(
-                    reset::write_kind(&flow),
-                    &flow.login,
-                    "success",
-                    "resolved_after_interruption",
-                );
-                let what = reset::written_what(&flow, false);
+                let (reason, unlocked) = self.complete_intent(&flow, &intent).await?;
+                let record =
+                    self.audit_event(reset::write_kind(&flow), &flow.login, "success", &reason);
+                let what = reset::written_what(&flow, unlocked);
                 self.finish(h, &flow, Some(what), true, record).await?;
                 return Err(ServiceError::AlreadyCompleted);
             }
@@ -677,6 +674,58 @@ impl Service {
         )
         .await;
         Ok(cleared)
+    }
+
+    /// Carries out what a write decided as applied after an interruption may still lack —
+    /// the password and its flags are one intent: "change at next sign-in" is set (again:
+    /// harmless when the crash came after it), and the account unlocked when asked and it
+    /// was locked. The record's reason says what was done (`resolved_after_interruption`,
+    /// `+must_change`, or `+must_change_not_set` when the directory refused the flag); a
+    /// directory that cannot be asked leaves the write undecided (OUTCOME_PENDING).
+    async fn complete_intent(
+        &self,
+        flow: &ResetFlow,
+        intent: &WriteIntent,
+    ) -> Result<(String, bool), ServiceError> {
+        let user = Self::user_of(flow);
+        let mut reason = "resolved_after_interruption".to_string();
+        if intent.must_change {
+            match self.directory.require_change(&user).await {
+                Ok(()) => reason.push_str("+must_change"),
+                Err(DirectoryError::Unavailable(why)) => {
+                    warn!(reason = %why, "the password was changed; its change-at-next-sign-in flag waits for the directory");
+                    return Err(ServiceError::OutcomePending);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the password was changed, but the directory refused the change-at-next-sign-in flag");
+                    reason.push_str("+must_change_not_set");
+                }
+            }
+        }
+        let mut unlocked = false;
+        if intent.unlock {
+            match self.directory.unlock(&user).await {
+                Ok(()) => unlocked = flow.locked,
+                Err(e) => warn!(error = %e, "password set but unlock failed"),
+            }
+        }
+        Ok((reason, unlocked))
+    }
+
+    /// Decides every write that a crash (or an outcome the directory left unknown) cut
+    /// off, each under its user's lock — at start, so the decision and its record do not
+    /// wait for the user's next write, and again while any stays undecided (a directory
+    /// that cannot be asked yet). How many users still have one.
+    pub async fn decide_interrupted_writes(&self) -> Result<usize, ServiceError> {
+        let mut left = 0;
+        for user in self.store.undecided_writes().await? {
+            let _guard = self.user_lock(&user).lock_owned().await;
+            if let Err(e) = self.settle_writes(&user, None).await {
+                warn!(error = %e, "an interrupted password write is not decided yet");
+                left += 1;
+            }
+        }
+        Ok(left)
     }
 
     /// Whether a password write whose outcome is unknown (a crash, a timeout, a lost reply)
@@ -931,6 +980,8 @@ impl Service {
         let mut pending = flow.clone();
         pending.write = Some(WriteIntent {
             marker: marker.clone(),
+            must_change,
+            unlock: opts.unlock,
         });
         if !self.store.swap_flow(h, &flow, &pending).await? {
             return Err(ServiceError::FlowInvalid);

@@ -168,6 +168,17 @@ impl Flows for MemoryStore {
             .transpose()
     }
 
+    async fn undecided_writes(&self) -> Result<Vec<String>, StoreError> {
+        let mut users = std::collections::BTreeSet::new();
+        for v in self.data().flows.values() {
+            let f: ResetFlow = decode("flow", v)?;
+            if f.write_undecided() {
+                users.insert(f.user_key);
+            }
+        }
+        Ok(users.into_iter().collect())
+    }
+
     async fn flows_of(&self, user_key: &str) -> Result<Vec<TokenHash>, StoreError> {
         let d = self.data();
         let mut ids = Vec::new();
@@ -391,7 +402,8 @@ impl Upkeep for MemoryStore {
         let mut n = 0;
         let mut expired = Vec::new();
         for (id, v) in &d.flows {
-            if decode::<ResetFlow>("flow", v)?.expires_at <= now {
+            let f: ResetFlow = decode("flow", v)?;
+            if f.expires_at <= now && !f.write_undecided() {
                 expired.push(*id);
             }
         }

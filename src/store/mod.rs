@@ -288,13 +288,30 @@ pub struct ResetFlow {
     pub locked: bool,
 }
 
+impl ResetFlow {
+    /// The flow holds a write that was cut off (a crash, an unknown outcome) and must be
+    /// decided before another write for its user. Such a flow is kept past its expiry
+    /// until it is decided ([`Upkeep::sweep`]).
+    pub fn write_undecided(&self) -> bool {
+        self.state == FlowState::Open && self.write.is_some()
+    }
+}
+
 /// A password write in progress: stored (flushed) before the directory is written, so that
-/// after a crash the outcome can be decided from the directory instead of guessed.
+/// after a crash the outcome can be decided from the directory instead of guessed — and
+/// the whole intent carried out: the password and the flags that go with it are one.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct WriteIntent {
     /// The directory's password-change marker before the write (OpenLDAP `pwdChangedTime`,
     /// AD `pwdLastSet`); a different value afterwards means the password was changed.
     pub marker: Option<String>,
+    /// The write requires a change at next sign-in: when a crash cut it off after the
+    /// password was written, deciding it sets the flag.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_change: bool,
+    /// The write also unlocks the account.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unlock: bool,
 }
 
 /// Per-account verification failures.
@@ -442,6 +459,10 @@ pub trait Sessions: Send + Sync {
 pub trait Flows: Send + Sync {
     async fn put_flow(&self, id: &TokenHash, flow: &ResetFlow) -> Result<(), StoreError>;
     async fn flow(&self, id: &TokenHash) -> Result<Option<ResetFlow>, StoreError>;
+    /// The users of flows whose write is undecided ([`ResetFlow::write_undecided`]),
+    /// expired or not, each once: what a daemon decides when it starts (a scan of the
+    /// flows: they live minutes).
+    async fn undecided_writes(&self) -> Result<Vec<String>, StoreError>;
     /// Ids (hashes) of the stored flows of one user.
     async fn flows_of(&self, user_key: &str) -> Result<Vec<TokenHash>, StoreError>;
     /// Replaces `old` with `new` only if the stored flow still equals `old`.
@@ -577,7 +598,8 @@ pub trait Upkeep: Send + Sync {
     /// Becomes `Some(reason)` when a write could not be made durable (a failed flush: disk
     /// full, IO error). The daemon then stops; data acknowledged before stays on disk.
     fn failed(&self) -> tokio::sync::watch::Receiver<Option<String>>;
-    /// Deletes flows and sessions that expired at or before `now`; returns how many.
+    /// Deletes flows and sessions that expired at or before `now` — but a flow whose write
+    /// is undecided, which stays until it is decided; returns how many.
     async fn sweep(&self, now: u64) -> Result<usize, StoreError>;
     /// Whether the store takes writes now: a small write (`now`, in the store's own
     /// metadata) made as durable as any other, or the reason it cannot be. The readiness

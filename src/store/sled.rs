@@ -387,15 +387,21 @@ impl SledStore {
         for item in self.expiry.range(start..=end) {
             let (k, _) = item.map_err(io)?;
             let id = &k[9..];
-            if let Some(old) = target.remove(id).map_err(io)?
-                && tag == TAG_FLOW
+            if tag == TAG_FLOW
+                && let Some(old) = target.get(id).map_err(io)?
             {
                 let flow: ResetFlow = decode("flow", &old)?;
+                // A write still to be decided outlives its flow's expiry: the decision
+                // needs its intent (the marker, the flags that go with the password).
+                if flow.write_undecided() {
+                    continue;
+                }
                 let hash = TokenHash(id.try_into().expect("32-byte key"));
                 self.user_flows
                     .remove(Self::user_flow_key(&flow.user_key, &hash))
                     .map_err(io)?;
             }
+            target.remove(id).map_err(io)?;
             self.expiry.remove(&k).map_err(io)?;
             n += 1;
         }
@@ -515,6 +521,18 @@ impl Flows for SledStore {
             .map_err(io)?
             .map(|v| decode("flow", &v))
             .transpose()
+    }
+
+    async fn undecided_writes(&self) -> Result<Vec<String>, StoreError> {
+        let mut users = std::collections::BTreeSet::new();
+        for item in self.flows.iter() {
+            let (_, v) = item.map_err(io)?;
+            let flow: ResetFlow = decode("flow", &v)?;
+            if flow.write_undecided() {
+                users.insert(flow.user_key);
+            }
+        }
+        Ok(users.into_iter().collect())
     }
 
     async fn flows_of(&self, user_key: &str) -> Result<Vec<TokenHash>, StoreError> {
