@@ -190,7 +190,8 @@ pub fn main() -> ExitCode {
                 }
             };
             crate::logging::init(cfg.log.format, &cfg.log.level);
-            runtime().block_on(async move {
+            let rt = runtime();
+            let code = rt.block_on(async move {
                 let listener = match tokio::net::TcpListener::bind(cfg.server.listen).await {
                     Ok(l) => l,
                     Err(e) => {
@@ -206,7 +207,11 @@ pub fn main() -> ExitCode {
                         ExitCode::FAILURE
                     }
                 }
-            })
+            });
+            // Blocking work still running (a flush, a backup) gets a moment, not forever: a
+            // stop must end inside the unit's TimeoutStopSec.
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+            code
         }
         Command::Audit { command } => {
             // Only the store path is needed: no secrets, no TLS files.

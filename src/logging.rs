@@ -1,5 +1,6 @@
-//! The `[log]` section and the process's log output (`tracing` to standard error, where
-//! systemd's journal picks it up).
+//! The `[log]` section and the process's log output (`tracing` to standard output, where
+//! systemd's journal picks it up): colours only on a terminal, never in a file or the
+//! journal.
 
 use crate::problems::Problems;
 use serde::{Deserialize, Serialize};
@@ -47,7 +48,10 @@ pub fn init(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

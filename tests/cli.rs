@@ -244,6 +244,9 @@ fn one_daemon_per_database_and_sigterm_stops_gracefully() {
     };
     assert!(status.success(), "graceful exit: {status}");
     assert!(wait_for(&log1, "stopped", 1));
+    // Written to a file: no terminal colour codes (issue 24 item 12).
+    let log = std::fs::read_to_string(&log1).unwrap();
+    assert!(!log.contains('\u{1b}'), "ANSI escapes in a log file: {log}");
 }
 
 /// The systemd notify protocol on a real datagram socket: READY=1 once serving, WATCHDOG=1

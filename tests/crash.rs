@@ -126,7 +126,7 @@ async fn an_admin_reset_survives_a_crash_at_every_step() {
             .await
             .unwrap_err();
         eprintln!("{point}: the admin saw {:?}", e.code());
-        let status = daemon.wait().unwrap();
+        let status = daemon.exit_within(30);
         assert!(!status.success(), "{point}: the daemon aborted");
 
         daemon = scenarios::spawn_daemon(&cfg, None);
@@ -210,7 +210,7 @@ async fn an_admin_reset_with_must_change_is_whole_after_a_crash_at_every_step() 
             .await
             .unwrap_err();
         eprintln!("{point}: the admin saw {:?}", e.code());
-        assert!(!daemon.wait().unwrap().success(), "{point}: aborted");
+        assert!(!daemon.exit_within(30).success(), "{point}: aborted");
 
         // Restarted, and nobody calls for this user: the decision comes by itself.
         daemon = scenarios::spawn_daemon(&cfg, None);

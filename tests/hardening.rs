@@ -197,7 +197,7 @@ async fn acknowledged_writes_survive_kill_9() {
 
     let kill9 = |mut child: scenarios::Spawned| {
         child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.exit_within(10);
     };
     // 1. A registration, killed right after the acknowledgement.
     let daemon = scenarios::spawn_daemon(&cfg, None);

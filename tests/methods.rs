@@ -1506,3 +1506,69 @@ async fn completed_reset_notifies_and_closes_other_flows() {
     assert_eq!(unlock_notices, 1, "only the real unlock was told: {told}");
     e.stop().await;
 }
+
+/// Issue 24 item 16: a daemon asked to stop while deliveries to a stalled SMTP server are in
+/// flight — a reset code (SendCode answered `pending`) and a notification the outbox is
+/// sending — stops within a bound, well inside the unit's `TimeoutStopSec`: the code is
+/// abandoned (the user asks for another), the notification stays in the outbox for the next
+/// start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_during_a_stalled_delivery_is_bounded() {
+    // Accepts connections and never says a word.
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = stalled.local_addr().unwrap().port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = stalled.accept().await {
+            open.push(s);
+        }
+    });
+    let certs_dir = tempfile::tempdir().unwrap();
+    let mut certs = None;
+    let mut e = env(|raw| {
+        certs = Some(support::Certs::install(raw, certs_dir.path()));
+        raw.email.host = "127.0.0.1".into();
+        raw.email.port = port;
+        raw.email.timeout_ms = 60_000;
+        raw.server.uniform_response_ms = 200;
+    })
+    .await;
+    let certs = certs.unwrap();
+    let (login, pw) = e.user("stall").await;
+    let token = e.begin(&login, &pw).await;
+    let secret = e.register_totp(&token).await;
+    e.daemon
+        .as_ref()
+        .unwrap()
+        .admin(&certs.admin)
+        .set_contact(pb::SetContactRequest {
+            username: login.clone(),
+            kind: pb::AdminContactKind::Email as i32,
+            value: format!("{login}@example.org"),
+        })
+        .await
+        .unwrap();
+    // A notification for the outbox: a completed reset is told.
+    let flow = e.c.start(&login).await;
+    let code = totp::code_at(&secret, e.clock.now() + 30);
+    assert!(
+        e.verified(&flow.flow_id, Proof::AuthenticatorCode(code))
+            .await
+    );
+    e.c.complete(&flow.flow_id, "Stalled-Mail-Reset-4711", false)
+        .await
+        .unwrap();
+    // A reset code in flight.
+    let flow = e.c.start(&login).await;
+    let sent = e.send_code(&flow.flow_id).await.unwrap();
+    assert!(sent.pending, "the stalled server has not taken it");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = std::time::Instant::now();
+    e.stop_daemon().await;
+    let took = started.elapsed();
+    println!("stopped in {took:?} with two deliveries stalled");
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    held.abort();
+    e.stop().await;
+}

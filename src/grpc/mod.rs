@@ -129,7 +129,8 @@ pub async fn serve(
         idle_timeout: cfg.idle_timeout,
         keepalive_interval: cfg.keepalive,
         max_concurrent_streams: cfg.max_concurrent_streams,
-        shutdown_grace: std::time::Duration::from_secs(10),
+        // Calls in flight get their deadline, no more.
+        shutdown_grace: cfg.request_timeout + std::time::Duration::from_secs(1),
     };
 
     info!(

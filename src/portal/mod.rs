@@ -643,6 +643,9 @@ async fn logo(State(portal): State<Arc<Portal>>) -> Response {
     }
 }
 
+/// How long the portal's connections get to finish their calls at shutdown.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serves the portal on `listener` until `shutdown` resolves.
 pub async fn serve(
     cfg: PortalConfig,
@@ -663,7 +666,7 @@ pub async fn serve(
         idle_timeout: std::time::Duration::from_secs(120),
         keepalive_interval: std::time::Duration::from_secs(30),
         max_concurrent_streams: 32,
-        shutdown_grace: std::time::Duration::from_secs(5),
+        shutdown_grace: SHUTDOWN_GRACE,
     };
     let csrf = service
         .store()

@@ -304,31 +304,40 @@ pub async fn serve_with_clocks(
                 }
             }
             notify(&[sd_notify::NotifyState::Stopping]);
+            // Both listeners stop taking calls at once and drain side by side.
+            let _ = portal_stop.send(true);
         },
     )
     .await;
-    // Wait for the background tasks to end: the store must be closed when serve returns, so
-    // the next daemon (or `ssprd audit`) can open it.
-    let _ = portal_stop.send(true);
+    // Wait for the background tasks to end, each within a bound (a stop must end well
+    // inside the unit's TimeoutStopSec): the store must be closed when serve returns, so the
+    // next daemon (or `ssprd audit`) can open it. Code deliveries still running are
+    // abandoned (the user asks for another code); notifications stay in the outbox.
     if let Some(p) = portal {
-        let _ = p.await;
+        ended("the portal", p, crate::portal::SHUTDOWN_GRACE + TASK_END).await;
     }
-    sweeper.abort();
-    let _ = sweeper.await;
-    decider.abort();
-    let _ = decider.await;
-    outbox.abort();
-    let _ = outbox.await;
-    checks.abort();
-    let _ = checks.await;
+    for (name, task) in [
+        ("the sweeper", sweeper),
+        ("the interrupted-write decider", decider),
+        ("the outbox worker", outbox),
+        ("the readiness checks", checks),
+    ] {
+        task.abort();
+        ended(name, task, TASK_END).await;
+    }
     if let Some(m) = management {
         m.abort();
-        let _ = m.await;
+        ended("the management listener", m, TASK_END).await;
     }
-    service.stop_deliveries().await;
+    if tokio::time::timeout(TASK_END, service.stop_deliveries())
+        .await
+        .is_err()
+    {
+        warn!("code deliveries did not end in time: abandoned");
+    }
     if let Some(w) = watchdog {
         w.abort();
-        let _ = w.await;
+        ended("the watchdog", w, TASK_END).await;
     }
     served.map_err(ServeError::Setup)?;
     if let Some(why) = store_failure.lock().expect("lock").take() {
@@ -338,6 +347,22 @@ pub async fn serve_with_clocks(
     }
     info!("stopped");
     Ok(())
+}
+
+/// How long an aborted background task gets to end at shutdown (it ends at its next await:
+/// longer means it is stuck, and it is abandoned).
+const TASK_END: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits at most `within` for `task` to end; says so when it did not (it is abandoned: the
+/// process exits without it).
+async fn ended<T>(name: &str, task: tokio::task::JoinHandle<T>, within: std::time::Duration) {
+    if tokio::time::timeout(within, task).await.is_err() {
+        warn!(
+            task = name,
+            ?within,
+            "did not end in time at shutdown: abandoned"
+        );
+    }
 }
 
 /// Watchdog pings at half the interval systemd asks for, from READY on (when `enabled` and

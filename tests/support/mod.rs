@@ -291,12 +291,18 @@ impl Daemon {
             .map(|r| r.expect("serve task"))
     }
 
+    /// Stops the daemon; fails the test when it takes longer than a stop may (the unit's
+    /// `TimeoutStopSec` is 20 s) rather than hang the suite.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
-            t.await.unwrap().unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(20), t)
+                .await
+                .expect("the daemon did not stop within 20 s of being asked")
+                .unwrap()
+                .unwrap();
         }
     }
 }

@@ -725,6 +725,24 @@ impl std::ops::DerefMut for Spawned {
     }
 }
 
+impl Spawned {
+    /// Waits for the daemon to exit, at most `secs` seconds: a stop that takes longer is a
+    /// failure of the test (with a message), never a suite that hangs until CI's limit.
+    pub fn exit_within(&mut self, secs: u64) -> std::process::ExitStatus {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            if std::time::Instant::now() > until {
+                let _ = self.0.kill();
+                panic!("the daemon did not exit within {secs} s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Spawned {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {
@@ -768,11 +786,12 @@ pub async fn connect_daemon(port: u16, ca: &str) -> Clients {
     panic!("daemon did not come up");
 }
 
+/// SIGTERM, then the exit within the unit's `TimeoutStopSec` (20 s).
 pub fn stop_daemon(mut child: Spawned) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
-    let _ = child.wait();
+    child.exit_within(20);
 }
 
 /// Reliability item 1 (see `tests/crash.rs`): the real binary aborted at each step of
@@ -796,7 +815,7 @@ pub async fn crash_consistency(dir: &dyn TestDirectory, base: &Path) {
         let flow = c.verified_flow(&login).await;
         let e = c.complete(&flow, new, false).await.unwrap_err();
         eprintln!("{point}: the client saw {:?}", e.code());
-        let status = daemon.wait().unwrap();
+        let status = daemon.exit_within(30);
         assert!(!status.success(), "{point}: the daemon aborted");
 
         // Restart without the crash point; the flow id from before the crash is used.
