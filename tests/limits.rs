@@ -125,9 +125,24 @@ async fn raw_call(
     content_type: &str,
     body: Vec<u8>,
 ) -> tonic::Status {
+    raw_call_with(channel, path, content_type, &[], body).await
+}
+
+/// [`raw_call`] with extra request headers.
+async fn raw_call_with(
+    channel: tonic::transport::Channel,
+    path: &str,
+    content_type: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> tonic::Status {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
-    let req = http::Request::post(format!("https://localhost{path}"))
+    let mut req = http::Request::post(format!("https://localhost{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
         .header("content-type", content_type)
         .header("te", "trailers")
         .body(tonic::body::Body::new(http_body_util::Full::new(
@@ -236,6 +251,26 @@ async fn malformed_requests_are_invalid_argument_for_every_service() {
             "{path} text/plain: {s:?}"
         );
         assert_eq!(support::reason(&s), "UNSUPPORTED_CONTENT_TYPE", "{path}");
+        // Issue 24 item 14: a compressed request (as a stock client with gzip or br sends
+        // it) gets a stable reason too.
+        for encoding in ["gzip", "br"] {
+            let mut gz = frame(&[good]);
+            gz[0] = 1;
+            let s = raw_call_with(
+                admin.clone(),
+                path,
+                "application/grpc",
+                &[("grpc-encoding", encoding)],
+                gz,
+            )
+            .await;
+            assert_eq!(
+                s.code(),
+                tonic::Code::Unimplemented,
+                "{path} {encoding}: {s:?}"
+            );
+            assert_eq!(support::reason(&s), "COMPRESSION_UNSUPPORTED", "{path}");
+        }
     }
     // A well-formed request still works on the same connection.
     let s = raw_call(

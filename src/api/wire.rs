@@ -2,10 +2,12 @@
 //! daemon serves (ssprd's, health, reflection): the content type is gRPC with protobuf, every
 //! message is well framed, no larger than the decode limit and valid protobuf for the
 //! method's request type (varints, lengths, wire types, UTF-8 in strings — checked against
-//! the same descriptors the services are generated from), and a call whose request is unary
-//! carries exactly one message. Anything else is answered `INVALID_ARGUMENT` /
-//! `MALFORMED_REQUEST` or `UNSUPPORTED_CONTENT_TYPE` (or `RESOURCE_EXHAUSTED` /
-//! `REQUEST_TOO_LARGE`) with `ErrorInfo`, never `INTERNAL`.
+//! the same descriptors the services are generated from), a call whose request is unary
+//! carries exactly one message, and nothing is compressed. Anything else is answered
+//! `INVALID_ARGUMENT` / `MALFORMED_REQUEST` or `UNSUPPORTED_CONTENT_TYPE` (or
+//! `RESOURCE_EXHAUSTED` / `REQUEST_TOO_LARGE`, or `UNIMPLEMENTED` /
+//! `COMPRESSION_UNSUPPORTED` for a `grpc-encoding` other than `identity`) with `ErrorInfo`,
+//! never `INTERNAL`.
 //!
 //! The request body is checked as it streams: a message is validated once it is complete,
 //! before the bytes that complete it reach the service's decoder, and a failure ends the body
@@ -122,14 +124,29 @@ pub fn unsupported_content_type() -> Status {
     )
 }
 
+/// The answer to a request compressed with `encoding` (a `grpc-encoding` other than
+/// `identity`): the gRPC spec's UNIMPLEMENTED, with ssprd's stable reason and the encodings
+/// the server accepts (`grpc-accept-encoding: identity`).
+pub fn compression_unsupported(encoding: &str) -> http::Response<tonic::body::Body> {
+    let mut res = super::status(
+        Code::Unimplemented,
+        "COMPRESSION_UNSUPPORTED",
+        Some("grpc-encoding"),
+        format!("requests compressed with {encoding:?} are not accepted: send them uncompressed"),
+    )
+    .into_http();
+    res.headers_mut().insert(
+        "grpc-accept-encoding",
+        http::HeaderValue::from_static("identity"),
+    );
+    res
+}
+
 /// A request body checked as it streams (see the module docs).
 pub struct CheckedBody<B> {
     inner: B,
     method: Method,
     max_message: usize,
-    /// The request names a compression (`grpc-encoding`): compressed messages are left to
-    /// tonic, which refuses encodings it does not accept.
-    compressed_allowed: bool,
     /// Bytes from the start of the first message not yet complete.
     partial: BytesMut,
     messages: usize,
@@ -160,7 +177,6 @@ impl<B> CheckedBody<B> {
         methods: &Methods,
         path: &str,
         max_message: usize,
-        compressed_allowed: bool,
         failure: FailedRequest,
     ) -> Result<Self, B> {
         match methods.by_path.get(path) {
@@ -168,7 +184,6 @@ impl<B> CheckedBody<B> {
                 inner,
                 method: m.clone(),
                 max_message,
-                compressed_allowed,
                 partial: BytesMut::new(),
                 messages: 0,
                 done: false,
@@ -204,9 +219,9 @@ impl<B> CheckedBody<B> {
                     self.messages + 1
                 )));
             }
-            if flag == 1 && !self.compressed_allowed {
+            if flag == 1 {
                 return Err(malformed(
-                    "a compressed message arrived without a grpc-encoding header",
+                    "a compressed message arrived; requests are never compressed here",
                 ));
             }
             if len > self.max_message {
@@ -404,17 +419,21 @@ where
             let status = unsupported_content_type();
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        let compressed_allowed = parts
+        if let Some(encoding) = parts
             .headers
             .get("grpc-encoding")
-            .is_some_and(|v| v.as_bytes() != b"identity");
+            .filter(|v| v.as_bytes() != b"identity")
+            .filter(|_| self.layer.methods.knows(&path))
+        {
+            let res = compression_unsupported(&String::from_utf8_lossy(encoding.as_bytes()));
+            return Box::pin(async move { Ok(res) });
+        }
         let failure = FailedRequest::default();
         let body = match CheckedBody::new(
             body,
             &self.layer.methods,
             &path,
             self.layer.max_message,
-            compressed_allowed,
             failure.clone(),
         ) {
             Ok(checked) => tonic::body::Body::new(checked),
@@ -461,7 +480,6 @@ mod tests {
             &methods,
             path,
             1024,
-            false,
             FailedRequest::default(),
         )
         .unwrap_or_else(|_| panic!("{path} is served"));
