@@ -8,7 +8,9 @@
 //! used), `directory.before_must_change` (the password is written, "change at next
 //! sign-in" not yet set), `complete.after_commit` (the flow is used, the client not yet
 //! answered),
-//! `outbox.after_send` (a provider accepted a notification that is still in the outbox).
+//! `outbox.after_send` (a provider accepted a notification that is still in the outbox),
+//! `verify.after_attempt` (a proof took an attempt from the account's budget and is not
+//! yet checked).
 //!
 //! Faults ([`active`], [`delay`]): `complete.reply_lost` (the directory applied the password
 //! write but its reply is treated as lost: an ambiguous outcome), `complete.slow_write` (the

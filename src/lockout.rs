@@ -130,6 +130,7 @@ fn prune(c: &mut SignInCounters, now: u64, b: &Budget) {
 pub fn take(
     mut c: SignInCounters,
     id: u64,
+    owner: u64,
     now: u64,
     b: &Budget,
     directory_failures: Option<u32>,
@@ -142,7 +143,7 @@ pub fn take(
     if counted >= b.failures {
         block(&mut c, now, b);
     } else if counted + (c.pending.len() as u32) < b.failures {
-        c.pending.push(PendingAttempt { id, at: now });
+        c.pending.push(PendingAttempt { id, at: now, owner });
     }
     c
 }
@@ -299,7 +300,7 @@ mod tests {
         let mut binds = 0;
         for id in 0..10 {
             let now = 1_000 + id;
-            c = take(c, id, now, &b, Some(binds));
+            c = take(c, id, 0, now, &b, Some(binds));
             match taken(&c, id, now) {
                 Taken::Granted => {
                     binds += 1;
@@ -321,7 +322,7 @@ mod tests {
         let b = budget(&lockout(Some(3), 0), &P);
         let mut c = SignInCounters::default();
         for id in 0..20 {
-            c = take(c, id, 50, &b, Some(0));
+            c = take(c, id, 0, 50, &b, Some(0));
         }
         let granted: Vec<u64> = (0..20)
             .filter(|&id| taken(&c, id, 50) == Taken::Granted)
@@ -338,12 +339,12 @@ mod tests {
     #[test]
     fn the_directory_count_is_respected() {
         let b = budget(&lockout(Some(3), 0), &P);
-        let c = take(SignInCounters::default(), 1, 10, &b, Some(2));
+        let c = take(SignInCounters::default(), 1, 0, 10, &b, Some(2));
         assert_eq!(taken(&c, 1, 10), Taken::Blocked);
-        let c = take(SignInCounters::default(), 1, 10, &b, Some(1));
+        let c = take(SignInCounters::default(), 1, 0, 10, &b, Some(1));
         assert_eq!(taken(&c, 1, 10), Taken::Granted);
         // One external failure and one check in progress: the next must wait.
-        let c = take(c, 2, 10, &b, Some(1));
+        let c = take(c, 2, 0, 10, &b, Some(1));
         assert_eq!(taken(&c, 2, 10), Taken::Busy);
     }
 
@@ -351,10 +352,10 @@ mod tests {
     fn a_right_password_forgets_earlier_failures_only() {
         let b = budget(&lockout(Some(5), 0), &P);
         let mut c = SignInCounters::default();
-        c = take(c, 1, 10, &b, None);
+        c = take(c, 1, 0, 10, &b, None);
         c = settle(c, 1, BindResult::Wrong, 11, &b);
-        c = take(c, 2, 20, &b, None);
-        c = take(c, 3, 20, &b, None);
+        c = take(c, 2, 0, 20, &b, None);
+        c = take(c, 3, 0, 20, &b, None);
         c = settle(c, 3, BindResult::Wrong, 21, &b);
         c = settle(c, 2, BindResult::Right, 22, &b);
         assert_eq!(
@@ -381,29 +382,29 @@ mod tests {
         // The account: two wrong binds, then paused until reset.
         let mut c = SignInCounters::default();
         for id in 0..2 {
-            c = take(c, id, 100, &keeps, Some(id as u32));
+            c = take(c, id, 0, 100, &keeps, Some(id as u32));
             c = settle(c, id, BindResult::Wrong, 100, &keeps);
         }
         assert_eq!(pause(&c, 101), Some(Pause::UntilReset));
         // After ssprd's window the directory still counts two: paused again, no bind.
         let later = 100 + keeps.window_secs;
-        let c2 = take(c.clone(), 9, later, &keeps, Some(2));
+        let c2 = take(c.clone(), 9, 0, later, &keeps, Some(2));
         assert_eq!(taken(&c2, 9, later), Taken::Blocked);
         assert_eq!(pause(&c2, later), Some(Pause::UntilReset));
         // The password was reset (the directory forgot them): a bind again.
-        let c3 = take(c, 10, later, &keeps, Some(0));
+        let c3 = take(c, 10, 0, later, &keeps, Some(0));
         assert_eq!(taken(&c3, 10, later), Taken::Granted);
         // A stand-in, counted as that directory would count it, is paused the same way.
         let mut s = SignInCounters::default();
         for id in 0..2 {
             let counted = Some(s.unforgotten);
-            s = take(s, id, 100, &keeps, counted);
+            s = take(s, id, 0, 100, &keeps, counted);
             assert_eq!(taken(&s, id, 100), Taken::Granted);
             s = settle(s, id, BindResult::Wrong, 100, &keeps);
         }
         assert_eq!(s.unforgotten, 2);
         let counted = Some(s.unforgotten);
-        let s = take(s, 9, later, &keeps, counted);
+        let s = take(s, 9, 0, later, &keeps, counted);
         assert_eq!(
             taken(&s, 9, later),
             Taken::Blocked,
@@ -412,13 +413,13 @@ mod tests {
         // A directory that forgets: paused until the window's end.
         let mut c = SignInCounters::default();
         for id in 0..2 {
-            c = take(c, id, 100, &forgets, None);
+            c = take(c, id, 0, 100, &forgets, None);
             c = settle(c, id, BindResult::Wrong, 100, &forgets);
         }
         assert_eq!(pause(&c, 101), Some(Pause::Until(100 + 3_600)));
         assert_eq!(pause(&c, 100 + 3_600), None);
         // A right password forgets the failures before it.
-        let c = take(c, 5, 100 + 3_600, &forgets, None);
+        let c = take(c, 5, 0, 100 + 3_600, &forgets, None);
         let c = settle(c, 5, BindResult::Right, 100 + 3_600, &forgets);
         assert_eq!(c.unforgotten, 0);
     }
@@ -426,11 +427,11 @@ mod tests {
     #[test]
     fn interrupted_checks_count_and_old_failures_expire() {
         let b = budget(&lockout(Some(5), 0), &P);
-        let c = take(SignInCounters::default(), 1, 100, &b, None);
-        let c = take(c, 2, 100 + STALE_SECS, &b, None);
+        let c = take(SignInCounters::default(), 1, 0, 100, &b, None);
+        let c = take(c, 2, 0, 100 + STALE_SECS, &b, None);
         assert_eq!(c.failures, vec![100]);
         let c = settle(c, 2, BindResult::Neutral, 100 + STALE_SECS, &b);
-        let c = take(c, 3, 100 + b.window_secs, &b, None);
+        let c = take(c, 3, 0, 100 + b.window_secs, &b, None);
         assert!(c.failures.is_empty(), "out of the window");
     }
 }

@@ -260,6 +260,58 @@ async fn an_admin_reset_with_must_change_is_whole_after_a_crash_at_every_step() 
     }
 }
 
+/// Issue 24 item 15: a correct VerifyMethod was once answered SSPR_BLOCKED during kill -9
+/// cycles, with no account blocked. Attempts a killed daemon had taken from the account's
+/// failure budget (its proofs never answered) held that budget for minutes. Five proofs,
+/// each cut off by aborting the daemon after its attempt was taken: after the restart the
+/// attempts are released (audited `interrupted`, not failures), and the right answers
+/// verify at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_cut_off_by_crashes_never_refuse_a_right_one() {
+    let _beside = ALONE.read().await;
+    support::init();
+    let ldap = OpenLdap::start().await;
+    let work = tempfile::tempdir().unwrap();
+    let (_raw, ca, port, cfg) = Daemon::config_file(work.path(), &ldap);
+    let login = unique("cutoff");
+    let pw = "Cutoff-Pass-1234";
+    ldap.create_user(&login, pw).await;
+    let daemon = scenarios::spawn_daemon(&cfg, None);
+    let mut c = scenarios::connect_daemon(port, &ca).await;
+    c.register(&login, pw).await;
+    let flow = c.start(&login).await;
+    scenarios::stop_daemon(daemon);
+    for cycle in 0..5 {
+        let mut daemon = scenarios::spawn_daemon(&cfg, Some("verify.after_attempt"));
+        let mut c = scenarios::connect_daemon(port, &ca).await;
+        let e = c
+            .verify_with(&flow.flow_id, &flow.methods, support::answer_for)
+            .await
+            .expect_err("the daemon aborts mid-proof");
+        eprintln!("cycle {cycle}: {:?}", e.code());
+        assert!(!daemon.exit_within(30).success(), "aborted");
+    }
+    let daemon = scenarios::spawn_daemon(&cfg, None);
+    let mut c = scenarios::connect_daemon(port, &ca).await;
+    let v = c
+        .verify_with(&flow.flow_id, &flow.methods, support::answer_for)
+        .await
+        .expect("a right proof is checked, not refused");
+    assert!(v.verified);
+    scenarios::stop_daemon(daemon);
+    let records = audit_outcomes(&cfg, "reset.verify");
+    let interrupted = records
+        .iter()
+        .filter(|(o, r)| o == "interrupted" && r == "daemon_stopped")
+        .count();
+    assert_eq!(interrupted, 5, "{records:?}");
+    assert!(
+        !records.iter().any(|(o, _)| o == "failure"),
+        "none counted as a failure: {records:?}"
+    );
+    assert!(audit_outcomes(&cfg, "sspr.blocked").is_empty());
+}
+
 /// Issue 11 item 4: an admin reset whose write outlasts the request's deadline answers
 /// OUTCOME_PENDING before it; the write goes on and is recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

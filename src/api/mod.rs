@@ -54,6 +54,7 @@ pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
         | E::StoreUnavailable => Code::Unavailable,
         E::TooManyCodes
         | E::SendsThrottled { .. }
+        | E::VerificationsInProgress
         | E::TooManyAttempts
         | E::Blocked
         | E::ClientRateLimited => Code::ResourceExhausted,
@@ -74,6 +75,7 @@ impl From<ServiceError> for Status {
         let retry = match &e {
             ServiceError::SendsThrottled { retry_after_secs } => Some(*retry_after_secs),
             ServiceError::SignInPaused { retry_after_secs } => *retry_after_secs,
+            ServiceError::VerificationsInProgress => Some(1),
             _ => None,
         };
         if let Some(secs) = retry {

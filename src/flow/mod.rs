@@ -179,7 +179,7 @@ pub const STALE_ATTEMPT_SECS: u64 = 120;
 /// wrong guesses are evaluated than the policy allows. Returns the counters unchanged when
 /// the account is blocked or its budget is taken (the caller checks for `id` in
 /// [`Counters::pending`]). Apply atomically (compare-and-swap).
-pub fn take_attempt(mut c: Counters, id: u64, now: u64, p: &ResetPolicy) -> Counters {
+pub fn take_attempt(mut c: Counters, id: u64, owner: u64, now: u64, p: &ResetPolicy) -> Counters {
     let stale: Vec<PendingAttempt> = c
         .pending
         .iter()
@@ -194,9 +194,30 @@ pub fn take_attempt(mut c: Counters, id: u64, now: u64, p: &ResetPolicy) -> Coun
     c.failures.retain(|&t| t > since);
     let used = c.failures.len() + c.pending.len();
     if !blocked(&c, now) && (used as u64) < u64::from(p.max_failed_verifications) {
-        c.pending.push(PendingAttempt { id, at: now });
+        c.pending.push(PendingAttempt { id, at: now, owner });
     }
     c
+}
+
+/// Releases the attempts and sign-in checks taken by daemon runs that are `gone`: a run
+/// that stopped (killed, crashed) while a proof or a password was being checked sent no
+/// answer for it, so nobody learnt anything from it — it is neither a failure nor held
+/// against the budget any longer (held, it would refuse a right proof as if the account were
+/// blocked). How many were released. (A sign-in's bind may have reached the directory, which
+/// counts it: the guard reads the directory's count before every bind.) How many of each:
+/// (proofs, sign-ins).
+pub fn release_interrupted(
+    mut c: Counters,
+    gone: impl Fn(u64) -> bool,
+) -> (Counters, (usize, usize)) {
+    let before = (c.pending.len(), c.sign_in.pending.len());
+    c.pending.retain(|a| !gone(a.owner));
+    c.sign_in.pending.retain(|a| !gone(a.owner));
+    let released = (
+        before.0 - c.pending.len(),
+        before.1 - c.sign_in.pending.len(),
+    );
+    (c, released)
 }
 
 /// Whether [`take_attempt`] granted the attempt `id`.
@@ -309,10 +330,10 @@ mod tests {
         for i in 0..4 {
             c = record_failure(c, 1_000 + i, &p);
         }
-        c = take_attempt(c, 1, 2_000, &p);
+        c = take_attempt(c, 1, 0, 2_000, &p);
         assert!(holds_attempt(&c, 1));
         for id in 2..20 {
-            c = take_attempt(c, id, 2_000, &p);
+            c = take_attempt(c, id, 0, 2_000, &p);
             assert!(
                 !holds_attempt(&c, id),
                 "attempt {id} must wait for the budget"
@@ -323,11 +344,11 @@ mod tests {
         let back = settle_attempt(c.clone(), 1, Settled::GivenBack, 2_001, &p);
         assert_eq!(back.failures.len(), 4);
         assert!(back.pending.is_empty() && !blocked(&back, 2_001));
-        assert!(holds_attempt(&take_attempt(back, 30, 2_001, &p), 30));
+        assert!(holds_attempt(&take_attempt(back, 30, 0, 2_001, &p), 30));
         // Wrong: a fifth failure, blocked, and nothing more is granted.
         let failed = settle_attempt(c, 1, Settled::Failed, 2_001, &p);
         assert!(blocked(&failed, 2_001));
-        assert!(!holds_attempt(&take_attempt(failed, 31, 2_002, &p), 31));
+        assert!(!holds_attempt(&take_attempt(failed, 31, 0, 2_002, &p), 31));
     }
 
     #[test]
@@ -335,7 +356,7 @@ mod tests {
         let p = policy();
         let mut c = Counters::default();
         for id in 0..10 {
-            c = take_attempt(c, id, 5_000, &p);
+            c = take_attempt(c, id, 0, 5_000, &p);
         }
         assert_eq!(c.pending.len(), 5);
         for id in 0..5 {
@@ -348,12 +369,38 @@ mod tests {
         assert_eq!(c2, Counters::default());
     }
 
+    /// Issue 24 item 15: attempts a stopped daemon run left behind hold the budget (a right
+    /// proof is refused as busy) until the next run releases them — neither failures nor
+    /// blocks: no answer ever went out for them.
+    #[test]
+    fn attempts_of_a_stopped_run_are_released_not_counted() {
+        let p = policy();
+        let mut c = Counters::default();
+        for id in 0..5 {
+            c = take_attempt(c, id, 7, 1_000, &p);
+        }
+        c.sign_in.pending.push(PendingAttempt {
+            id: 50,
+            at: 1_000,
+            owner: 7,
+        });
+        let busy = take_attempt(c.clone(), 9, 8, 1_001, &p);
+        assert!(
+            !holds_attempt(&busy, 9) && !blocked(&busy, 1_001),
+            "busy, not blocked"
+        );
+        let (c, released) = release_interrupted(c, |owner| owner != 8);
+        assert_eq!(released, (5, 1));
+        assert!(c.failures.is_empty() && c.sign_in.failures.is_empty());
+        assert!(holds_attempt(&take_attempt(c, 9, 8, 1_001, &p), 9));
+    }
+
     #[test]
     fn an_interrupted_attempt_counts_as_a_failure() {
         let p = policy();
-        let c = take_attempt(Counters::default(), 7, 10_000, &p);
+        let c = take_attempt(Counters::default(), 7, 0, 10_000, &p);
         // Never settled (the daemon stopped): later it is a failure, not a free guess.
-        let later = take_attempt(c, 8, 10_000 + STALE_ATTEMPT_SECS, &p);
+        let later = take_attempt(c, 8, 0, 10_000 + STALE_ATTEMPT_SECS, &p);
         assert_eq!(later.failures.len(), 1);
         assert!(!holds_attempt(&later, 7) && holds_attempt(&later, 8));
         // Settling the stale one afterwards does not count it twice.

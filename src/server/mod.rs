@@ -152,6 +152,15 @@ pub async fn serve_with_clocks(
     wall: Clock,
 ) -> Result<(), ServeError> {
     let service = build_service(&cfg, clock, wall).await?;
+    // Attempts a crashed run left in accounts' budgets are released before any call.
+    match crate::service::as_actor("ssprd".into(), service.release_interrupted_checks()).await {
+        Ok(0) => {}
+        Ok(n) => warn!(
+            attempts = n,
+            "released checks an earlier run left unsettled"
+        ),
+        Err(e) => warn!(error = %e, "unsettled checks of an earlier run not released"),
+    }
 
     let tls = Arc::new(
         crate::tls::server_config(

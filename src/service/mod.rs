@@ -99,6 +99,10 @@ pub enum ServiceError {
     CodeExpired,
     #[error("too many wrong answers: this reset flow is closed; start a new one")]
     TooManyAttempts,
+    /// The rest of the account's failure budget is held by other proofs being checked
+    /// right now: this one was not checked (try again in a moment).
+    #[error("other proofs for this account are being checked right now; try again in a moment")]
+    VerificationsInProgress,
     #[error(
         "self-service password reset is blocked for this account for now; try later or contact the helpdesk"
     )]
@@ -162,6 +166,7 @@ impl ServiceError {
             E::CodeInvalid => "CODE_INVALID",
             E::CodeExpired => "CODE_EXPIRED",
             E::TooManyAttempts => "TOO_MANY_ATTEMPTS",
+            E::VerificationsInProgress => "VERIFICATIONS_IN_PROGRESS",
             E::Blocked => "SSPR_BLOCKED",
             E::PasswordRefused(r) => r.code(),
             E::PasswordRules(r) => r.reason(),
@@ -581,6 +586,9 @@ pub struct Service {
     code_key: [u8; 32],
     /// Wakes the outbox worker when a notification is queued.
     outbox_wake: tokio::sync::Notify,
+    /// This daemon run (random per start): the owner of the attempts it takes from
+    /// accounts' budgets ([`crate::store::PendingAttempt::owner`]).
+    run: u64,
     /// Reset codes being delivered in the background.
     deliveries: sending::Deliveries,
     /// The shapes decoy flows wear: a sample of the real registrations
@@ -628,6 +636,7 @@ impl Service {
             decoy_key,
             code_key,
             outbox_wake: tokio::sync::Notify::new(),
+            run: rand::random::<u64>().max(1),
             deliveries: sending::Deliveries::default(),
             likenesses: std::sync::RwLock::default(),
             user_locks: Mutex::new(HashMap::new()),

@@ -140,18 +140,60 @@ impl Service {
     /// when the account is blocked or its budget is taken by checks in progress.
     async fn take_attempt(&self, flow: &ResetFlow) -> Result<u64, ServiceError> {
         let id: u64 = rand::random();
-        let (t, policy) = (self.now(), self.policy.clone());
+        let (t, policy, run) = (self.now(), self.policy.clone(), self.run);
         let counters = self
             .store
             .update_counters(&flow.user_key, &move |c| {
-                flow::take_attempt(c, id, t, &policy)
+                flow::take_attempt(c, id, run, t, &policy)
             })
             .await?;
         if flow::holds_attempt(&counters, id) {
+            crate::failpoint::hit("verify.after_attempt");
             Ok(id)
-        } else {
+        } else if flow::blocked(&counters, t) {
             Err(ServiceError::Blocked)
+        } else {
+            Err(ServiceError::VerificationsInProgress)
         }
+    }
+
+    /// Releases the attempts and sign-in checks that earlier runs of the daemon took and
+    /// never settled ([`flow::release_interrupted`]): at start, before any call is served,
+    /// so that an attempt cut off by a crash never refuses a right proof afterwards. Each
+    /// is audited (`interrupted`). How many were released.
+    ///
+    /// This store is this daemon's alone (sled): every other run is gone. A store shared by
+    /// daemons will release only the attempts of runs whose lease has expired.
+    pub async fn release_interrupted_checks(&self) -> Result<usize, ServiceError> {
+        let run = self.run;
+        let mut total = 0;
+        for (key, c) in self.store.all_counters().await? {
+            let stale = |a: &crate::store::PendingAttempt| a.owner != run;
+            if !c.pending.iter().any(stale) && !c.sign_in.pending.iter().any(stale) {
+                continue;
+            }
+            let released = std::sync::Mutex::new((0, 0));
+            self.store
+                .update_counters(&key, &|c| {
+                    let (c, n) = flow::release_interrupted(c, |owner| owner != run);
+                    *released.lock().expect("lock") = n;
+                    c
+                })
+                .await?;
+            let (proofs, sign_ins) = released.into_inner().expect("lock");
+            let login = match self.store.registration(&key).await? {
+                Some(r) => r.login,
+                None => key.clone(),
+            };
+            for (kind, n) in [("reset.verify", proofs), ("sign_in", sign_ins)] {
+                for _ in 0..n {
+                    self.audit(kind, &login, "interrupted", "daemon_stopped")
+                        .await;
+                }
+            }
+            total += proofs + sign_ins;
+        }
+        Ok(total)
     }
 
     /// Gives an attempt back: the proof was right, or its outcome was not decided here.

@@ -89,7 +89,7 @@ impl Service {
             );
         }
         let budget = lockout::budget(&state, &self.sign_in);
-        let id: u64 = rand::random();
+        let (id, run): (u64, u64) = (rand::random(), self.run);
         let counters = self
             .store
             .update_counters(&user.id, &move |mut c| {
@@ -99,7 +99,7 @@ impl Service {
                     (true, false) => Some(c.sign_in.unforgotten),
                     (true, true) => None,
                 };
-                c.sign_in = lockout::take(c.sign_in, id, now, &budget, directory);
+                c.sign_in = lockout::take(c.sign_in, id, run, now, &budget, directory);
                 c
             })
             .await?;

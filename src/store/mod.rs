@@ -373,6 +373,11 @@ pub struct PendingAttempt {
     pub id: u64,
     /// When it was taken.
     pub at: u64,
+    /// The daemon run that took it (random per start; 0 in attempts stored before 0.2): an
+    /// attempt of a run that is gone was interrupted before any answer reached the client,
+    /// and is released when the next run starts.
+    #[serde(default)]
+    pub owner: u64,
 }
 
 /// A notification waiting in the outbox.
