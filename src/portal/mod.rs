@@ -736,6 +736,7 @@ mod tests {
             ServiceError::CodeInvalid,
             ServiceError::CodeExpired,
             ServiceError::TooManyAttempts,
+            ServiceError::VerificationsInProgress,
             ServiceError::Blocked,
             ServiceError::DirectoryUnavailable,
             ServiceError::DirectoryFailed,

@@ -208,3 +208,4 @@ reason-SIGN_IN_PAUSED = Die Anmeldung mit Passwort ist für dieses Konto nach me
   } erneut, oder setzen Sie Ihr Passwort jetzt mit Ihren registrierten Methoden zurück.
 reason-SIGN_IN_PAUSED-UNTIL_RESET = Die Anmeldung mit Passwort ist für dieses Konto nach mehreren falschen Passwörtern pausiert; dieses wurde deshalb nicht geprüft. Sie bleibt pausiert, bis das Passwort zurückgesetzt wird: Setzen Sie es jetzt mit Ihren registrierten Methoden zurück, oder wenden Sie sich an den Helpdesk.
 done-not-locked = Ihr Konto war nicht gesperrt; es musste nichts entsperrt werden. Melden Sie sich mit Ihrem aktuellen Passwort an; wird es nicht angenommen, setzen Sie es zurück.
+reason-VERIFICATIONS_IN_PROGRESS = Für dieses Konto laufen gerade andere Prüfungen; diese wurde deshalb nicht geprüft. Versuchen Sie es gleich noch einmal.

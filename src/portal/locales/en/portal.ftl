@@ -209,3 +209,4 @@ reason-SIGN_IN_PAUSED = Password sign-in is paused for this account after severa
   }, or reset your password now with the methods you registered.
 reason-SIGN_IN_PAUSED-UNTIL_RESET = Password sign-in is paused for this account after several wrong passwords, so this one was not checked. It stays paused until the password is reset: reset it now with the methods you registered, or ask the helpdesk.
 done-not-locked = Your account was not locked, so nothing needed unlocking. Sign in with your current password; if it is not accepted, reset it.
+reason-VERIFICATIONS_IN_PROGRESS = Other checks for this account are running at this moment, so this one was not checked. Try again in a moment.

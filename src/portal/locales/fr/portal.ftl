@@ -208,3 +208,4 @@ reason-SIGN_IN_PAUSED = La connexion par mot de passe est suspendue pour ce comp
   }, ou réinitialisez votre mot de passe dès maintenant avec les méthodes que vous avez enregistrées.
 reason-SIGN_IN_PAUSED-UNTIL_RESET = La connexion par mot de passe est suspendue pour ce compte après plusieurs mots de passe erronés : celui-ci n’a donc pas été vérifié. Elle le reste jusqu’à la réinitialisation du mot de passe : réinitialisez-le dès maintenant avec les méthodes que vous avez enregistrées, ou contactez le support.
 done-not-locked = Votre compte n’était pas verrouillé : il n’y avait rien à déverrouiller. Connectez-vous avec votre mot de passe actuel ; s’il n’est pas accepté, réinitialisez-le.
+reason-VERIFICATIONS_IN_PROGRESS = D’autres vérifications sont en cours pour ce compte : celle-ci n’a donc pas été faite. Réessayez dans un instant.
