@@ -145,8 +145,7 @@ pub fn load(path: &Path, required: bool) -> Result<RawConfig, ConfigError> {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
-    pub store_path: PathBuf,
-    pub sweep_interval: Duration,
+    pub store: crate::store::StoreConfig,
     pub directory: DirectoryConfig,
     pub reset: ResetPolicy,
     pub bank: QuestionBank,
@@ -183,7 +182,7 @@ impl RawConfig {
     pub fn validate(&self) -> Result<Config, ConfigError> {
         let mut p = Problems::new();
         let server = self.server.validate(&self.clients, &mut p);
-        let (store_path, sweep_interval) = self.store.validate(&mut p);
+        let store = self.store.validate(&mut p);
         let directory = self
             .directory
             .validate(&mut p, self.server.request_timeout_ms);
@@ -238,8 +237,7 @@ impl RawConfig {
         }
         Ok(Config {
             server,
-            store_path,
-            sweep_interval,
+            store,
             directory,
             reset: policy.reset,
             bank: policy.bank,

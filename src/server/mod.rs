@@ -44,9 +44,9 @@ pub async fn build_service(
     clock: Clock,
     wall_clock: Clock,
 ) -> Result<Arc<Service>, ServeError> {
-    let path = cfg.store_path.clone();
+    let (path, cache) = (cfg.store.path.clone(), cfg.store.cache_bytes);
     let store: Arc<dyn Store> = Arc::new(
-        tokio::task::spawn_blocking(move || SledStore::open(&path))
+        tokio::task::spawn_blocking(move || SledStore::open_with_cache(&path, cache))
             .await
             .expect("store open task panicked")?,
     );
@@ -192,7 +192,7 @@ pub async fn serve_with_clocks(
     // the user's next write; while the directory cannot say, again every sweep interval.
     let decider = {
         let service = service.clone();
-        let every = cfg.sweep_interval;
+        let every = cfg.store.sweep_interval;
         tokio::spawn(crate::service::as_actor("ssprd".into(), async move {
             loop {
                 match service.decide_interrupted_writes().await {
@@ -252,7 +252,7 @@ pub async fn serve_with_clocks(
     let sweeper = {
         let store = service.store().clone();
         let clock_service = service.clone();
-        let every = cfg.sweep_interval;
+        let every = cfg.store.sweep_interval;
         let retention = cfg.audit_retention;
         let resample = (every * 10).min(std::time::Duration::from_secs(600));
         tokio::spawn(async move {

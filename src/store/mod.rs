@@ -651,6 +651,10 @@ impl<T> Store for T where
 pub struct RawStore {
     pub path: PathBuf,
     pub sweep_interval_secs: u64,
+    /// The database's page cache in MiB (sled keeps up to this much of the store in
+    /// memory; its own default, 1 GiB, lets a long-running daemon's memory grow with the
+    /// store). 8-65536.
+    pub cache_mb: u64,
 }
 
 impl Default for RawStore {
@@ -658,23 +662,35 @@ impl Default for RawStore {
         Self {
             path: "/var/lib/ssprd/db".into(),
             sweep_interval_secs: 60,
+            cache_mb: 64,
         }
     }
 }
 
+/// The checked `[store]` section.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub sweep_interval: std::time::Duration,
+    /// The page cache, in bytes.
+    pub cache_bytes: u64,
+}
+
 impl RawStore {
-    /// Checks the section into `p`: the database path, and how often expired entries are
-    /// swept.
-    pub fn validate(&self, p: &mut Problems) -> (PathBuf, std::time::Duration) {
+    /// Checks the section into `p`: the database path, how often expired entries are
+    /// swept, the page cache.
+    pub fn validate(&self, p: &mut Problems) -> StoreConfig {
         if self.path.as_os_str().is_empty() {
             p.bad("store.path", "must not be empty");
         }
         if self.sweep_interval_secs == 0 {
             p.bad("store.sweep_interval_secs", "must be at least 1");
         }
-        (
-            self.path.clone(),
-            std::time::Duration::from_secs(self.sweep_interval_secs),
-        )
+        p.in_range("store.cache_mb", self.cache_mb, 8, 65_536);
+        StoreConfig {
+            path: self.path.clone(),
+            sweep_interval: std::time::Duration::from_secs(self.sweep_interval_secs),
+            cache_bytes: self.cache_mb * 1024 * 1024,
+        }
     }
 }

@@ -74,9 +74,15 @@ struct GroupCommit {
 }
 
 impl SledStore {
-    /// Opens (or creates) the database. Refuses a database locked by another process, one
-    /// with a newer schema, and a damaged one, each with a clear message.
+    /// [`Self::open_with_cache`] with the default page cache (`[store] cache_mb`, 64 MiB).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, 64 * 1024 * 1024)
+    }
+
+    /// Opens (or creates) the database with a page cache of `cache_bytes`. Refuses a
+    /// database locked by another process, one with a newer schema, and a damaged one,
+    /// each with a clear message.
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let p = path.display().to_string();
         // Database files that exist but hold no schema version were truncated or damaged:
         // never start empty over them.
@@ -84,6 +90,7 @@ impl SledStore {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| open_error(&p, e))?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| open_error(&p, e));
