@@ -946,7 +946,11 @@ async fn register_every_method_then_reset_with_the_authenticator() {
             .await
             .contains("user name or password is not correct")
     );
-    fill(&b, "#login", &login).await;
+    // The user name is kept (issue 24 item 10), the password is not.
+    assert_eq!(
+        find(&b, "#login").await.prop("value").await.unwrap().as_deref(),
+        Some(login.as_str())
+    );
     fill(&b, "#password", PASSWORD).await;
     click(&b, "#sign-in").await;
     assert!(

@@ -147,7 +147,7 @@ async fn a_first_run_on_a_terminal_gives_a_daemon_an_admin_can_reach_and_a_secon
     let portal_port = ssprd_testbed::free_port().unwrap();
     reply(
         &mut p,
-        "The web portal's address users open in a browser, https://host[:port]/ (\"none\": no portal) [none]:",
+        "The web portal's address users open in a browser, https://host[:port]/ (\"none\": no portal) [https://sspr.test.internal:8443/]:",
         &format!("https://portal.test.internal:{portal_port}/"),
     );
     reply(

@@ -69,6 +69,7 @@ impl ResetService for ResetApi {
             flow_id: started.flow_id,
             expires_at: started.expires_at as i64,
             methods_required: started.methods_required,
+            attempts_left: started.attempts_left,
             methods: self.challenges(started.challenges),
         }))
     }
@@ -119,6 +120,7 @@ impl ResetService for ResetApi {
             methods_verified: v.methods_verified,
             methods_required: v.methods_required,
             remaining: self.challenges(v.remaining),
+            attempts_left: v.attempts_left,
         }))
     }
 

@@ -220,6 +220,20 @@ pub fn release_interrupted(
     (c, released)
 }
 
+/// Wrong proofs the user may still make before the flow closes or the account is blocked
+/// from self-service: the flow's own attempts left, or the account's failure budget left
+/// (failures in the window and proofs being checked count), whichever is fewer; 0 when
+/// blocked. Decoys have counters too: their answers look alike.
+pub fn attempts_left(flow: &ResetFlow, c: &Counters, now: u64, p: &ResetPolicy) -> u32 {
+    if blocked(c, now) {
+        return 0;
+    }
+    let since = now.saturating_sub(p.failure_window_secs);
+    let used = c.failures.iter().filter(|&&t| t > since).count() + c.pending.len();
+    let account = (p.max_failed_verifications as usize).saturating_sub(used) as u32;
+    account.min(p.attempts_per_flow.saturating_sub(flow.failed_attempts))
+}
+
 /// Whether [`take_attempt`] granted the attempt `id`.
 pub fn holds_attempt(c: &Counters, id: u64) -> bool {
     c.pending.iter().any(|a| a.id == id)
@@ -393,6 +407,29 @@ mod tests {
         assert_eq!(released, (5, 1));
         assert!(c.failures.is_empty() && c.sign_in.failures.is_empty());
         assert!(holds_attempt(&take_attempt(c, 9, 8, 1_001, &p), 9));
+    }
+
+    /// Issue 24 item 11: the tries left are the fewer of the flow's and the account's.
+    #[test]
+    fn attempts_left_are_the_fewer_of_the_flows_and_the_accounts() {
+        let p = policy();
+        let mut flow: ResetFlow = serde_json::from_value(serde_json::json!({
+            "user_key": "u", "login": "u", "dn": "", "decoy": false, "created_at": 0,
+            "expires_at": 99_999, "methods_required": 1, "questions_drawn": [],
+            "verified": [], "failed_attempts": 0, "state": "open"
+        }))
+        .unwrap();
+        let mut c = Counters::default();
+        assert_eq!(attempts_left(&flow, &c, 1_000, &p), p.attempts_per_flow);
+        flow.failed_attempts = 2;
+        assert_eq!(attempts_left(&flow, &c, 1_000, &p), 1);
+        flow.failed_attempts = 0;
+        for t in 0..4 {
+            c = record_failure(c, 900 + t, &p);
+        }
+        assert_eq!(attempts_left(&flow, &c, 1_000, &p), 1, "the account's last");
+        c = record_failure(c, 950, &p);
+        assert_eq!(attempts_left(&flow, &c, 1_000, &p), 0, "blocked");
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct Verification {
     pub methods_verified: u32,
     pub methods_required: u32,
     pub remaining: Vec<Challenge>,
+    /// Wrong proofs left before the flow closes or the account is blocked
+    /// ([`super::attempts_left`]).
+    pub attempts_left: u32,
 }
 
 /// Who a new flow is for.
@@ -258,8 +261,14 @@ pub fn remaining(flow: &ResetFlow, code_length: usize) -> Vec<Challenge> {
 }
 
 /// What a proof's answer says about `flow`.
-pub fn verification(flow: &ResetFlow, verified: bool, code_length: usize) -> Verification {
+pub fn verification(
+    flow: &ResetFlow,
+    verified: bool,
+    code_length: usize,
+    attempts_left: u32,
+) -> Verification {
     Verification {
+        attempts_left,
         verified,
         methods_verified: flow
             .verified

@@ -281,7 +281,7 @@ fn right_answers_verify_the_questions() {
     };
     assert_eq!(method, Method::SecurityQuestions);
     assert_eq!(next.verified, vec![Method::SecurityQuestions]);
-    let after = verification(&next, true, 6);
+    let after = verification(&next, true, 6, 3);
     assert_eq!(after.methods_verified, 1);
     assert_eq!(
         after.remaining,
@@ -451,7 +451,7 @@ fn a_raced_code_finds_nothing_to_compare() {
         code_submitted(&n, Method::Email, NOW),
         Ok(CodeCheck::NoCode)
     );
-    assert!(!verification(&n, false, 6).verified);
+    assert!(!verification(&n, false, 6, 3).verified);
 }
 
 #[test]

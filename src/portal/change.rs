@@ -50,6 +50,7 @@ pub(super) async fn change(
     let again = Secret::new(form.remove("confirm_password").unwrap_or_default());
     if new.expose() != again.expose() {
         visit.session.flash = Some(Flash::problem("PASSWORDS_DIFFER", Some("confirm_password")));
+        visit.session.typed_login = Some(login);
         return portal.redirect(&mut visit, "/change");
     }
     match portal.service.change_password(&login, &current, &new).await {
@@ -68,7 +69,7 @@ pub(super) async fn change(
                 } => "login",
                 _ => "new_password",
             };
-            portal.refuse(&mut visit, "/change", Some(field), &e)
+            portal.refuse_keeping(&mut visit, "/change", Some(field), &e, &login)
         }
     }
 }

@@ -20,6 +20,9 @@ use std::sync::Arc;
 
 type Fields = Form<HashMap<String, String>>;
 
+/// What a change says on the next page: a notice's key and its arguments.
+type Said = (&'static str, Vec<(&'static str, String)>);
+
 fn kind_named(name: &str) -> Option<ContactKind> {
     match name {
         "email" => Some(ContactKind::Email),
@@ -83,14 +86,18 @@ pub(super) async fn page(
         Ok(s) => s,
         Err(e) => return ended(&portal, &mut visit, &e),
     };
-    render_status(&portal, &mut visit, &reg, &status)
+    render_status(&portal, &mut visit, &reg, &status, &[])
 }
 
+/// The page of a signed-in user; `typed` is a refused questions form's (question, answer)
+/// pairs, shown in it again (with status 422: the page answers that POST itself, so the
+/// answers never go into the session).
 fn render_status(
     portal: &Portal,
     visit: &mut Visit,
     reg: &Registration,
     status: &RegistrationStatus,
+    typed: &[(String, String)],
 ) -> Response {
     let lang = visit.lang;
     let enabled: Vec<&str> = status.enabled_methods.iter().map(|m| m.name()).collect();
@@ -128,9 +135,14 @@ fn render_status(
         .as_ref()
         .map(|(_, key)| key.expose().to_string());
     let count = portal.service.question_policy().register_count;
+    let http_status = if typed.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     portal.render(
         visit,
-        StatusCode::OK,
+        http_status,
         "methods.html",
         minijinja::context! {
             login => reg.login.clone(),
@@ -147,6 +159,9 @@ fn render_status(
             pending,
             contact_kinds,
             enrolment_key,
+            typed => typed.to_vec(),
+            min_answer => crate::method::questions::MIN_ANSWER_CHARS,
+            max_answer => crate::method::questions::MAX_ANSWER_CHARS,
         },
     )
 }
@@ -191,7 +206,7 @@ pub(super) async fn sign_in(
             });
             portal.redirect(&mut visit, "/methods")
         }
-        Err(e) => portal.refuse(&mut visit, "/methods", Some("login"), &e),
+        Err(e) => portal.refuse_keeping(&mut visit, "/methods", Some("login"), &e, &login),
     }
 }
 
@@ -206,7 +221,7 @@ async fn change<F, Fut>(
 ) -> Response
 where
     F: FnOnce(Arc<Portal>, Registration, HashMap<String, String>) -> Fut,
-    Fut: std::future::Future<Output = Result<(Registration, &'static str), ServiceError>>,
+    Fut: std::future::Future<Output = Result<(Registration, Said), ServiceError>>,
 {
     let mut visit = visit_of(&portal, &headers, client, "/methods");
     if let Some(r) = kiosk(&portal, &mut visit) {
@@ -219,7 +234,7 @@ where
         return portal.session_ended(&mut visit, "/methods");
     };
     match run(portal.clone(), reg, form).await {
-        Ok((reg, notice)) => {
+        Ok((reg, (notice, mut args))) => {
             visit.session.registration = Some(reg);
             // Where the next step is typed, when there is one: the notice is shown there.
             let at = match notice {
@@ -230,10 +245,8 @@ where
             let to = at
                 .as_ref()
                 .map_or("/methods".to_string(), |a| format!("/methods#{a}-title"));
-            visit.session.flash = Some(Flash::Notice {
-                key: notice,
-                args: at.map(|a| vec![("at", a)]).unwrap_or_default(),
-            });
+            args.extend(at.map(|a| ("at", a)));
+            visit.session.flash = Some(Flash::Notice { key: notice, args });
             portal.redirect(&mut visit, &to)
         }
         Err(e @ ServiceError::RegistrationTokenInvalid) => ended(&portal, &mut visit, &e),
@@ -241,34 +254,64 @@ where
     }
 }
 
+/// Saves the questions; a refused form is shown again at once with what was typed (the
+/// question picked and the answer of each), its refusal at the answer it concerns.
 pub(super) async fn questions(
     State(portal): State<Arc<Portal>>,
     client: ClientAddr,
     headers: HeaderMap,
-    Form(form): Fields,
+    Form(mut form): Fields,
 ) -> Response {
-    change(
-        portal,
-        client,
-        headers,
-        form,
-        Some("question-0"),
-        |p, reg, mut form| async move {
-            let count = p.service.question_policy().register_count;
-            let answers = (0..count)
-                .map(|i| {
-                    let q = form.remove(&format!("question-{i}")).unwrap_or_default();
-                    let a = form.remove(&format!("answer-{i}")).unwrap_or_default();
-                    (q, Secret::new(a))
-                })
-                .collect();
-            p.service
-                .set_security_questions(reg.token.expose(), answers)
-                .await?;
-            Ok((reg, "notice-questions-saved"))
-        },
-    )
-    .await
+    let mut visit = visit_of(&portal, &headers, client, "/methods");
+    if let Some(r) = kiosk(&portal, &mut visit) {
+        return r;
+    }
+    if !portal.csrf_ok(&visit, &form) {
+        return portal.forbidden(&mut visit);
+    }
+    let Some(reg) = visit.session.registration.clone() else {
+        return portal.session_ended(&mut visit, "/methods");
+    };
+    let count = portal.service.question_policy().register_count;
+    let typed: Vec<(String, String)> = (0..count)
+        .map(|i| {
+            let q = form.remove(&format!("question-{i}")).unwrap_or_default();
+            let a = form.remove(&format!("answer-{i}")).unwrap_or_default();
+            (q, a)
+        })
+        .collect();
+    let answers = typed
+        .iter()
+        .map(|(q, a)| (q.clone(), Secret::new(a.clone())))
+        .collect();
+    let refused = match portal
+        .service
+        .set_security_questions(reg.token.expose(), answers)
+        .await
+    {
+        Ok(_) => {
+            visit.session.flash = Some(Flash::Notice {
+                key: "notice-questions-saved",
+                args: Vec::new(),
+            });
+            return portal.redirect(&mut visit, "/methods");
+        }
+        Err(e @ ServiceError::RegistrationTokenInvalid) => return ended(&portal, &mut visit, &e),
+        Err(e) => e,
+    };
+    // The answer the refusal concerns, when it names one.
+    let at = match &refused {
+        ServiceError::InvalidArgument { message, .. } => typed
+            .iter()
+            .position(|(q, _)| !q.is_empty() && message.contains(&format!("{q:?}")))
+            .unwrap_or(0),
+        _ => 0,
+    };
+    visit.session.flash = Some(super::problem_of(&refused, Some(&format!("answer-{at}"))));
+    match portal.service.get_registration(reg.token.expose()).await {
+        Ok(status) => render_status(&portal, &mut visit, &reg, &status, &typed),
+        Err(e) => ended(&portal, &mut visit, &e),
+    }
 }
 
 pub(super) async fn add_contact(
@@ -293,13 +336,14 @@ pub(super) async fn add_contact(
                 .ok_or(ServiceError::MethodNotAvailable)?;
             let value = form.get("value").map(|v| v.trim()).unwrap_or_default();
             let voice = form.get("voice").is_some_and(|v| v == "on") || kind == ContactKind::Office;
-            p.service
+            let (hint, _) = p
+                .service
                 .add_contact(reg.token.expose(), kind, value, voice)
                 .await?;
             if !reg.pending.contains(&kind) {
                 reg.pending.push(kind);
             }
-            Ok((reg, "notice-contact-code-sent"))
+            Ok((reg, ("notice-contact-code-sent", vec![("hint", hint)])))
         },
     )
     .await
@@ -330,7 +374,7 @@ pub(super) async fn confirm_contact(
                 .confirm_contact(reg.token.expose(), kind, &code)
                 .await?;
             reg.pending.retain(|k| *k != kind);
-            Ok((reg, "notice-contact-confirmed"))
+            Ok((reg, ("notice-contact-confirmed", Vec::new())))
         },
     )
     .await
@@ -359,7 +403,7 @@ pub(super) async fn enroll(
                 })
                 .unwrap_or_default();
             reg.enrolment = Some((e.qr_png, Secret::new(key)));
-            Ok((reg, "notice-scan-code"))
+            Ok((reg, ("notice-scan-code", Vec::new())))
         },
     )
     .await
@@ -383,7 +427,7 @@ pub(super) async fn confirm_authenticator(
                 .confirm_authenticator(reg.token.expose(), &code)
                 .await?;
             reg.enrolment = None;
-            Ok((reg, "notice-authenticator-added"))
+            Ok((reg, ("notice-authenticator-added", Vec::new())))
         },
     )
     .await
@@ -427,7 +471,7 @@ pub(super) async fn remove(
                 .and_then(|m| Method::ALL.into_iter().find(|x| x.name() == m))
                 .ok_or(ServiceError::MethodNotAvailable)?;
             p.service.remove_method(reg.token.expose(), method).await?;
-            Ok((reg, "notice-method-removed"))
+            Ok((reg, ("notice-method-removed", Vec::new())))
         },
     )
     .await
@@ -447,7 +491,7 @@ pub(super) async fn reconfirm(
         None,
         |p, reg, _| async move {
             p.service.reconfirm_registration(reg.token.expose()).await?;
-            Ok((reg, "notice-reconfirmed"))
+            Ok((reg, ("notice-reconfirmed", Vec::new())))
         },
     )
     .await

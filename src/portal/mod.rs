@@ -87,6 +87,14 @@ struct Common<'a> {
     notice: Option<String>,
     /// The section the notice belongs to (shown there rather than at the top).
     notice_at: Option<String>,
+    /// What a refused form had, to show in it again.
+    kept: Kept,
+}
+
+/// The fields of a refused form shown again (never a password).
+#[derive(Serialize, Default)]
+struct Kept {
+    login: String,
 }
 
 /// An error shown at the top of a page, linked to its field.
@@ -233,6 +241,9 @@ impl Portal {
         extra: minijinja::Value,
     ) -> Response {
         let flash = visit.session.flash.take();
+        let kept = Kept {
+            login: visit.session.typed_login.take().unwrap_or_default(),
+        };
         let notice_at = match &flash {
             Some(Flash::Notice { args, .. }) => args
                 .iter()
@@ -272,6 +283,7 @@ impl Portal {
             problem,
             notice,
             notice_at,
+            kept,
         };
         let ctx = minijinja::context! { ..minijinja::Value::from(minijinja::value::Serde(&common)), ..extra };
         let body = self.env.get_template(template).and_then(|t| t.render(ctx));
@@ -342,6 +354,19 @@ impl Portal {
         self.redirect(visit, to)
     }
 
+    /// [`Self::refuse`], the form showing `login` again.
+    fn refuse_keeping(
+        &self,
+        visit: &mut Visit,
+        to: &str,
+        field: Option<&str>,
+        e: &ServiceError,
+        login: &str,
+    ) -> Response {
+        visit.session.typed_login = Some(login.to_string());
+        self.refuse(visit, to, field, e)
+    }
+
     /// A 303 back to `to` with `e` shown there.
     fn refuse(
         &self,
@@ -395,6 +420,22 @@ fn problem_of(e: &ServiceError, field: Option<&str>) -> Flash {
         } => (
             format!("reason-{reason}"),
             vec![("n", crate::service::MAX_PASSWORD_CHARS.to_string())],
+        ),
+        ServiceError::InvalidArgument {
+            reason: "ANSWER_TOO_SHORT" | "ANSWER_TOO_LONG",
+            ..
+        } => (
+            format!("reason-{reason}"),
+            vec![
+                (
+                    "min",
+                    crate::method::questions::MIN_ANSWER_CHARS.to_string(),
+                ),
+                (
+                    "max",
+                    crate::method::questions::MAX_ANSWER_CHARS.to_string(),
+                ),
+            ],
         ),
         ServiceError::SignInPaused {
             retry_after_secs: Some(secs),
@@ -471,12 +512,50 @@ async fn guard(State(portal): State<Arc<Portal>>, req: Request, next: Next) -> R
             minijinja::context! {},
         )
     } else {
+        let headers = req.headers().clone();
+        let path = req.uri().path().to_string();
         let mut req = req;
         req.extensions_mut().insert(ClientAddr(client));
-        crate::service::as_actor(format!("portal {client}"), next.run(req)).await
+        let answer = crate::service::as_actor(format!("portal {client}"), next.run(req)).await;
+        portal.as_page(answer, &headers, client, &path)
     };
     page::secure_headers(response.headers_mut());
     response
+}
+
+impl Portal {
+    /// A form the body extractor refused (too large, not a form, not readable) is answered
+    /// with a portal page saying so, not the extractor's plain text.
+    fn as_page(
+        &self,
+        answer: Response,
+        headers: &HeaderMap,
+        client: IpAddr,
+        path: &str,
+    ) -> Response {
+        let plain = answer
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"));
+        let reason = match answer.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => "REQUEST_TOO_LARGE",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_CONTENT_TYPE",
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "FORM_INVALID",
+            _ => return answer,
+        };
+        if !plain {
+            return answer;
+        }
+        let mut visit = self.visit(headers, client, path);
+        visit.session.flash = Some(Flash::problem(reason, None));
+        self.render(
+            &mut visit,
+            answer.status(),
+            "problem.html",
+            minijinja::context! {},
+        )
+    }
 }
 
 /// A POST's `Sec-Fetch-Site` and `Origin` (when the browser sends them) must say it came
@@ -558,6 +637,7 @@ const BACK: &[&str] = &[
     "/verify",
     "/password",
     "/done",
+    "/change",
     "/methods",
 ];
 

@@ -119,10 +119,11 @@ async fn start(
                 challenges: started.challenges,
                 sent: Vec::new(),
                 ready: false,
+                attempts_left: started.attempts_left,
             });
             portal.redirect(&mut visit, "/verify")
         }
-        Err(e) => portal.refuse(&mut visit, path, Some("login"), &e),
+        Err(e) => portal.refuse_keeping(&mut visit, path, Some("login"), &e, login),
     }
 }
 
@@ -221,6 +222,7 @@ pub(super) async fn verify_page(
             methods => minijinja::value::Serde(methods),
             required => flow.required,
             verified => flow.verified,
+            attempts_left => flow.attempts_left,
         },
     )
 }
@@ -349,6 +351,7 @@ async fn verified(
     flow.challenges = v.remaining;
     let ready = v.methods_verified >= v.methods_required;
     flow.ready = ready;
+    flow.attempts_left = v.attempts_left;
     let purpose = flow.purpose;
     let id = flow.id.clone();
     visit.session.flow = Some(flow);

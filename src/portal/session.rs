@@ -49,6 +49,8 @@ pub struct Flow {
     pub sent: Vec<Method>,
     /// All the methods the policy asks for are verified.
     pub ready: bool,
+    /// Wrong proofs left before the flow closes or the account is blocked.
+    pub attempts_left: u32,
 }
 
 /// A signed-in registration ("My methods") in this browser.
@@ -99,6 +101,9 @@ pub struct Session {
     pub flow: Option<Flow>,
     pub registration: Option<Registration>,
     pub flash: Option<Flash>,
+    /// The user name a refused form carried, shown in it again with the flash (passwords
+    /// are never kept).
+    pub typed_login: Option<String>,
     /// What the last finished flow did (for the done page, shown once).
     pub done: Option<Done>,
 }
@@ -110,6 +115,7 @@ impl Session {
             && self.flow.is_none()
             && self.registration.is_none()
             && self.flash.is_none()
+            && self.typed_login.is_none()
             && self.done.is_none()
     }
 
@@ -422,6 +428,7 @@ mod tests {
                 challenges: vec![],
                 sent: vec![],
                 ready: false,
+                attempts_left: 3,
             }),
             ..Session::default()
         }

@@ -473,6 +473,8 @@ pub struct StartedReset {
     pub expires_at: u64,
     pub methods_required: u32,
     pub challenges: Vec<Challenge>,
+    /// Wrong proofs left ([`crate::flow::attempts_left`]).
+    pub attempts_left: u32,
 }
 
 /// The effective password policy of a flow's user.

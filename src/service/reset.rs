@@ -26,8 +26,19 @@ enum Settled {
 
 impl Service {
     /// What a proof's answer says about `flow` ([`reset::verification`]).
-    fn verification(&self, flow: &ResetFlow, verified: bool) -> Verification {
-        reset::verification(flow, verified, self.limits.codes.length)
+    async fn verification(
+        &self,
+        flow: &ResetFlow,
+        verified: bool,
+    ) -> Result<Verification, ServiceError> {
+        let counters = self.store.counters(&flow.user_key).await?;
+        let left = flow::attempts_left(flow, &counters, self.now(), &self.policy);
+        Ok(reset::verification(
+            flow,
+            verified,
+            self.limits.codes.length,
+            left,
+        ))
     }
 
     /// Starts a flow. Unknown, disabled, unregistered and insufficiently registered users get
@@ -110,6 +121,7 @@ impl Service {
             expires_at: flow.expires_at,
             methods_required: flow.methods_required,
             challenges: reset::remaining(&flow, self.limits.codes.length),
+            attempts_left: flow::attempts_left(&flow, &counters, t, &self.policy),
         })
     }
 
@@ -290,7 +302,7 @@ impl Service {
                         for r in &records {
                             self.forward_audit(r).await;
                         }
-                        Ok(Settled::Answer(self.verification(&next, true)))
+                        Ok(Settled::Answer(self.verification(&next, true).await?))
                     }
                     // The registration changed (a racing code took the step): check again.
                     None if expected.is_some()
@@ -301,7 +313,7 @@ impl Service {
                     None => {
                         self.give_back(flow, attempt).await?;
                         let (_, current) = self.live_flow_by_hash(h).await?;
-                        Ok(Settled::Answer(self.verification(&current, false)))
+                        Ok(Settled::Answer(self.verification(&current, false).await?))
                     }
                 }
             }
@@ -321,9 +333,10 @@ impl Service {
                 if closed {
                     return Err(ServiceError::TooManyAttempts);
                 }
-                Ok(Settled::Answer(
-                    self.verification(next.as_ref().unwrap_or(flow), false),
-                ))
+                let v = self
+                    .verification(next.as_ref().unwrap_or(flow), false)
+                    .await?;
+                Ok(Settled::Answer(v))
             }
         }
     }
@@ -491,7 +504,7 @@ impl Service {
         let (h, flow) = self.live_flow(flow_id).await?;
         self.check_not_blocked(&flow).await?;
         let code = match reset::code_submitted(&flow, method, self.now())? {
-            reset::CodeCheck::NoCode => return Ok(self.verification(&flow, false)),
+            reset::CodeCheck::NoCode => return self.verification(&flow, false).await,
             reset::CodeCheck::Undelivered { next, why } => {
                 // The provider failed after SendCode answered: say so; the user resends.
                 self.store.swap_flow(&h, &flow, &next).await?;
@@ -501,7 +514,7 @@ impl Service {
             }
             reset::CodeCheck::Expired { next } => {
                 self.store.swap_flow(&h, &flow, &next).await?;
-                return Ok(self.verification(&next, false));
+                return self.verification(&next, false).await;
             }
             reset::CodeCheck::Compare { code } => code,
         };

@@ -648,22 +648,23 @@ fn this_server(ask: &Ask, args: &SetupArgs, prior: &Prior, base_dn: &str) -> Res
             }
         },
     )?;
+    // Users need a page more than kiosks need gRPC: a first setup proposes the portal on
+    // the first host name; a setup run again keeps what the configuration says.
+    let proposed = match prior.get(|r| match r.portal.enabled {
+        true => r.portal.public_url.clone(),
+        false => "none".into(),
+    }) {
+        Some(earlier) => earlier,
+        None => hosts
+            .iter()
+            .find(|h| !h.contains('*') && h.parse::<std::net::IpAddr>().is_err())
+            .map_or_else(|| "none".into(), |h| format!("https://{h}:8443/")),
+    };
     let portal = ask.answer(
         args.portal_url.clone(),
         "portal-url",
         "The web portal's address users open in a browser, https://host[:port]/ (\"none\": no portal)",
-        Some(
-            prior
-                .get(|r| {
-                    if r.portal.enabled {
-                        r.portal.public_url.clone()
-                    } else {
-                        String::new()
-                    }
-                })
-                .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| "none".into()),
-        ),
+        Some(proposed),
         portal_url,
     )?;
     // The portal is served with the server certificate (until the admin gives it one
