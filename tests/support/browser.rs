@@ -186,6 +186,32 @@ pub async fn accessible(b: &Client, page: &str) {
     println!("axe-core {version}: {page}: no serious or critical violation");
 }
 
+/// The current page fits the window's width: nothing scrolls sideways (at 320 px: a small
+/// phone, or 400 % zoom — WCAG 1.4.10). On failure, the elements that stick out.
+pub async fn fits_width(b: &Client, page: &str) {
+    let fits = b
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    if fits != json!(true) {
+        let why = b
+            .execute(
+                "return [window.innerWidth, document.documentElement.scrollWidth,
+                  [...document.querySelectorAll('body *')]
+                    .filter(e => e.getBoundingClientRect().right > window.innerWidth)
+                    .map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right))
+                    .slice(0, 8)]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        panic!("{page} does not fit the width: {why}");
+    }
+}
+
 pub fn driver_or_fail() {
     assert!(
         Chromedriver::available(),
