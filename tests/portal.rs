@@ -11,7 +11,7 @@ use serde_json::json;
 use ssprd_testbed::{Chromedriver, Mail, SmtpSink};
 use support::browser::{
     Shots, accessible, browser, click, console, driver_or_fail, fill, find, fits_width,
-    submit_change, text, violations,
+    submit_change, text, value_of, violations,
 };
 use support::{Daemon, OpenLdap, TestDirectory, answer_for, unique};
 
@@ -929,15 +929,7 @@ async fn register_every_method_then_reset_with_the_authenticator() {
             .contains("user name or password is not correct")
     );
     // The user name is kept (issue 24 item 10), the password is not.
-    assert_eq!(
-        find(&b, "#login")
-            .await
-            .prop("value")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(login.as_str())
-    );
+    assert_eq!(value_of(&b, "#login").await, login.as_str());
     fill(&b, "#password", PASSWORD).await;
     click(&b, "#sign-in").await;
     assert!(
@@ -1546,23 +1538,10 @@ async fn every_page_fits_320_px_says_what_it_means_and_keeps_what_was_typed() {
     click(&b, ".language button").await;
     submit_change(&b, &login, "Not-The-Current-1", "Brand-New-Wide-5678").await;
     assert!(text(&b, "#error-summary").await.contains("not correct"));
+    assert_eq!(value_of(&b, "#login").await, login.as_str());
     assert_eq!(
-        find(&b, "#login")
-            .await
-            .prop("value")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(login.as_str())
-    );
-    assert_eq!(
-        find(&b, "#current_password")
-            .await
-            .prop("value")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(""),
+        value_of(&b, "#current_password").await,
+        "",
         "a password is never filled in again"
     );
     page("change: refused").await;
@@ -1577,7 +1556,7 @@ async fn every_page_fits_320_px_says_what_it_means_and_keeps_what_was_typed() {
     page("my methods: signed in").await;
     shots.take(&b, "signed-in-320").await;
     // A refused questions form keeps its questions and answers.
-    let picked = find(&b, "#question-1").await.prop("value").await.unwrap();
+    let picked = value_of(&b, "#question-1").await;
     for (i, a) in ["Rex the dog", "ab", "Oslo Norway"].iter().enumerate() {
         fill(&b, &format!("#answer-{i}"), a).await;
     }
@@ -1594,19 +1573,8 @@ async fn every_page_fits_320_px_says_what_it_means_and_keeps_what_was_typed() {
         Some("true"),
         "the refusal is at the answer it concerns"
     );
-    assert_eq!(
-        find(&b, "#answer-0")
-            .await
-            .prop("value")
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("Rex the dog")
-    );
-    assert_eq!(
-        find(&b, "#question-1").await.prop("value").await.unwrap(),
-        picked
-    );
+    assert_eq!(value_of(&b, "#answer-0").await, "Rex the dog");
+    assert_eq!(value_of(&b, "#question-1").await, picked);
     page("my methods: questions refused").await;
     // Confirmation codes: five in a session, then a reason.
     let outside = format!("{}@outside.example", unique("friend"));

@@ -210,6 +210,27 @@ pub(super) async fn sign_in(
     }
 }
 
+/// The visit and sign-in of a form posted by a signed-in user — or the page that refuses it
+/// (a kiosk, a forged form, a session that ended).
+fn signed_in(
+    portal: &Portal,
+    headers: &HeaderMap,
+    client: ClientAddr,
+    form: &HashMap<String, String>,
+) -> Result<(Visit, Registration), Box<Response>> {
+    let mut visit = visit_of(portal, headers, client, "/methods");
+    if let Some(r) = kiosk(portal, &mut visit) {
+        return Err(Box::new(r));
+    }
+    if !portal.csrf_ok(&visit, form) {
+        return Err(Box::new(portal.forbidden(&mut visit)));
+    }
+    match visit.session.registration.clone() {
+        Some(reg) => Ok((visit, reg)),
+        None => Err(Box::new(portal.session_ended(&mut visit, "/methods"))),
+    }
+}
+
 /// Runs one change for the signed-in user; back to the page with `notice` or the refusal.
 async fn change<F, Fut>(
     portal: Arc<Portal>,
@@ -223,15 +244,9 @@ where
     F: FnOnce(Arc<Portal>, Registration, HashMap<String, String>) -> Fut,
     Fut: std::future::Future<Output = Result<(Registration, Said), ServiceError>>,
 {
-    let mut visit = visit_of(&portal, &headers, client, "/methods");
-    if let Some(r) = kiosk(&portal, &mut visit) {
-        return r;
-    }
-    if !portal.csrf_ok(&visit, &form) {
-        return portal.forbidden(&mut visit);
-    }
-    let Some(reg) = visit.session.registration.clone() else {
-        return portal.session_ended(&mut visit, "/methods");
+    let (mut visit, reg) = match signed_in(&portal, &headers, client, &form) {
+        Ok(v) => v,
+        Err(refused) => return *refused,
     };
     match run(portal.clone(), reg, form).await {
         Ok((reg, (notice, mut args))) => {
@@ -262,15 +277,9 @@ pub(super) async fn questions(
     headers: HeaderMap,
     Form(mut form): Fields,
 ) -> Response {
-    let mut visit = visit_of(&portal, &headers, client, "/methods");
-    if let Some(r) = kiosk(&portal, &mut visit) {
-        return r;
-    }
-    if !portal.csrf_ok(&visit, &form) {
-        return portal.forbidden(&mut visit);
-    }
-    let Some(reg) = visit.session.registration.clone() else {
-        return portal.session_ended(&mut visit, "/methods");
+    let (mut visit, reg) = match signed_in(&portal, &headers, client, &form) {
+        Ok(v) => v,
+        Err(refused) => return *refused,
     };
     let count = portal.service.question_policy().register_count;
     let typed: Vec<(String, String)> = (0..count)

@@ -71,6 +71,16 @@ pub async fn text(b: &Client, css: &str) -> String {
     find(b, css).await.text().await.unwrap()
 }
 
+/// The current value of the form field at `css`.
+pub async fn value_of(b: &Client, css: &str) -> String {
+    find(b, css)
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
 pub async fn fill(b: &Client, css: &str, value: &str) {
     find(b, css).await.send_keys(value).await.unwrap();
 }
