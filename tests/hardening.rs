@@ -352,7 +352,12 @@ async fn concurrent_guesses_never_exceed_the_failure_budget() {
             match o {
                 Ok(true) => assert_eq!(i, right, "only the right answer verifies"),
                 Ok(false) => assert_ne!(i, right, "the right answer is not 'wrong'"),
-                Err(r) => assert_eq!(r, "SSPR_BLOCKED", "guess {i}"),
+                // Refused unchecked: the account is blocked, or the rest of its budget is
+                // held by the guesses being checked at that moment.
+                Err(r) => assert!(
+                    r == "SSPR_BLOCKED" || r == "VERIFICATIONS_IN_PROGRESS",
+                    "guess {i}: {r}"
+                ),
             }
         }
         let user = admin
@@ -391,7 +396,11 @@ async fn concurrent_guesses_never_exceed_the_failure_budget() {
                 "trial {trial}: verified after the block"
             );
         } else {
-            assert_eq!(outcomes[right], Err("SSPR_BLOCKED".to_string()));
+            assert!(
+                matches!(&outcomes[right], Err(r) if r == "SSPR_BLOCKED" || r == "VERIFICATIONS_IN_PROGRESS"),
+                "trial {trial}: the right answer: {:?}",
+                outcomes[right]
+            );
         }
         assert!(
             ldap.can_bind(&login, pw).await,
