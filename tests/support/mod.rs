@@ -224,13 +224,18 @@ impl Daemon {
             shutdown: Some(tx),
             task: Some(task),
         };
-        for _ in 0..100 {
+        let mut d = d;
+        for _ in 0..300 {
             if d.channel().await.is_ok() {
                 return d;
             }
+            if d.task.as_ref().is_some_and(|t| t.is_finished()) {
+                let ended = d.task.take().unwrap().await;
+                panic!("the daemon stopped while starting: {ended:?}");
+            }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("daemon did not come up");
+        panic!("daemon did not come up within 15 s");
     }
 
     pub async fn channel(&self) -> Result<Channel, tonic::transport::Error> {
