@@ -78,6 +78,19 @@ fn admin_reset(login: &str, password: &str) -> pb::ResetUserPasswordRequest {
     }
 }
 
+/// A daemon's files in a new directory under `base`, with client certificates (an admin's
+/// among them): (the directory, the CA, the port, the configuration file, the certificates).
+fn admin_daemon_files(
+    base: &std::path::Path,
+    ldap: &OpenLdap,
+) -> (tempfile::TempDir, String, u16, std::path::PathBuf, Certs) {
+    let work = tempfile::tempdir_in(base).unwrap();
+    let (mut raw, ca, port, cfg) = Daemon::config_file(work.path(), ldap);
+    let certs = Certs::install(&mut raw, work.path());
+    std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+    (work, ca, port, cfg, certs)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_reset_survives_a_crash_at_every_step() {
     let _beside = ALONE.read().await;
@@ -104,10 +117,7 @@ async fn an_admin_reset_survives_a_crash_at_every_step() {
         "complete.after_write",
         "complete.after_commit",
     ] {
-        let work = tempfile::tempdir_in(base.path()).unwrap();
-        let (mut raw, ca, port, cfg) = Daemon::config_file(work.path(), &ldap);
-        let certs = Certs::install(&mut raw, work.path());
-        std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+        let (_work, ca, port, cfg, certs) = admin_daemon_files(base.path(), &ldap);
         let login = unique("admincrash");
         let (old, given, own, later) = (
             "AdminCrash-Old-1234",
@@ -190,10 +200,7 @@ async fn an_admin_reset_with_must_change_is_whole_after_a_crash_at_every_step() 
         "complete.after_write",
         "complete.after_commit",
     ] {
-        let work = tempfile::tempdir_in(base.path()).unwrap();
-        let (mut raw, ca, port, cfg) = Daemon::config_file(work.path(), &ldap);
-        let certs = Certs::install(&mut raw, work.path());
-        std::fs::write(&cfg, toml::to_string(&raw).unwrap()).unwrap();
+        let (_work, ca, port, cfg, certs) = admin_daemon_files(base.path(), &ldap);
         let login = unique("mustcrash");
         let (old, given) = ("MustCrash-Old-1234", "MustCrash-Given-5678");
         ldap.create_user(&login, old).await;
