@@ -88,6 +88,15 @@ async fn one_write_for_parallel_completions_and_the_throttle_applies() {
         .await
         .unwrap_err();
     assert_eq!(reason(&e), "SSPR_BLOCKED");
+    // How long the block lasts (issue 24 item 5): the day of the default policy.
+    let wait = tonic_types::StatusExt::get_details_retry_info(&e)
+        .and_then(|r| r.retry_delay)
+        .expect("a retry delay");
+    assert!(
+        (86_000..=86_400).contains(&wait.as_secs()),
+        "{wait:?}: {}",
+        e.message()
+    );
     assert!(ldap.can_bind(&login, &new).await, "nothing written");
     d.stop().await;
 }

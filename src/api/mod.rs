@@ -56,7 +56,7 @@ pub fn code_and_reason(e: &ServiceError) -> (Code, &'static str) {
         | E::SendsThrottled { .. }
         | E::VerificationsInProgress
         | E::TooManyAttempts
-        | E::Blocked
+        | E::Blocked { .. }
         | E::ClientRateLimited => Code::ResourceExhausted,
         E::DirectoryFailed => Code::Internal,
         E::PolicyConflict(_) | E::Contended => Code::Aborted,
@@ -76,6 +76,7 @@ impl From<ServiceError> for Status {
             ServiceError::SendsThrottled { retry_after_secs } => Some(*retry_after_secs),
             ServiceError::SignInPaused { retry_after_secs } => *retry_after_secs,
             ServiceError::VerificationsInProgress => Some(1),
+            ServiceError::Blocked { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
         if let Some(secs) = retry {

@@ -47,7 +47,7 @@ pub type Args = Vec<(&'static str, String)>;
 /// The arguments that are numbers (for plurals); every other argument is text, whatever
 /// it looks like (a user name `007` stays `007`).
 const NUMBERS: &[&str] = &[
-    "n", "length", "minutes", "required", "verified", "tries", "min", "max",
+    "n", "length", "minutes", "hours", "required", "verified", "tries", "min", "max",
 ];
 
 /// The text of `key` in `lang` with `args` (English when the language lacks it; the key

@@ -437,6 +437,14 @@ fn problem_of(e: &ServiceError, field: Option<&str>) -> Flash {
                 ),
             ],
         ),
+        ServiceError::Blocked { retry_after_secs } if *retry_after_secs > 3_600 => (
+            format!("reason-{reason}-HOURS"),
+            vec![("hours", retry_after_secs.div_ceil(3_600).to_string())],
+        ),
+        ServiceError::Blocked { retry_after_secs } => (
+            format!("reason-{reason}"),
+            vec![("minutes", retry_after_secs.div_ceil(60).max(1).to_string())],
+        ),
         ServiceError::SignInPaused {
             retry_after_secs: Some(secs),
         } => (
@@ -817,7 +825,12 @@ mod tests {
             ServiceError::CodeExpired,
             ServiceError::TooManyAttempts,
             ServiceError::VerificationsInProgress,
-            ServiceError::Blocked,
+            ServiceError::Blocked {
+                retry_after_secs: 60,
+            },
+            ServiceError::Blocked {
+                retry_after_secs: 86_400,
+            },
             ServiceError::DirectoryUnavailable,
             ServiceError::DirectoryFailed,
             ServiceError::StoreUnavailable,

@@ -392,7 +392,7 @@ fn after_error(
 ) -> Response {
     let ends = matches!(
         e,
-        ServiceError::FlowInvalid | ServiceError::TooManyAttempts | ServiceError::Blocked
+        ServiceError::FlowInvalid | ServiceError::TooManyAttempts | ServiceError::Blocked { .. }
     );
     if ends {
         let purpose = visit

@@ -104,9 +104,10 @@ pub enum ServiceError {
     #[error("other proofs for this account are being checked right now; try again in a moment")]
     VerificationsInProgress,
     #[error(
-        "self-service password reset is blocked for this account for now; try later or contact the helpdesk"
+        "self-service password reset is blocked for this account after too many failed verifications; it can be used again in {} minute(s), or the helpdesk can lift the block",
+        .retry_after_secs.div_ceil(60).max(1)
     )]
-    Blocked,
+    Blocked { retry_after_secs: u64 },
     #[error("{}", .0.message())]
     PasswordRefused(PolicyReason),
     #[error("{}", .0.message())]
@@ -167,7 +168,7 @@ impl ServiceError {
             E::CodeExpired => "CODE_EXPIRED",
             E::TooManyAttempts => "TOO_MANY_ATTEMPTS",
             E::VerificationsInProgress => "VERIFICATIONS_IN_PROGRESS",
-            E::Blocked => "SSPR_BLOCKED",
+            E::Blocked { .. } => "SSPR_BLOCKED",
             E::PasswordRefused(r) => r.code(),
             E::PasswordRules(r) => r.reason(),
             E::DirectoryUnavailable => "DIRECTORY_UNAVAILABLE",
@@ -696,6 +697,13 @@ impl Service {
             questions_not_only: true,
             sms_alone_not_allowed: true,
         })
+    }
+
+    /// The answer for an account blocked from self-service, with how long the block lasts.
+    fn blocked(&self, c: &crate::store::Counters) -> ServiceError {
+        ServiceError::Blocked {
+            retry_after_secs: c.blocked_until.saturating_sub(self.now()).max(1),
+        }
     }
 
     /// The stand-in of a name the directory does not know (or of a disabled account): what

@@ -103,7 +103,7 @@ impl Service {
         let flow = reset::start(subject, t, &self.policy, qp, &mut rand::rng());
         let counters = self.store.counters(&flow.user_key).await?;
         if flow::blocked(&counters, t) {
-            return Err(ServiceError::Blocked);
+            return Err(self.blocked(&counters));
         }
         let flow_id = new_token();
         // The flow and its record, as one atomic batch with one flush.
@@ -140,7 +140,7 @@ impl Service {
     async fn check_not_blocked(&self, flow: &ResetFlow) -> Result<(), ServiceError> {
         let c = self.store.counters(&flow.user_key).await?;
         if flow::blocked(&c, self.now()) {
-            Err(ServiceError::Blocked)
+            Err(self.blocked(&c))
         } else {
             Ok(())
         }
@@ -163,7 +163,7 @@ impl Service {
             crate::failpoint::hit("verify.after_attempt");
             Ok(id)
         } else if flow::blocked(&counters, t) {
-            Err(ServiceError::Blocked)
+            Err(self.blocked(&counters))
         } else {
             Err(ServiceError::VerificationsInProgress)
         }
@@ -239,7 +239,7 @@ impl Service {
         if flow::blocked(&counters, self.now()) {
             self.audit("sspr.blocked", &flow.login, "blocked", "too_many_failures")
                 .await;
-            return Err(ServiceError::Blocked);
+            return Err(self.blocked(&counters));
         }
         Ok(())
     }

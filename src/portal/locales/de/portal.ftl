@@ -91,7 +91,10 @@ reason-TOO_MANY_CODES = In dieser Sitzung wurden zu viele Codes gesendet. Beginn
 reason-CODE_INVALID = Der Code ist nicht korrekt.
 reason-CODE_EXPIRED = Der Code ist abgelaufen oder wurde zu oft versucht. Fordern Sie einen neuen an.
 reason-TOO_MANY_ATTEMPTS = Zu viele falsche Antworten. Beginnen Sie neu.
-reason-SSPR_BLOCKED = Die Selbstbedienung ist für dieses Konto vorerst gesperrt. Versuchen Sie es später oder wenden Sie sich an den Helpdesk.
+reason-SSPR_BLOCKED = Die Selbstbedienung ist für dieses Konto nach zu vielen falschen Antworten oder Codes gesperrt. Sie ist in { $minutes ->
+    [one] einer Minute
+   *[other] { $minutes } Minuten
+  } wieder möglich, oder der Helpdesk hebt die Sperre auf.
 reason-PASSWORD_REQUIRED = Geben Sie ein neues Passwort ein.
 reason-PASSWORD_INVALID_CHARACTER = Das neue Passwort enthält ein unzulässiges Zeichen.
 reason-PASSWORD_TOO_SHORT = Das neue Passwort muss mindestens { $n } Zeichen haben.
@@ -217,3 +220,7 @@ home-first-time = Zum ersten Mal hier? Registrieren Sie zuerst Ihre Methoden unt
 reason-REQUEST_TOO_LARGE = Das Gesendete ist für dieses Formular zu groß. Gehen Sie zurück und versuchen Sie es mit weniger.
 reason-FORM_INVALID = Dieses Formular konnte nicht gelesen werden. Gehen Sie zum Anfang zurück und füllen Sie es erneut aus.
 reason-UNSUPPORTED_CONTENT_TYPE = Dieses Formular wurde nicht als Webformular gesendet. Gehen Sie zum Anfang zurück und füllen Sie es erneut aus.
+reason-SSPR_BLOCKED-HOURS = Die Selbstbedienung ist für dieses Konto nach zu vielen falschen Antworten oder Codes gesperrt. Sie ist in { $hours ->
+    [one] einer Stunde
+   *[other] { $hours } Stunden
+  } wieder möglich, oder der Helpdesk hebt die Sperre auf.

@@ -92,7 +92,10 @@ reason-TOO_MANY_CODES = Too many codes were sent in this session. Start again la
 reason-CODE_INVALID = The code is not correct.
 reason-CODE_EXPIRED = The code has expired or was tried too often. Ask for a new one.
 reason-TOO_MANY_ATTEMPTS = Too many wrong answers. Start again.
-reason-SSPR_BLOCKED = Self-service is blocked for this account for now. Try later or contact the helpdesk.
+reason-SSPR_BLOCKED = Self-service is blocked for this account after too many wrong answers or codes. It can be used again in { $minutes ->
+    [one] a minute
+   *[other] { $minutes } minutes
+  }, or the helpdesk can lift the block.
 reason-PASSWORD_REQUIRED = Enter a new password.
 reason-PASSWORD_INVALID_CHARACTER = The new password contains a character that is not allowed.
 reason-PASSWORD_TOO_SHORT = The new password must have at least { $n } characters.
@@ -218,3 +221,7 @@ home-first-time = First time here? Register your methods under “My methods” 
 reason-REQUEST_TOO_LARGE = What was sent is too large for this form. Go back and try again with less.
 reason-FORM_INVALID = This form could not be read. Go back to the start and fill it in again.
 reason-UNSUPPORTED_CONTENT_TYPE = This form was not sent as a web form. Go back to the start and fill it in again.
+reason-SSPR_BLOCKED-HOURS = Self-service is blocked for this account after too many wrong answers or codes. It can be used again in { $hours ->
+    [one] an hour
+   *[other] { $hours } hours
+  }, or the helpdesk can lift the block.

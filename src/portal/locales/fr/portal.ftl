@@ -91,7 +91,10 @@ reason-TOO_MANY_CODES = Trop de codes ont été envoyés pendant cette session. 
 reason-CODE_INVALID = Le code est incorrect.
 reason-CODE_EXPIRED = Le code a expiré ou a été essayé trop souvent. Demandez-en un nouveau.
 reason-TOO_MANY_ATTEMPTS = Trop de réponses fausses. Recommencez.
-reason-SSPR_BLOCKED = Le libre-service est bloqué pour ce compte pour le moment. Réessayez plus tard ou contactez le support.
+reason-SSPR_BLOCKED = Le libre-service est bloqué pour ce compte après trop de réponses ou de codes erronés. Il sera de nouveau possible dans { $minutes ->
+    [one] une minute
+   *[other] { $minutes } minutes
+  }, ou le support peut lever le blocage.
 reason-PASSWORD_REQUIRED = Saisissez un nouveau mot de passe.
 reason-PASSWORD_INVALID_CHARACTER = Le nouveau mot de passe contient un caractère non autorisé.
 reason-PASSWORD_TOO_SHORT = Le nouveau mot de passe doit comporter au moins { $n } caractères.
@@ -217,3 +220,7 @@ home-first-time = Première visite ? Enregistrez d’abord vos méthodes sous «
 reason-REQUEST_TOO_LARGE = Ce qui a été envoyé est trop volumineux pour ce formulaire. Revenez en arrière et réessayez avec moins.
 reason-FORM_INVALID = Ce formulaire n’a pas pu être lu. Revenez au début et remplissez-le à nouveau.
 reason-UNSUPPORTED_CONTENT_TYPE = Ce formulaire n’a pas été envoyé comme formulaire web. Revenez au début et remplissez-le à nouveau.
+reason-SSPR_BLOCKED-HOURS = Le libre-service est bloqué pour ce compte après trop de réponses ou de codes erronés. Il sera de nouveau possible dans { $hours ->
+    [one] une heure
+   *[other] { $hours } heures
+  }, ou le support peut lever le blocage.
